@@ -1,0 +1,93 @@
+"""The on-disk subtomogram dataset: one zarr v3 group.
+
+Layout::
+
+    volumes   (n, s, s, s) float32, chunks (1, s, s, s)    the observed boxes (z, y, x)
+    labels    (n,) int32                                   class index of each box
+    attrs["tomocam_dataset"] = {classes, voxel_size, box, n_per_class, seed, acquisition, sampling,
+                                 sources, version, command, complete}
+
+The completion marker ``complete: true`` is written last; readers refuse a dataset without it, so an
+interrupted simulation never looks like a finished one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomocam.errors import InputError, OutputError
+
+ATTR_KEY = "tomocam_dataset"
+
+
+@dataclass
+class Dataset:
+    """An opened dataset: ``volumes`` is a lazily read zarr array ``(n, s, s, s)``, ``labels`` ``(n,)`` int64."""
+
+    path: Path
+    volumes: Any
+    labels: np.ndarray
+    classes: list[str]
+    voxel_size: float
+    attrs: dict
+
+    @property
+    def box(self) -> int:
+        """Edge length of the cubic boxes, in voxels."""
+        return int(self.volumes.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def create_dataset(path: Path, n: int, box: int, attrs: dict, *, overwrite: bool = False) -> tuple[Any, Any, Any]:
+    """Create the arrays of a new dataset (incomplete until :func:`mark_complete`); returns (group, volumes, labels)."""
+    import zarr
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"output '{path}' exists already: choose another path or pass --overwrite")
+    try:
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        volumes = group.create_array("volumes", shape=(n, box, box, box), chunks=(1, box, box, box), dtype="float32")
+        labels = group.create_array("labels", shape=(n,), chunks=(max(n, 1),), dtype="int32")
+        group.attrs[ATTR_KEY] = {**attrs, "complete": False}
+    except OSError as err:
+        raise OutputError(f"cannot create dataset '{path}': {err}") from err
+    return group, volumes, labels
+
+
+def mark_complete(group: Any) -> None:
+    """Write the completion marker, last."""
+    meta = dict(group.attrs[ATTR_KEY])
+    meta["complete"] = True
+    group.attrs[ATTR_KEY] = meta
+
+
+def open_dataset(path: Path) -> Dataset:
+    """Open a complete tomocam dataset, or raise :class:`InputError` saying what is wrong."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"dataset '{path}' does not exist")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        meta = dict(group.attrs.get(ATTR_KEY, {}))
+    except Exception as err:  # zarr raises several unrelated types for a non-zarr folder
+        raise InputError(f"'{path}' is not a zarr dataset: {err}") from err
+    if not meta:
+        raise InputError(f"'{path}' is not a tomocam dataset (no '{ATTR_KEY}' attributes)")
+    if not meta.get("complete"):
+        raise InputError(f"dataset '{path}' is incomplete (its simulation did not finish): simulate it again")
+    volumes, labels = group["volumes"], np.asarray(group["labels"][:], dtype=np.int64)
+    classes = list(meta["classes"])
+    if volumes.ndim != 4 or volumes.shape[0] != labels.shape[0]:
+        raise InputError(f"dataset '{path}': volumes {volumes.shape} and labels {labels.shape} do not match")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise InputError(f"dataset '{path}': labels outside 0..{len(classes) - 1}")
+    return Dataset(path, volumes, labels, classes, float(meta["voxel_size"]), meta)
