@@ -1,0 +1,5 @@
+"""``python -m tomocam`` runs the command-line interface."""
+
+from tomocam.cli.main import main
+
+main()

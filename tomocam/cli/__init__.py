@@ -1,0 +1,1 @@
+"""Command-line interface: one module per command, joined in :mod:`tomocam.cli.main`."""

@@ -1,0 +1,27 @@
+"""The input normalisation a model expects, shared by training and explaining.
+
+A checkpoint records the method by name, so that tiles cut from a tomogram are normalised exactly as the training
+subtomograms were.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+NORMALISATIONS: tuple[str, ...] = ("zscore", "none")
+
+
+def normalise(x: Tensor, method: str) -> Tensor:
+    """Normalise each sample of ``(n, c, *s)`` independently.
+
+    ``"zscore"``: zero mean and unit standard deviation per sample (over channels and space); a constant sample
+    becomes zeros. ``"none"``: returned unchanged.
+    """
+    if method == "none":
+        return x
+    if method != "zscore":
+        raise ValueError(f"unknown normalisation {method!r}; expected one of {NORMALISATIONS}")
+    axes = tuple(range(1, x.dim()))
+    mean = x.mean(axes, keepdim=True)
+    std = x.std(axes, keepdim=True, unbiased=False)
+    return (x - mean) / std.clamp_min(1e-6)
