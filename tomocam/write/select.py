@@ -1,0 +1,33 @@
+"""Choosing what of a store a reader uses: classes by name and CAM methods, checked against the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tomocam.errors import ClassError, InputError
+from tomocam.write.store import ExplainStore
+
+
+def select_classes(store: ExplainStore, names: Sequence[str] | None) -> list[str]:
+    """``names`` checked against the store's classes (all of them when ``names`` is empty or None).
+
+    Raises :class:`ClassError` naming the unknown class and listing the known ones.
+    """
+    known = store.classes
+    if not names:
+        return list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ClassError(f"class {unknown[0]!r} is not in store '{store.path}'; its classes are {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def select_methods(store: ExplainStore, methods: Sequence[str] | None) -> list[str]:
+    """``methods`` checked against the store's (all of them when empty or None); :class:`InputError` if absent."""
+    have = store.methods
+    if not methods:
+        return list(have)
+    missing = [m for m in methods if m not in have]
+    if missing:
+        raise InputError(f"store '{store.path}' has no {missing[0]!r} heatmaps; it has {', '.join(have)}")
+    return list(dict.fromkeys(methods))
