@@ -178,6 +178,11 @@ def _one_hot_directions(n: int, k_total: int, classes: Sequence[int], like: Tens
     return eye
 
 
+def _accumulation_dtype(t: Tensor) -> torch.dtype:
+    """float32 for float32 and lower precisions (autocast), float64 for float64 models."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def _weights_through_linear(
     a: Tensor, logits: Tensor, linear: nn.Linear, hidden: Tensor, classes: Sequence[int], methods: Sequence[str],
     eps: float,
@@ -186,9 +191,10 @@ def _weights_through_linear(
     n, l = a.shape[:2]
     directions = _one_hot_directions(n, logits.shape[1], classes, logits)
     (delta,) = torch.autograd.grad(logits, hidden, directions, is_grads_batched=True, retain_graph=False)
-    delta = delta.float().transpose(0, 1)  # (n, k, j)
-    w = linear.weight.detach().float().reshape(linear.out_features, l, -1)  # (j, l, s)
-    a_flat = a.detach().float().reshape(n, l, -1)  # (n, l, s)
+    acc = _accumulation_dtype(a)
+    delta = delta.to(acc).transpose(0, 1)  # (n, k, j)
+    w = linear.weight.detach().to(acc).reshape(linear.out_features, l, -1)  # (j, l, s)
+    a_flat = a.detach().to(acc).reshape(n, l, -1)  # (n, l, s)
     alphas = {}
     if "respond" in methods:
         p = torch.einsum("jls,nls->njl", w, a_flat)  # (n, j, l)
@@ -204,7 +210,8 @@ def _weights_generic(
 ) -> dict[str, Tensor]:
     """Channel weights ``alpha (n, k, l)`` per method from batched gradients ``dy_k/da``, classes in chunks."""
     n, l = a.shape[:2]
-    a_flat = a.detach().float().reshape(n, l, -1)  # (n, l, s)
+    acc = _accumulation_dtype(a)
+    a_flat = a.detach().to(acc).reshape(n, l, -1)  # (n, l, s)
     chunk = max(1, _MAX_GRAD_ELEMENTS // max(1, a.numel()))
     parts: dict[str, list[Tensor]] = {m: [] for m in methods}
     for start in range(0, len(classes), chunk):
@@ -212,7 +219,7 @@ def _weights_generic(
         directions = _one_hot_directions(n, logits.shape[1], part, logits)
         last = start + chunk >= len(classes)
         (grads,) = torch.autograd.grad(logits, a, directions, is_grads_batched=True, retain_graph=not last)
-        grads = grads.float().reshape(len(part), n, l, -1).transpose(0, 1)  # (n, k, l, s)
+        grads = grads.to(acc).reshape(len(part), n, l, -1).transpose(0, 1)  # (n, k, l, s)
         if "respond" in methods:
             parts["respond"].append((grads * a_flat.unsqueeze(1)).sum(-1) / (a_flat.sum(-1).unsqueeze(1) + eps))
         if "grad" in methods:
@@ -254,7 +261,8 @@ def compute_cams(
             weights and maps are still accumulated in float32.
 
     Returns:
-        :class:`CamResult` with logits ``(n, k)`` and maps ``(n, k, *s)``, float32.
+        :class:`CamResult` with logits ``(n, k)`` and maps ``(n, k, *s)``, float32 (float64 for a float64
+        model).
 
     Raises:
         LayerError: unknown layer, a layer output without spatial axes, or a layer the logits do not depend on.
@@ -291,12 +299,12 @@ def compute_cams(
                 alphas = _weights_through_linear(a, logits, head[0], head[1], wanted, methods, eps)
             else:
                 alphas = _weights_generic(a, logits, wanted, methods, eps)
-            a_flat = a.detach().float().reshape(a.shape[0], a.shape[1], -1)  # (n, l, s)
+            a_flat = a.detach().to(_accumulation_dtype(a)).reshape(a.shape[0], a.shape[1], -1)  # (n, l, s)
             maps = {
                 m: torch.bmm(alphas[m], a_flat).reshape(a.shape[0], len(wanted), *a.shape[2:])  # (n, k, *s)
                 for m in methods
             }
     index = torch.tensor(wanted, device=logits.device)
     return CamResult(
-        logits=logits.detach().float().index_select(1, index), maps=maps, classes=wanted, layer=layer
+        logits=logits.detach().to(_accumulation_dtype(a)).index_select(1, index), maps=maps, classes=wanted, layer=layer
     )

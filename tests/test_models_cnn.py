@@ -1,0 +1,23 @@
+"""CNN-1 and CNN-2 have the paper's feature-map sizes at the authors' CAM layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tomocam.models import cnn1, cnn2
+from tomocam.models.summary import layer_shapes
+
+
+@pytest.mark.parametrize("factory,side", [(cnn1, 10), (cnn2, 5)])
+def test_last_maxpool_has_64_maps_of_paper_size(factory, side):
+    model = factory()
+    shapes = {layer.name: layer.shape for layer in layer_shapes(model, (1, 40, 40, 40))}
+    assert shapes[model.default_cam_layer] == (64, side, side, side)
+    assert shapes["classifier.fc3"] == (23,)
+    assert model(torch.zeros(2, 1, 40, 40, 40)).shape == (2, 23)
+
+
+def test_input_size_must_fit_the_pooling():
+    with pytest.raises(ValueError, match="divisible by 8"):
+        cnn2(input_size=36)
