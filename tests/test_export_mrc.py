@@ -82,3 +82,16 @@ def test_failure_midway_leaves_no_file_that_looks_complete(tmp_path):
 def test_unknown_class_is_a_class_error(store, tmp_path):
     with pytest.raises(ClassError, match="'zzz'.*a, b, c"):
         export_store(store, tmp_path, classes=["zzz"])
+
+
+def test_cli_exports_beside_the_store(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from tomocam.cli.main import app
+
+    result = CliRunner().invoke(app, ["export", store.path, "-c", "a", "-m", "grad"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.glob("*.mrc") if p.name != "tomo.mrc")
+    assert names == ["run_grad_a.mrc", "run_labels.mrc"]
+    with mrcfile.open(tmp_path / "run_grad_a.mrc") as mrc:
+        np.testing.assert_array_equal(mrc.data, store.heatmap("grad")[0])

@@ -1,10 +1,37 @@
-"""`tomocam export` (being built: see the issue tracker)."""
+"""``tomocam export STORE``: per-class heatmaps and the label image as MRC files for IMOD and ChimeraX."""
 
 from __future__ import annotations
 
-from tomocam.errors import TomocamError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 
-def export() -> None:
-    """Not built yet."""
-    raise TomocamError("'tomocam export' is not built yet")
+def export(
+    store: Annotated[Path, typer.Argument(help="An explain store (.zarr) written by 'tomocam explain'.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder for the MRC files. Default: beside the store.")
+    ] = None,
+    classes: Annotated[
+        Optional[list[str]], typer.Option("--class", "-c", help="Class to export (repeat). Default: all classes.")
+    ] = None,
+    method: Annotated[
+        Optional[list[str]], typer.Option("--method", "-m", help="respond or grad (repeat). Default: all in the store.")
+    ] = None,
+    level: Annotated[int, typer.Option(help="Pyramid level (0 = the tomogram's grid, each next 2x coarser).")] = 0,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also export the label image (uint16).")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing MRC files.")] = False,
+) -> None:
+    """Write <store>_<method>_<class>.mrc per class and <store>_labels.mrc, with the tomogram's voxel size and
+    origin, block by block (bounded memory)."""
+    from tomocam.write.export_mrc import export_store
+    from tomocam.write.store import open_store
+
+    opened = open_store(store)
+    out_dir = output if output is not None else Path(store).absolute().parent
+    paths = export_store(
+        opened, out_dir, methods=method, classes=classes, level=level, labels=labels, overwrite=overwrite
+    )
+    for path in paths:
+        typer.echo(str(path))

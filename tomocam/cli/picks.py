@@ -1,10 +1,71 @@
-"""`tomocam picks` (being built: see the issue tracker)."""
+"""``tomocam picks STORE``: particle picks from heatmap peaks, as STAR and CSV, optionally scored against truth."""
 
 from __future__ import annotations
 
-from tomocam.errors import TomocamError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 
-def picks() -> None:
-    """Not built yet."""
-    raise TomocamError("'tomocam picks' is not built yet")
+def picks(
+    store: Annotated[Path, typer.Argument(help="An explain store (.zarr) written by 'tomocam explain'.")],
+    radius: Annotated[
+        float, typer.Option("--radius", "-r", help="Particle radius in angstrom: peaks of a class closer than this "
+                            "are merged (non-maximum suppression).")
+    ],
+    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Minimum heatmap value, score units.")] = 0.0,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
+                                     "written. Default: <store>_<method>_picks beside the store.")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="Heatmaps to pick from: respond or grad.")] = "respond",
+    classes: Annotated[
+        Optional[list[str]], typer.Option("--class", "-c", help="Class to pick (repeat). Default: all classes.")
+    ] = None,
+    level: Annotated[int, typer.Option(help="Pyramid level to search (coarser is faster; coordinates are "
+                                       "always given on the tomogram's grid).")] = 0,
+    truth: Annotated[
+        Optional[Path], typer.Option(help="Known particles (CSV with class_name,x,y,z in voxels, e.g. from "
+                                     "'tomocam simulate tomogram', or STAR) to score the picks against.")
+    ] = None,
+    tolerance: Annotated[
+        Optional[float], typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
+                                      "Default: the radius.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing pick files.")] = False,
+) -> None:
+    """Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
+    STAR file (rlnCoordinateX/Y/Z in voxels, plus angstrom, class and score) and a CSV."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomocam.errors import InputError, OutputError
+    from tomocam.picking import evaluate_picks, pick_store
+    from tomocam.write.picks_table import read_particles, write_csv, write_star
+    from tomocam.write.store import open_store
+
+    if radius <= 0:
+        raise InputError(f"--radius must be > 0 angstrom, found {radius}")
+    opened = open_store(store)
+    base = output if output is not None else Path(store).absolute().with_name(
+        f"{Path(store).name.removesuffix('.zarr')}_{method}_picks")
+    star_path, csv_path = base.with_name(base.name + ".star"), base.with_name(base.name + ".csv")
+    existing = [str(p) for p in (star_path, csv_path) if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"pick files exist already: {', '.join(existing)}; pass --overwrite to replace them")
+    expected = read_particles(truth) if truth is not None else None
+    table = pick_store(opened, method=method, classes=classes, threshold=threshold, radius=radius, level=level)
+    write_csv(table, csv_path, overwrite=overwrite)
+    write_star(table, star_path, overwrite=overwrite)
+    console = Console()
+    console.print(f"{len(table)} picks -> {star_path}, {csv_path}")
+    if expected is not None:
+        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size)
+        report = Table(title=f"Picks from {method} heatmaps vs {truth} (tolerance {tolerance or radius:g} A)")
+        for col in ("class", "picks", "particles", "TP", "precision", "recall", "F1"):
+            report.add_column(col, justify="left" if col == "class" else "right")
+        for name, s in [*per_class.items(), ("all", overall)]:
+            report.add_row(name, str(s.true_positives + s.false_positives), str(s.true_positives + s.false_negatives),
+                           str(s.true_positives), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}")
+        console.print(report)

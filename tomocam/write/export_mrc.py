@@ -18,7 +18,7 @@ import numpy as np
 from tomocam.errors import OutputError
 from tomocam.picks import ArrayLike, blocks
 from tomocam.write.grid import Grid, level_grid
-from tomocam.write.select import select_classes, select_methods
+from tomocam.write.select import ChannelView, select_classes, select_methods
 from tomocam.write.store import ExplainStore
 
 #: MRC modes for the dtypes tomocam exports: float32 heatmaps, uint16 labels.
@@ -117,7 +117,7 @@ def export_store(
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
         for name in select_classes(store, classes):
             c = store.classes.index(name)
-            jobs.append((_Channel(array, c), out_dir / f"{stem}_{method}_{_safe(name)}.mrc", placed))
+            jobs.append((ChannelView(array, c), out_dir / f"{stem}_{method}_{_safe(name)}.mrc", placed))
     if labels:
         grid = level_grid(store, "labels/segmentation", level)
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
@@ -132,15 +132,3 @@ def _safe(name: str) -> str:
     """A class name as a file-name part: anything but letters, digits, '-', '_' and '.' becomes '_'."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
-
-class _Channel:
-    """One channel of a `(c, z, y, x)` array as a lazily sliced `(z, y, x)` volume."""
-
-    def __init__(self, array: ArrayLike, channel: int) -> None:
-        self.array, self.channel = array, channel
-        self.shape = tuple(array.shape[1:])
-        self.dtype = array.dtype
-        self.chunks = tuple(array.chunks[1:])
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        return self.array[(self.channel, *key)]

@@ -31,3 +31,16 @@ def select_methods(store: ExplainStore, methods: Sequence[str] | None) -> list[s
     if missing:
         raise InputError(f"store '{store.path}' has no {missing[0]!r} heatmaps; it has {', '.join(have)}")
     return list(dict.fromkeys(methods))
+
+
+class ChannelView:
+    """One channel of a `(c, z, y, x)` array as a lazily sliced `(z, y, x)` volume (reads only what is sliced)."""
+
+    def __init__(self, array, channel: int) -> None:
+        self.array, self.channel = array, channel
+        self.shape = tuple(array.shape[1:])
+        self.dtype = array.dtype
+        self.chunks = tuple(array.chunks[1:])
+
+    def __getitem__(self, key: tuple[slice, ...]):
+        return self.array[(self.channel, *key)]

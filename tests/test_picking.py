@@ -1,0 +1,96 @@
+"""Picks of a whole store: known Gaussian blobs come back at their positions, in voxels and angstrom, through
+the library and through ``tomocam picks``, and the STAR/CSV files reopen with starfile and pandas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+from store_builder import build_store, gaussian_blobs, write_tomogram
+from typer.testing import CliRunner
+
+from tomocam.cli.main import app
+from tomocam.picking import evaluate_picks, pick_store
+from tomocam.write.picks_table import read_particles
+from tomocam.write.store import open_store
+
+SHAPE = (32, 40, 48)
+VOXEL = 8.0
+A_CENTRES = [(8, 10, 12), (24, 30, 36), (8, 30, 40)]
+B_CENTRES = [(20, 12, 20)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    a = gaussian_blobs(SHAPE, A_CENTRES, [2.0, 3.0, 1.0])
+    b = gaussian_blobs(SHAPE, B_CENTRES, [1.5]) - 0.5 * a  # negative evidence at class a's particles
+    tomo = write_tomogram(tmp_path / "tomo.mrc", a + b, VOXEL)
+    return open_store(build_store(tmp_path / "run.zarr", {"respond": np.stack([a, b])}, ["a", "b"], VOXEL, tomo))
+
+
+def truth_csv(path):
+    rows = [("a", c) for c in A_CENTRES] + [("b", c) for c in B_CENTRES]
+    frame = pd.DataFrame(
+        {"class_name": [n for n, _ in rows], "x": [c[2] for _, c in rows], "y": [c[1] for _, c in rows],
+         "z": [c[0] for _, c in rows]}
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_store_picks_are_the_blob_centres(store):
+    table = pick_store(store, threshold=0.5, radius=5 * VOXEL)
+    assert list(table["class_name"]) == ["a", "a", "a", "b"]
+    got = table[["z", "y", "x"]].to_numpy()
+    np.testing.assert_array_equal(got, [A_CENTRES[1], A_CENTRES[0], A_CENTRES[2], B_CENTRES[0]])
+    np.testing.assert_allclose(table["x_angstrom"], table["x"] * VOXEL)
+    np.testing.assert_allclose(table["score"][:3], [3.0, 2.0, 1.0], rtol=1e-3)
+    assert list(table["class_index"]) == [0, 0, 0, 1]
+
+
+def test_coarse_level_picks_land_within_a_coarse_voxel(store):
+    table = pick_store(store, classes=["a"], threshold=0.3, radius=5 * VOXEL, level=1)
+    got = table[["z", "y", "x"]].to_numpy()
+    expected = np.asarray([A_CENTRES[1], A_CENTRES[0], A_CENTRES[2]], float)
+    assert np.abs(got - expected).max() <= 1.0  # level 1: 2x2x2 means, centres at half-voxel offsets
+
+
+def test_evaluation_counts_hits_misses_and_wrong_class(store):
+    table = pick_store(store, threshold=0.5, radius=5 * VOXEL)
+    truth = pd.DataFrame({"class_name": ["a", "a", "b", "b"], "x": [12, 0, 20, 36], "y": [10, 0, 12, 30],
+                          "z": [8, 0, 20, 24]})
+    per_class, overall = evaluate_picks(table, truth, tolerance=2 * VOXEL, voxel_size=(VOXEL,) * 3)
+    assert (per_class["a"].true_positives, per_class["a"].false_positives, per_class["a"].false_negatives) == (1, 2, 1)
+    assert (per_class["b"].true_positives, per_class["b"].false_positives, per_class["b"].false_negatives) == (1, 0, 1)
+    assert overall.precision == pytest.approx(2 / 4) and overall.recall == pytest.approx(2 / 4)
+
+
+def test_cli_writes_star_and_csv_and_scores_against_truth(store, tmp_path):
+    truth = truth_csv(tmp_path / "truth.csv")
+    out = tmp_path / "picks"
+    result = CliRunner().invoke(
+        app, ["picks", store.path, "--radius", "40", "--threshold", "0.5", "-o", str(out), "--truth", str(truth)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 picks" in result.output and "1.000" in result.output
+    star = starfile.read(tmp_path / "picks.star")
+    assert {"rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ", "rlnClassNumber", "rlnAutopickFigureOfMerit",
+            "tomocamClassName", "tomocamCoordinateXAngst"} <= set(star.columns)
+    assert list(star["rlnClassNumber"]) == [1, 1, 1, 2]
+    assert sorted(zip(star["rlnCoordinateZ"], star["rlnCoordinateY"], star["rlnCoordinateX"])) == sorted(
+        A_CENTRES + B_CENTRES)
+    # Both files read back as particle tables, equal to each other.
+    pd.testing.assert_frame_equal(read_particles(tmp_path / "picks.star"), read_particles(tmp_path / "picks.csv"),
+                                  check_dtype=False)
+    again = CliRunner().invoke(app, ["picks", store.path, "--radius", "40", "-o", str(out)])
+    assert again.exit_code != 0 and "exist already" in str(again.exception or again.output)
+
+
+def test_truth_table_without_coordinates_is_an_input_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,a\nx,1\n")
+    from tomocam.errors import InputError
+
+    with pytest.raises(InputError, match="lacks columns"):
+        read_particles(bad)

@@ -1,0 +1,68 @@
+"""Particle picks of a whole explain store, and their scores against a known particle table.
+
+Glue between the store and the pure maths of :mod:`tomocam.picks`: each class channel of a heatmap level is
+searched block by block (the store's own chunks, a halo of one radius), positions are converted to voxels of
+the tomogram's grid and to angstrom, and the result is one table for all classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tomocam.picks import PickScore, find_peaks, score_picks
+from tomocam.write.grid import Grid, level_grid
+from tomocam.write.picks_table import picks_frame
+from tomocam.write.select import ChannelView, select_classes
+from tomocam.write.store import ExplainStore
+
+
+def pick_store(
+    store: ExplainStore,
+    *,
+    method: str = "respond",
+    classes: Sequence[str] | None = None,
+    threshold: float,
+    radius: float,
+    level: int = 0,
+) -> pd.DataFrame:
+    """Picks of every chosen class (default: all) in the ``method`` heatmaps at pyramid ``level``.
+
+    ``threshold``: minimum heatmap value, score units. ``radius``: particle radius in angstrom; peaks of
+    one class closer than this are suppressed. Returns a :func:`tomocam.write.picks_table.picks_frame`
+    table, coordinates in level-0 voxels (fractional at coarser levels) and angstrom, sorted by class then
+    decreasing score.
+    """
+    array = store.heatmap(method, level)  # (c, z, y, x)
+    grid = level_grid(store, method, level)
+    base = Grid(store.voxel_size)
+    radius_vox = radius / min(grid.voxel_size)
+    block = tuple(array.chunks[1:])
+    frames = []
+    for name in select_classes(store, classes):
+        c = store.classes.index(name)
+        coords, scores = find_peaks(ChannelView(array, c), threshold, radius_vox, block)
+        voxels = base.to_index(grid.to_space(coords))  # (n, 3) level-0 voxels
+        frames.append(picks_frame(voxels, scores, [name] * len(scores), np.full(len(scores), c), store.voxel_size))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_picks(
+    picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float, voxel_size: tuple[float, float, float]
+) -> tuple[dict[str, PickScore], PickScore]:
+    """Precision/recall per class and overall of ``picks`` against ``truth`` (both with ``class_name, x, y,
+    z`` in voxels), a pick matching a particle of its class at most ``tolerance`` angstrom away.
+
+    Only the classes that were picked are scored, so a run over some classes is not charged with the
+    particles of the others.
+    """
+    picked = set(picks["class_name"])
+    truth = truth[truth["class_name"].isin(picked)]
+    scale = np.asarray(voxel_size)[::-1]  # x, y, z
+
+    def space(frame: pd.DataFrame) -> np.ndarray:
+        return frame[["x", "y", "z"]].to_numpy(np.float64) * scale
+
+    return score_picks(space(picks), picks["class_name"], space(truth), truth["class_name"], tolerance)
