@@ -1,0 +1,37 @@
+"""The settings of one explain run (what the CLI options fill in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Everything ``tomocam explain`` needs; every field has the CLI option of the same name.
+
+    ``classes`` are names or indices (as strings) of the model's classes, ``None`` for all; ``tile`` and
+    ``stride`` are in voxels (defaults: the model's input size and half a tile); ``block`` is the number of
+    tiles per block edge (a phase-1 task), shrunk automatically to keep a block within ``block_memory`` bytes.
+    """
+
+    tomogram: str
+    output: str
+    model: str
+    layer: str | None = None
+    methods: tuple[str, ...] = ("respond",)
+    classes: tuple[str, ...] | None = None
+    tile: int | None = None
+    stride: int | None = None
+    batch_size: int = 16
+    block: int = 8
+    block_memory: int = 512 * 2**20
+    device: str = "auto"
+    autocast: str | None = None
+    invert: bool = False
+    voxel_size: float | None = None
+    window: str = "cosine"
+    chunk: int = 64
+    label_fraction: float = 0.25
+    resume: bool = False
+    overwrite: bool = False
+    command: str = ""

@@ -1,0 +1,64 @@
+"""Phase 2: stitch the per-tile maps into the level-0 heatmaps, one Dask task per group of output chunks.
+
+A task reads the feature-resolution maps of every tile covering its group once (they are small), then stitches
+each of its chunks in turn (:func:`tomocam.stitch.stitch_region`) and writes it. Tasks own whole chunks of all
+classes, so no two tasks write the same chunk; a chunk's value depends only on the tiles covering it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import zarr
+
+from tomocam.pipeline.plan import Plan
+from tomocam.stitch import stitch_region, tile_window
+from tomocam.write.store import METHOD_GROUPS
+
+#: Tiles resized to full size at once while stitching (bounds memory: batch x k x tile voxels).
+STITCH_BATCH = 32
+
+
+def create_heatmap_arrays(root: zarr.Group, plan: Plan) -> None:
+    """Create level 0 of each method's heatmap image: ``(k, z, y, x)`` float32, chunks ``(1, c, c, c)``."""
+    k = len(plan.class_indices)
+    for method in plan.methods:
+        group = root.create_group(METHOD_GROUPS[method])
+        group.create_array(
+            "0", shape=(k, *plan.tomogram.shape), chunks=(1,) + (plan.chunk,) * len(plan.tomogram.shape),
+            dtype="float32", fill_value=0.0,
+        )
+
+
+def _tile_starts(plan: Plan, ranges: tuple[slice, ...]) -> np.ndarray:
+    """``(m, nd)`` start voxels of the tiles in grid ``ranges``, in C order."""
+    axes = [plan.grid.starts[d][r] for d, r in enumerate(ranges)]
+    return np.array(list(itertools.product(*axes)), dtype=np.int64).reshape(-1, len(ranges))
+
+
+def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]]) -> int:
+    """Phase-2 task: stitch and write the output ``chunks`` (indices on the chunk grid) of every method."""
+    root = zarr.open_group(plan.store, mode="r+")
+    window = tile_window(plan.grid.tile, plan.window)
+    boxes = [plan.chunk_box(c) for c in chunks]
+    lo = tuple(min(b[0][d] for b in boxes) for d in range(len(boxes[0][0])))
+    hi = tuple(max(b[1][d] for b in boxes) for d in range(len(boxes[0][0])))
+    group_ranges = plan.grid.covering(lo, hi)
+    for method in plan.methods:
+        maps = np.asarray(root["tiles"][method][group_ranges])  # (a, b, c, k, *feat)
+        heat = root[METHOD_GROUPS[method]]["0"]
+        for box_lo, box_hi in boxes:
+            ranges = plan.grid.covering(box_lo, box_hi)
+            local = tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(ranges, group_ranges))
+            sel = maps[local]
+            flat = sel.reshape(-1, *sel.shape[len(ranges):])  # (m, k, *feat)
+            starts = _tile_starts(plan, ranges)  # (m, nd)
+            batches = (
+                (starts[i : i + STITCH_BATCH], flat[i : i + STITCH_BATCH]) for i in range(0, len(flat), STITCH_BATCH)
+            )
+            shape = tuple(b - a for a, b in zip(box_lo, box_hi))
+            heat[(slice(None), *(slice(a, b) for a, b in zip(box_lo, box_hi)))] = stitch_region(
+                box_lo, shape, batches, window
+            )
+    return len(chunks)

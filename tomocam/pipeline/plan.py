@@ -1,0 +1,218 @@
+"""The plan of a run, from headers and shapes alone: input, model, tile grid, blocks, output chunks.
+
+:func:`make_plan` opens the tomogram header and the model, resolves layer, classes and device, probes the
+layer's output shape with one zero tile (which also rejects unknown layers and tiles the model cannot take),
+and sizes the blocks. The :class:`Plan` is small and picklable: it is what every Dask task receives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tomocam.errors import ClassError, InputError, LayerError
+from tomocam.pipeline.config import ExplainConfig
+from tomocam.read import Tomogram, open_tomogram
+from tomocam.tile import Block, TileGrid, make_blocks
+
+AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every task needs to know (picklable). Shapes are ``(z, y, x)``; ``k`` = explained classes."""
+
+    tomogram: Tomogram
+    grid: TileGrid
+    block: tuple[int, ...]
+    store: str
+    model_path: str
+    model_sha256: str
+    layer: str
+    methods: tuple[str, ...]
+    class_indices: tuple[int, ...]
+    class_names: tuple[str, ...]
+    model_classes: tuple[str, ...]
+    feature_shape: tuple[int, ...]
+    normalisation: str
+    invert: bool
+    batch_size: int
+    device: str
+    autocast: str | None
+    window: str
+    chunk: int
+    torch_threads: int | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def blocks(self) -> list[Block]:
+        """Phase-1 tasks: boxes of tiles, in C order of block index."""
+        return make_blocks(self.grid, self.block)
+
+    @property
+    def block_grid(self) -> tuple[int, ...]:
+        """Number of blocks per axis."""
+        return tuple(math.ceil(g / b) for g, b in zip(self.grid.grid_shape, self.block))
+
+    @property
+    def chunk_grid(self) -> tuple[int, ...]:
+        """Number of output chunks per spatial axis."""
+        return tuple(math.ceil(n / self.chunk) for n in self.tomogram.shape)
+
+    def chunk_box(self, index: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Voxel box ``[lo, hi)`` of output chunk ``index``."""
+        lo = tuple(i * self.chunk for i in index)
+        hi = tuple(min(l + self.chunk, n) for l, n in zip(lo, self.tomogram.shape))
+        return lo, hi
+
+    def chunk_groups(self, group: int) -> list[list[tuple[int, ...]]]:
+        """Phase-2 tasks: ``group``-per-axis boxes of output chunks (each task owns whole chunks)."""
+        counts = [math.ceil(c / group) for c in self.chunk_grid]
+        out = []
+        for g in itertools.product(*(range(c) for c in counts)):
+            ranges = [range(i * group, min((i + 1) * group, c)) for i, c in zip(g, self.chunk_grid)]
+            out.append(list(itertools.product(*ranges)))
+        return out
+
+    def describe(self) -> str:
+        """A dry-run description of the plan."""
+        nb = int(np.prod(self.block_grid))
+        return "\n".join(
+            [
+                f"input   {self.tomogram.path}: {self.tomogram.shape} (z, y, x) {self.tomogram.dtype}, "
+                f"voxel {self.tomogram.voxel_size} A",
+                f"tiles   {self.grid.describe()}",
+                f"blocks  {' x '.join(map(str, self.block_grid))} = {nb} blocks of up to "
+                f"{' x '.join(map(str, self.block))} tiles",
+                f"model   {self.model_path} (layer {self.layer}, feature maps {self.feature_shape}), "
+                f"methods {', '.join(self.methods)}, {len(self.class_indices)} classes",
+                f"device  {self.device}, batch {self.batch_size}"
+                + (f", autocast {self.autocast}" if self.autocast else ""),
+                f"output  {self.store}: chunks {self.chunk}^3, "
+                f"{int(np.prod(self.chunk_grid))} chunks per class",
+            ]
+        )
+
+
+def resolve_classes(wanted: tuple[str, ...] | None, classes: list[str]) -> tuple[int, ...]:
+    """Class indices for ``wanted`` names or indices (all classes when ``None``); :class:`ClassError` if unknown."""
+    if not wanted:
+        return tuple(range(len(classes)))
+    out = []
+    for w in wanted:
+        if w in classes:
+            out.append(classes.index(w))
+        elif w.isdigit() and int(w) < len(classes):
+            out.append(int(w))
+        else:
+            raise ClassError(f"unknown class '{w}'; the model's classes are: {', '.join(classes)}")
+    return tuple(dict.fromkeys(out))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; a CUDA device is always ``cuda:0`` in a worker."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device} asked for, but no CUDA device is available")
+        return "cuda:0"
+    if device != "cpu":
+        raise InputError(f"unknown --device '{device}'; expected auto, cpu or cuda")
+    return device
+
+
+def polarity_skew(volume: np.ndarray, max_samples: int = 2_000_000) -> float:
+    """Skewness of a strided sample of ``volume``: positive when sparse features are brighter than background."""
+    step = max(1, math.ceil((np.prod(volume.shape) / max_samples) ** (1 / volume.ndim)))
+    sample = np.asarray(volume[tuple(slice(None, None, step) for _ in volume.shape)], dtype=np.float64)
+    sample = sample[np.isfinite(sample)]
+    sd = sample.std()
+    return float(((sample - sample.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
+
+
+def _block_edge(requested: int, nd: int, tile: tuple[int, ...], per_tile_out: int, budget: int) -> int:
+    """Largest block edge <= ``requested`` whose slab and results fit ``budget`` bytes."""
+    edge = max(1, requested)
+    while edge > 1:
+        slab = np.prod([(edge - 1) * t // 2 + t for t in tile]) * 4  # stride = half a tile as the usual case
+        if slab + edge**nd * per_tile_out <= budget:
+            break
+        edge -= 1
+    return edge
+
+
+def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = None) -> Plan:
+    """Check the inputs and settings of ``config`` and return the run's :class:`Plan` (no voxels read but a
+    sparse sample for the polarity check)."""
+    import torch
+
+    from tomocam import compute_cams
+    from tomocam.models import load_checkpoint, normalise
+
+    tomo = open_tomogram(config.tomogram, voxel_size=config.voxel_size)
+    model, meta = load_checkpoint(config.model, device="cpu")
+    layer = config.layer or meta.cam_layer or getattr(model, "default_cam_layer", "")
+    if not layer:
+        raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")
+    methods = tuple(dict.fromkeys(config.methods))
+    indices = resolve_classes(config.classes, list(meta.classes))
+    tile = config.tile or meta.input_size
+    grid = TileGrid.build(tomo.shape, tile, config.stride)
+    probe = normalise(torch.zeros((1, 1, *grid.tile)), meta.normalisation)
+    try:
+        with torch.no_grad():
+            result = compute_cams(model, probe, layer, methods=methods)
+    except RuntimeError as err:
+        raise InputError(
+            f"model '{config.model}' cannot take tiles of {grid.tile} voxels (it was trained on "
+            f"{meta.input_size}^3): {str(err).splitlines()[0]}"
+        ) from None
+    feature_shape = tuple(result.maps[methods[0]].shape[2:])
+    per_tile_out = 4 * (len(meta.classes) + len(indices) * int(np.prod(feature_shape)) * len(methods))
+    edge = _block_edge(config.block, len(grid.tile), grid.tile, per_tile_out, config.block_memory)
+    warnings = []
+    if abs(tomo.voxel_size[0] / meta.voxel_size - 1) > 0.05:
+        warnings.append(
+            f"the tomogram's voxel size {tomo.voxel_size[0]:.3g} A differs from the model's {meta.voxel_size:.3g} A; "
+            "bin the tomogram to the model's voxel size for meaningful heatmaps"
+        )
+    skew = polarity_skew(tomo.array())
+    bright = skew > 0
+    expect_bright = (meta.polarity == "bright") != config.invert
+    if abs(skew) > 0.1 and bright != expect_bright:
+        warnings.append(
+            f"the tomogram looks {'bright' if bright else 'dark'}-on-background (skewness {skew:+.2f}) but the model "
+            f"expects {meta.polarity} particles" + (" and --invert is set" if config.invert else "; consider --invert")
+        )
+    if config.autocast is not None and config.autocast not in AUTOCAST_DTYPES:
+        raise InputError(f"unknown --autocast '{config.autocast}'; expected one of {', '.join(AUTOCAST_DTYPES)}")
+    return Plan(
+        tomogram=tomo,
+        grid=grid,
+        block=(edge,) * len(grid.tile),
+        store=store,
+        model_path=str(Path(config.model).absolute()),
+        model_sha256=meta.sha256,
+        layer=layer,
+        methods=methods,
+        class_indices=indices,
+        class_names=tuple(meta.classes[i] for i in indices),
+        model_classes=tuple(meta.classes),
+        feature_shape=feature_shape,
+        normalisation=meta.normalisation,
+        invert=config.invert,
+        batch_size=max(1, config.batch_size),
+        device=resolve_device(config.device),
+        autocast=config.autocast,
+        window=config.window,
+        chunk=config.chunk,
+        torch_threads=torch_threads,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,221 @@
+"""Run a whole explain: plan, store, phase 1, phase 2, finalize, with progress bars and a summary."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from tomocam.errors import OutputError
+from tomocam.pipeline.config import ExplainConfig
+from tomocam.pipeline.finalize import finalize
+from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
+from tomocam.pipeline.phase2 import create_heatmap_arrays, stitch_chunks
+from tomocam.pipeline.plan import Plan, make_plan
+from tomocam.write.store import ATTRS_KEY, create_root, mark_complete, prepare_output, update_attrs
+
+#: Output chunks per axis in one phase-2 task.
+STITCH_GROUP = 2
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, seconds, where the output is, and the most frequent predicted classes."""
+
+    store: str
+    n_tiles: int
+    blocks_total: int
+    blocks_computed: int
+    blocks_skipped: int
+    seconds: dict[str, float]
+    top_classes: list[tuple[str, int, float]] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def tiles_per_second(self) -> float:
+        """Throughput of the whole run (all phases) over the tiles computed in this run."""
+        total = self.seconds.get("total", 0.0)
+        computed = self.n_tiles * self.blocks_computed / max(1, self.blocks_total)
+        return computed / total if total > 0 else 0.0
+
+
+def fingerprint(plan: Plan) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues."""
+    return {
+        "input": [plan.tomogram.path, list(plan.tomogram.shape), list(plan.tomogram.voxel_size)],
+        "model_sha256": plan.model_sha256,
+        "layer": plan.layer,
+        "methods": list(plan.methods),
+        "classes": list(plan.class_indices),
+        "tile": list(plan.grid.tile),
+        "stride": list(plan.grid.stride),
+        "block": list(plan.block),
+        "normalisation": plan.normalisation,
+        "invert": plan.invert,
+        "window": plan.window,
+        "chunk": plan.chunk,
+        "autocast": plan.autocast,
+    }
+
+
+def _provenance(plan: Plan, config: ExplainConfig) -> dict[str, Any]:
+    from tomocam import __version__
+
+    t = plan.tomogram
+    return {
+        "version": __version__,
+        "command": config.command,
+        "model": {"path": plan.model_path, "sha256": plan.model_sha256},
+        "classes": list(plan.class_names),
+        "model_classes": list(plan.model_classes),
+        "layer": plan.layer,
+        "methods": list(plan.methods),
+        "tile": list(plan.grid.tile),
+        "stride": list(plan.grid.stride),
+        "window": plan.window,
+        "block": list(plan.block),
+        "feature_shape": list(plan.feature_shape),
+        "normalisation": plan.normalisation,
+        "invert": plan.invert,
+        "input": {"path": t.path, "shape": list(t.shape), "voxel_size": list(t.voxel_size), "dtype": t.dtype},
+        "fingerprint": fingerprint(plan),
+    }
+
+
+def open_or_create_store(plan: Plan, config: ExplainConfig) -> None:
+    """Create the store and its arrays, or on ``--resume`` check that the existing one belongs to this plan."""
+    existing = Path(plan.store, "zarr.json").is_file()
+    if config.resume and existing:
+        root = zarr.open_group(plan.store, mode="r+")
+        old = root.attrs.get(ATTRS_KEY, {}).get("fingerprint")
+        new = fingerprint(plan)
+        if old is None or "tiles" not in root:
+            raise OutputError(f"cannot resume '{plan.store}': it is not a tomocam explain store")
+        differ = [k for k in new if old.get(k) != new[k]]
+        if differ:
+            raise OutputError(
+                f"cannot resume '{plan.store}': its run had other settings ({', '.join(differ)}); "
+                "use the same options, or --overwrite"
+            )
+        update_attrs(plan.store, complete=False, command=config.command)
+        return
+    root = create_root(plan.store, _provenance(plan, config))
+    create_tiles_arrays(root, plan)
+    create_heatmap_arrays(root, plan)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as progress:
+        yield progress
+
+
+def _gather(client, futures: list, progress, task, advance) -> list:
+    """Results of ``futures`` as they complete, advancing ``task``; on the first error cancel the rest and raise."""
+    from distributed import as_completed
+
+    results = []
+    try:
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            progress.advance(task, advance(result))
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return results
+
+
+def _top_classes(plan: Plan, n: int = 5) -> list[tuple[str, int, float]]:
+    """The classes predicted for most tiles: ``(name, tiles, mean probability)``."""
+    root = zarr.open_group(plan.store, mode="r")
+    probs = np.asarray(root["scores/probabilities"][...]).reshape(len(plan.model_classes), -1)  # (K, tiles)
+    winners = np.bincount(probs.argmax(axis=0), minlength=probs.shape[0])
+    order = np.argsort(-winners, kind="stable")[:n]
+    return [(plan.model_classes[i], int(winners[i]), float(probs[i].mean())) for i in order if winners[i] > 0]
+
+
+def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = False) -> RunSummary:
+    """Phases 1 and 2 and finalize on ``client`` for a plan whose store exists (see :func:`explain_tomogram`)."""
+    from tomocam.pipeline.cluster import phase1_resources
+
+    t0 = time.perf_counter()
+    blocks = plan.blocks
+    done = done_blocks(plan) if config.resume else set()
+    todo = [b for b in blocks if b.index not in done]
+    resources = phase1_resources(client)
+    seconds: dict[str, float] = {}
+    with _progress(progress) as bars:
+        n_todo = sum(b.n_tiles for b in todo)
+        task = bars.add_task("phase 1: CAMs of tiles", total=n_todo)
+        futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]
+        _gather(client, futures, bars, task, lambda r: r.n_tiles)
+        seconds["phase1"] = time.perf_counter() - t0
+        groups = plan.chunk_groups(STITCH_GROUP)
+        task = bars.add_task("phase 2: stitching chunks", total=sum(len(g) for g in groups))
+        futures = [client.submit(stitch_chunks, plan, g, pure=False) for g in groups]
+        _gather(client, futures, bars, task, lambda n: n)
+        seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
+        task = bars.add_task("finalize: pyramid, labels, scores", total=1)
+        t2 = time.perf_counter()
+        finalize(plan, config.label_fraction)
+        seconds["finalize"] = time.perf_counter() - t2
+        seconds["total"] = time.perf_counter() - t0
+        bars.advance(task, 1)
+    update_attrs(plan.store, timings=seconds)
+    mark_complete(plan.store)
+    return RunSummary(
+        store=plan.store,
+        n_tiles=plan.grid.n_tiles,
+        blocks_total=len(blocks),
+        blocks_computed=len(todo),
+        blocks_skipped=len(blocks) - len(todo),
+        seconds=seconds,
+        top_classes=_top_classes(plan),
+        warnings=plan.warnings,
+    )
+
+
+def explain_tomogram(
+    config: ExplainConfig,
+    *,
+    client=None,
+    workers: int | None = None,
+    scheduler_file: str | None = None,
+    cluster: str | None = None,
+    progress: bool = False,
+    on_plan=None,
+) -> RunSummary:
+    """Explain ``config.tomogram`` into the store ``config.output``; returns a :class:`RunSummary`.
+
+    Inputs and settings are checked (and the output folder probed) before anything is written; the store gets
+    its completion marker only once every part is written. With ``client`` given, it is used as is; otherwise a
+    cluster is started or joined (:func:`tomocam.pipeline.cluster.connect`). ``on_plan(plan)`` is called once
+    the plan is made (the CLI prints warnings there).
+    """
+    from tomocam.pipeline.cluster import connect
+
+    store = str(Path(config.output).expanduser().absolute())
+    plan = make_plan(config, store)
+    prepare_output(store, resume=config.resume, overwrite=config.overwrite)
+    if on_plan is not None:
+        on_plan(plan)
+    open_or_create_store(plan, config)
+    if client is not None:
+        return run_plan(plan, config, client, progress=progress)
+    with connect(device=plan.device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl, info):
+        plan = dataclasses.replace(plan, torch_threads=info.torch_threads)
+        return run_plan(plan, config, cl, progress=progress)

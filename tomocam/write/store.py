@@ -1,0 +1,147 @@
+"""The explain store on disk: creating it, the completion marker, and the reader API other commands use.
+
+Layout (see ``store.md``): ``respond/`` and ``gradcam/`` multiscale heatmaps ``(c, z, y, x)``; ``scores/``
+per-tile logits and probabilities ``(k, gz, gy, gx)``; ``labels/segmentation/``; ``tiles/`` (phase-1 results and
+the resume record); root attributes under ``"tomocam"`` with ``"complete": true`` written last.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from tomocam.errors import InputError, OutputError
+
+#: Store group of each CAM method.
+METHOD_GROUPS: dict[str, str] = {"respond": "respond", "grad": "gradcam"}
+
+ATTRS_KEY = "tomocam"
+
+
+def prepare_output(path: str | Path, *, resume: bool, overwrite: bool) -> str:
+    """Check that ``path`` may be written and return it as an absolute string.
+
+    An existing path is an :class:`OutputError` unless ``resume`` (reuse it) or ``overwrite`` (delete it first);
+    a folder that cannot be written to is an :class:`OutputError` too.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.exists():
+        if resume:
+            if not (path / "zarr.json").is_file():
+                raise OutputError(f"cannot resume '{path}': it is not a zarr store")
+            return str(path)
+        if not overwrite:
+            raise OutputError(f"output '{path}' exists already; pass --resume to continue it or --overwrite to replace it")
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError as err:
+            raise OutputError(f"cannot remove existing output '{path}': {err.strerror}") from None
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".tomocam-write-test-{path.name}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write output '{path}': folder '{parent}' is not writable ({err.strerror})") from None
+    return str(path)
+
+
+def create_root(path: str, attrs: dict[str, Any]) -> zarr.Group:
+    """Create the store's root group with provenance ``attrs`` and ``complete: false``."""
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    root.attrs[ATTRS_KEY] = {**attrs, "complete": False}
+    return root
+
+
+def update_attrs(path: str, **fields: Any) -> None:
+    """Merge ``fields`` into the root ``tomocam`` attributes."""
+    root = zarr.open_group(path, mode="r+")
+    root.attrs[ATTRS_KEY] = {**root.attrs[ATTRS_KEY], **fields}
+
+
+def mark_complete(path: str) -> None:
+    """Write the completion marker: the last write of a run."""
+    update_attrs(path, complete=True)
+
+
+@dataclass
+class ExplainStore:
+    """A complete explain store opened for reading (see :func:`open_store`)."""
+
+    path: str
+    root: zarr.Group
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The root ``tomocam`` attributes: provenance, settings, timings."""
+        return dict(self.root.attrs[ATTRS_KEY])
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the heatmap channels, in channel order."""
+        return list(self.attrs["classes"])
+
+    @property
+    def methods(self) -> list[str]:
+        """CAM methods in the store (``respond``, ``grad``)."""
+        return list(self.attrs["methods"])
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        """Level-0 voxel size ``(z, y, x)`` in angstrom."""
+        return tuple(self.attrs["input"]["voxel_size"])
+
+    @property
+    def input_path(self) -> str:
+        return str(self.attrs["input"]["path"])
+
+    @property
+    def n_levels(self) -> int:
+        return int(self.attrs["levels"])
+
+    def heatmap(self, method: str = "respond", level: int = 0) -> zarr.Array:
+        """The stitched heatmaps of ``method`` at pyramid ``level``: ``(c, z, y, x)`` float32, score units."""
+        if method not in self.methods:
+            raise InputError(f"store '{self.path}' has no '{method}' heatmaps; it has {', '.join(self.methods)}")
+        return self._level(f"{METHOD_GROUPS[method]}", level)
+
+    def labels(self, level: int = 0) -> zarr.Array:
+        """The label image ``(z, y, x)`` uint16: 0 background, ``i + 1`` class ``i``."""
+        return self._level("labels/segmentation", level)
+
+    @cached_property
+    def logits(self) -> zarr.Array:
+        """Per-tile logits ``(k, gz, gy, gx)`` for all the model's classes (``attrs['model_classes']``)."""
+        return self.root["scores/logits"]
+
+    @property
+    def probabilities(self) -> zarr.Array:
+        return self.root["scores/probabilities"]
+
+    def _level(self, group: str, level: int) -> zarr.Array:
+        if not 0 <= level < self.n_levels:
+            raise InputError(f"store '{self.path}' has pyramid levels 0..{self.n_levels - 1}; asked for {level}")
+        return self.root[f"{group}/{level}"]
+
+
+def open_store(path: str | Path) -> ExplainStore:
+    """Open a complete explain store; :class:`InputError` if ``path`` is not one or its run did not finish."""
+    path = Path(path)
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
+        raise InputError(f"'{path}' is not a zarr store: {err}") from None
+    attrs = root.attrs.get(ATTRS_KEY)
+    if not isinstance(attrs, dict):
+        raise InputError(f"'{path}' is a zarr store but not a tomocam explain store (no '{ATTRS_KEY}' attributes)")
+    if attrs.get("complete") is not True:
+        raise InputError(
+            f"explain store '{path}' is incomplete (its run did not finish); rerun 'tomocam explain' with --resume"
+        )
+    return ExplainStore(path=str(path), root=root)
