@@ -1,10 +1,115 @@
-"""`tomocam explain` (being built: see the issue tracker)."""
+"""``tomocam explain TOMOGRAM``: Respond-CAM (and Grad-CAM) heatmaps of every class over a whole tomogram."""
 
 from __future__ import annotations
 
-from tomocam.errors import TomocamError
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 
-def explain() -> None:
-    """Not built yet."""
-    raise TomocamError("'tomocam explain' is not built yet")
+class Method(str, Enum):
+    respond = "respond"
+    grad = "grad"
+
+
+class Autocast(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Cluster(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+def explain(
+    tomogram: Annotated[Path, typer.Argument(help="Tomogram to explain (MRC, read lazily).")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr.")
+    ] = None,
+    model: Annotated[
+        Optional[Path], typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
+    ] = None,
+    layer: Annotated[
+        Optional[str], typer.Option(help="Layer to explain, as 'tomocam info MODEL' lists it. Default: the model's.")
+    ] = None,
+    method: Annotated[
+        Optional[list[Method]], typer.Option("--method", "-m", help="CAM method (repeat for both). Default: respond.")
+    ] = None,
+    classes: Annotated[
+        Optional[list[str]], typer.Option("--classes", "-c", help="Class name or index to map (repeat). Default: all.")
+    ] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Tile edge in voxels. Default: the model's input size.")] = None,
+    stride: Annotated[Optional[int], typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 32,
+    block: Annotated[int, typer.Option(help="Tiles per block edge: one phase-1 task (and resume unit).")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    autocast: Annotated[
+        Optional[Autocast], typer.Option(help="Mixed-precision forward pass on GPU (maps stay float32).")
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(help="Local workers. Default: one per GPU, else one per 8 CPU cores.")
+    ] = None,
+    scheduler_file: Annotated[
+        Optional[Path], typer.Option(help="Join a running Dask cluster through its scheduler file.")
+    ] = None,
+    cluster: Annotated[Cluster, typer.Option(help="local, or slurm to submit worker jobs.")] = Cluster.local,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+    voxel_size: Annotated[
+        Optional[float], typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
+    ] = None,
+    invert: Annotated[bool, typer.Option(help="Invert contrast (for dark particles and a bright-trained model).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Tile the tomogram, compute all-class CAMs of every tile on Dask workers, stitch them into one OME-Zarr
+    store (heatmaps in score units, per-tile scores, a label image, provenance)."""
+    from rich.console import Console
+
+    from tomocam.models import bundled_model_path
+    from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
+
+    from tomocam.cli.report import print_summary
+
+    console = Console(stderr=True)
+    config = ExplainConfig(
+        tomogram=str(tomogram),
+        output=str(output if output is not None else tomogram.with_suffix(".zarr")),
+        model=str(model if model is not None else bundled_model_path()),
+        layer=layer,
+        methods=tuple(m.value for m in method) if method else ("respond",),
+        classes=tuple(classes) if classes else None,
+        tile=tile,
+        stride=stride,
+        batch_size=batch_size,
+        block=block,
+        device=device,
+        autocast=autocast.value if autocast else None,
+        invert=invert,
+        voxel_size=voxel_size,
+        resume=resume,
+        overwrite=overwrite,
+        command=" ".join(["tomocam", *sys.argv[1:]]),
+    )
+    if dry_run:
+        typer.echo(make_plan(config, str(Path(config.output).absolute())).describe())
+        return
+
+    def show_plan(plan) -> None:
+        for warning in plan.warnings:
+            console.print(f"[yellow]Warning:[/] {warning}")
+        console.print(f"[dim]{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}[/]")
+
+    summary = explain_tomogram(
+        config,
+        workers=workers,
+        scheduler_file=str(scheduler_file) if scheduler_file else None,
+        cluster=cluster.value,
+        progress=progress,
+        on_plan=show_plan,
+    )
+    print_summary(summary, Console())

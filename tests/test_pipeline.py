@@ -1,0 +1,110 @@
+"""The explain pipeline end to end on small tomograms with known content, on in-process Dask clusters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from distributed import Client, LocalCluster
+
+import tomocam
+from explain_models import SHAPES, matched_filter_checkpoint, particle, particles_volume, tiny_cnn_checkpoint, write_mrc
+from tomocam.models import load_checkpoint, normalise
+from tomocam.pipeline import ExplainConfig, explain_tomogram
+from tomocam.write import open_store
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    return {"matched": matched_filter_checkpoint(d / "mf.pt"), "cnn": tiny_cnn_checkpoint(d / "cnn.pt")}
+
+
+def _run(client, tmp_path, volume, model, name="out", **kw):
+    mrc = write_mrc(tmp_path / f"{name}.mrc", volume)
+    config = ExplainConfig(tomogram=str(mrc), output=str(tmp_path / f"{name}.zarr"), model=str(model), **kw)
+    summary = explain_tomogram(config, client=client)
+    return open_store(summary.store), summary
+
+
+@pytest.mark.parametrize("method", ["respond", "grad"])
+def test_pointing_game_on_known_particles(client, tmp_path, models, method):
+    """At each particle centre the stitched map of its true class is the highest (chance: 1 in 3)."""
+    volume, truth = particles_volume((48, 48, 48), n=27, seed=3)
+    store, summary = _run(client, tmp_path, volume, models["matched"], methods=(method,), block=2)
+    heat = store.heatmap(method)[...]  # (k, z, y, x)
+    hits = [heat[(slice(None), *c)].argmax() == k for k, c in truth]
+    rate = float(np.mean(hits))
+    print(f"pointing game {method}: {rate:.2f} over {len(hits)} particles")
+    assert rate >= 0.9
+    assert summary.blocks_computed == summary.blocks_total
+
+
+def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models):
+    volume = np.random.default_rng(0).standard_normal((16, 16, 16)).astype(np.float32)
+    store, _ = _run(client, tmp_path, volume, models["cnn"], methods=("respond", "grad"))
+    model, meta = load_checkpoint(models["cnn"])
+    x = normalise(torch.from_numpy(volume)[None, None], meta.normalisation)
+    result = tomocam.compute_cams(model, x, meta.cam_layer or model.default_cam_layer)
+    for method in ("respond", "grad"):
+        expected = tomocam.resize_maps(result.maps[method], (16, 16, 16))[0].numpy()
+        np.testing.assert_allclose(store.heatmap(method)[...], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(store.logits[:, 0, 0, 0], result.logits[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models):
+    volume = np.random.default_rng(1).standard_normal((40, 36, 44)).astype(np.float32)
+    a, _ = _run(client, tmp_path, volume, models["cnn"], name="a", block=1, batch_size=5)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl2:
+        with Client(cl2) as c2:
+            b, sb = _run(c2, tmp_path, volume, models["cnn"], name="b", block=3, batch_size=5)
+    np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.logits[...], b.logits[...], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
+
+
+def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):
+    """Moving a particle by a multiple of the stride moves its heatmap by the same amount, where the covering
+    tiles correspond (tile starts 0, 8, 16, 24 on a 40-voxel axis: x in [8, 24) maps to [16, 32))."""
+    volume = np.zeros((40, 40, 40), np.float32)
+    volume[16:25, 16:25, 15:24] = particle(SHAPES["rod"])  # centre (20, 20, 19)
+    shift = 8
+    moved = np.roll(volume, shift, axis=2)
+    a, _ = _run(client, tmp_path, volume, models["matched"], name="a")
+    b, _ = _run(client, tmp_path, moved, models["matched"], name="b")
+    ha, hb = a.heatmap()[..., 8:24], b.heatmap()[..., 16:32]
+    assert np.abs(ha).max() > 0 and ha[2].max() == ha.max()  # the rod's own class is the hottest
+    np.testing.assert_allclose(hb, ha, rtol=1e-5, atol=1e-9)
+
+
+def test_store_layout_and_metadata(client, tmp_path, models):
+    volume, _ = particles_volume((48, 40, 40), n=6, seed=1)
+    store, _ = _run(client, tmp_path, volume, models["matched"], methods=("respond", "grad"), chunk=16)
+    attrs = store.attrs
+    assert attrs["complete"] is True and store.classes == ["small", "large", "rod"]
+    assert store.n_levels == 3 and store.heatmap("grad", 2).shape == (3, 12, 10, 10)
+    ms = store.root["respond"].attrs["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
+    assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 20.0, 20.0, 20.0]
+    assert [c["label"] for c in store.root["respond"].attrs["ome"]["omero"]["channels"]] == store.classes
+    # level 1 is the 2x2x2 mean of level 0; labels are argmax + 1 above the threshold
+    h0 = store.heatmap()[...]
+    np.testing.assert_allclose(store.heatmap(level=1)[...], h0.reshape(3, 24, 2, 20, 2, 20, 2).mean((2, 4, 6)), rtol=1e-5, atol=1e-7)
+    lab = store.labels()[...]
+    expected = np.where(h0.max(0) > attrs["labels"]["threshold"], h0.argmax(0) + 1, 0)
+    np.testing.assert_array_equal(lab, expected)
+    probs = store.probabilities[...]
+    np.testing.assert_allclose(probs.sum(0), 1.0, rtol=1e-5)
+    assert attrs["model"]["sha256"] and attrs["input"]["shape"] == [48, 40, 40] and attrs["tile"] == [16, 16, 16]
+    seg = zarr.open_group(store.path)["labels/segmentation"]
+    assert seg.attrs["ome"]["image-label"]["properties"][2] == {"label-value": 3, "class": "rod"}

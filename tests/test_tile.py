@@ -1,0 +1,65 @@
+"""The tile plan: grid from shapes alone, clamped last tile, blocks, covering, and cutting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tomocam.errors import InputError
+from tomocam.tile import TileGrid, axis_starts, cut_tiles, make_blocks, read_slab
+
+
+def test_axis_starts_examples():
+    np.testing.assert_array_equal(axis_starts(100, 40, 20), [0, 20, 40, 60])
+    np.testing.assert_array_equal(axis_starts(50, 40, 20), [0, 10])  # last clamped to the edge
+    np.testing.assert_array_equal(axis_starts(40, 40, 20), [0])
+    with pytest.raises(InputError, match="smaller than one tile"):
+        axis_starts(30, 40, 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 50), st.data())
+def test_axis_starts_cover_every_voxel_inside_the_volume(length, tile, data):
+    if tile > length:
+        return
+    stride = data.draw(st.integers(1, tile))
+    s = axis_starts(length, tile, stride)
+    assert s[0] == 0 and s[-1] == length - tile
+    assert np.all(np.diff(s) > 0) and np.all(np.diff(s) <= stride)
+    covered = np.zeros(length, bool)
+    for a in s:
+        covered[a : a + tile] = True
+    assert covered.all()
+
+
+def test_blocks_partition_the_grid_and_covering_finds_overlapping_tiles():
+    grid = TileGrid.build((100, 50, 61), 20)
+    blocks = make_blocks(grid, 3)
+    seen = np.zeros(grid.grid_shape, int)
+    for b in blocks:
+        seen[b.grid_slices] += 1
+        assert len(b.indices()) == b.n_tiles
+    assert (seen == 1).all()
+    lo, hi = (30, 0, 40), (64, 20, 61)
+    ranges = grid.covering(lo, hi)
+    for d, r in enumerate(ranges):
+        starts = grid.starts[d]
+        overlap = (starts < hi[d]) & (starts + grid.tile[d] > lo[d])
+        np.testing.assert_array_equal(np.flatnonzero(overlap), np.arange(r.start, r.stop))
+
+
+def test_cut_tiles_from_a_block_slab_equal_direct_slices():
+    vol = np.random.default_rng(0).standard_normal((30, 40, 25)).astype(np.float32)
+    grid = TileGrid.build(vol.shape, (10, 12, 8), (5, 7, 4))
+    for block in make_blocks(grid, 2):
+        slab, origin = read_slab(vol, grid, block)
+        tiles = cut_tiles(slab, origin, grid, block.indices())
+        for t, index in zip(tiles, block.indices()):
+            s = grid.tile_start(index)
+            np.testing.assert_array_equal(t, vol[tuple(slice(a, a + n) for a, n in zip(s, grid.tile))])
+
+
+def test_describe_is_a_dry_run_line():
+    assert TileGrid.build((100, 50, 40), 40, 20).describe().endswith("4 x 2 x 1 = 8 tiles")
