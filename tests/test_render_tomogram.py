@@ -127,3 +127,18 @@ def test_choose_level_is_the_coarsest_with_enough_pixels():
     assert choose_level(shapes, 100) == 1
     assert choose_level(shapes, 64) == 2
     assert choose_level(shapes, 1000) == 0
+
+
+def test_cli_writes_overview_and_one_montage_per_method(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from tomocam.cli.main import app
+
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(app, ["render", store.path, "-o", str(out), "-c", "ribo", "--at", "10,26,16",
+                                      "--dpi", "40"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["run_montage_grad.png", "run_montage_respond.png",
+                                                    "run_overview.png"]
+    bad = CliRunner().invoke(app, ["render", store.path, "--at", "1,2"])
+    assert bad.exit_code != 0 and "z,y,x" in bad.output
