@@ -1,0 +1,202 @@
+"""SLURM site settings (tomocam.pipeline.slurm): loading and precedence, validation, the sbatch options of each
+job kind, the shell assignments the batch scripts evaluate, and the dask-jobqueue job script of --cluster slurm.
+Pure tests: no SLURM needed (tests/test_slurm.py runs the scripts on a real one)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tomocam.errors import InputError
+from tomocam.pipeline.slurm import (
+    DEFAULTS,
+    REPO_CONFIG,
+    env_name,
+    load_slurm_config,
+    main,
+    sbatch_options,
+    shell_assignments,
+    slurm_cluster,
+    walltime_seconds,
+    worker_lifetime_seconds,
+)
+
+
+def write_yaml(path: Path, settings: dict) -> Path:
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def test_repository_yaml_holds_exactly_the_builtin_defaults():
+    assert yaml.safe_load(REPO_CONFIG.read_text()) == DEFAULTS
+    assert load_slurm_config(REPO_CONFIG, environ={}) == DEFAULTS
+
+
+def test_environment_beats_file_beats_defaults(tmp_path):
+    file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu", "account": "proj1", "time": "1-00:00:00"})
+    environ = {"TOMOCAM_ACCOUNT": "proj2", "TOMOCAM_GPUS_PER_NODE": "0", "TOMOCAM_SBATCH_EXTRA": "--exclusive --mail-type=END"}
+    config = load_slurm_config(file, environ=environ)
+    assert config["partition"] == "gpu"  # file
+    assert config["account"] == "proj2"  # environment over file
+    assert config["time"] == "1-00:00:00"
+    assert config["gpus_per_node"] == 0 and isinstance(config["gpus_per_node"], int)
+    assert config["sbatch_extra"] == ["--exclusive", "--mail-type=END"]
+    assert config["cpus_per_worker"] == DEFAULTS["cpus_per_worker"]  # default
+
+
+def test_config_file_is_found_through_environment_variable(tmp_path):
+    file = write_yaml(tmp_path / "other.yaml", {"qos": "high"})
+    assert load_slurm_config(environ={"TOMOCAM_SLURM_CONFIG": str(file)})["qos"] == "high"
+
+
+def test_empty_environment_value_means_site_default(tmp_path):
+    file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu"})
+    assert load_slurm_config(file, environ={"TOMOCAM_PARTITION": ""})["partition"] is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"partion": "gpu"}, "unknown key(s) 'partion'"),
+        ({"gpus_per_node": "four"}, "'gpus_per_node'"),
+        ({"gpus_per_node": -1}, "'gpus_per_node' must be >= 0"),
+        ({"cpus_per_worker": 0}, "'cpus_per_worker' must be positive"),
+        ({"time": "4h"}, "time limit '4h'"),
+        ({"mem_per_worker": "lots"}, "memory size 'lots'"),
+        ({"sbatch_extra": "--exclusive"}, "'sbatch_extra' must be a list"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(tmp_path, settings, message):
+    file = write_yaml(tmp_path / "bad.yaml", settings)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_slurm_config(file, environ={})
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(InputError, match="cannot read SLURM settings file '.*missing.yaml'"):
+        load_slurm_config(tmp_path / "missing.yaml", environ={})
+    (tmp_path / "bad.yaml").write_text("partition: [gpu\n")
+    with pytest.raises(InputError, match="is not valid YAML"):
+        load_slurm_config(tmp_path / "bad.yaml", environ={})
+    (tmp_path / "list.yaml").write_text("- gpu\n")
+    with pytest.raises(InputError, match="must hold a mapping of settings, found list"):
+        load_slurm_config(tmp_path / "list.yaml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30", 1800),
+        ("5:30", 330),
+        ("04:00:00", 14400),
+        ("2-12", 2 * 86400 + 12 * 3600),
+        ("1-02:03", 86400 + 7200 + 180),
+        ("1-02:03:04", 86400 + 7200 + 180 + 4),
+    ],
+)
+def test_walltime_forms_of_sbatch(text, seconds):
+    assert walltime_seconds(text) == seconds
+
+
+def config_with(**settings) -> dict:
+    return load_slurm_config(REPO_CONFIG, environ={env_name(k): str(v) for k, v in settings.items()})
+
+
+def test_sbatch_options_one_worker_per_gpu():
+    config = config_with(partition="gpu", account="proj", time="02:00:00", gpus_per_node=4, cpus_per_worker=8,
+                         mem_per_worker="32GB", constraint="a100")
+    options = sbatch_options(config, "explain")
+    assert options == [
+        "--time=02:00:00", "--ntasks-per-node=4", "--cpus-per-task=8", "--partition=gpu", "--account=proj",
+        "--constraint=a100", "--gpus-per-node=4", f"--mem={4 * 32 * 10**9 // 2**20 + 1}M",
+    ]
+
+
+def test_sbatch_options_cpu_only_request_no_gpu():
+    options = sbatch_options(config_with(gpus_per_node=0, cpus_per_worker=2, mem_per_worker="1GiB"), "explain")
+    assert not any(o.startswith("--gpu") for o in options)
+    assert "--ntasks-per-node=1" in options and "--cpus-per-task=2" in options and "--mem=1024M" in options
+
+
+def test_sbatch_options_array_train_and_extra_last():
+    config = config_with(gpus_per_node=8, sbatch_extra="--exclusive --nodes=4")
+    array = sbatch_options(config, "explain-array", array_size=12)
+    assert "--array=0-11" in array
+    assert array[-2:] == ["--exclusive", "--nodes=4"]  # last, so that they override what comes before
+    train = sbatch_options(config, "train")
+    assert "--gpus-per-node=1" in train and "--ntasks-per-node=1" in train
+    with pytest.raises(InputError, match="at least one tomogram"):
+        sbatch_options(config, "explain-array", array_size=0)
+    with pytest.raises(InputError, match="unknown SLURM job kind 'explain-all'"):
+        sbatch_options(config, "explain-all")
+
+
+def test_shell_assignments_round_trip_through_bash():
+    config = config_with(activate="source '/opt/my env/bin/activate' && module load cuda", partition="gpu",
+                         sbatch_extra="--mail-type=END '--comment=two words'")
+    script = shell_assignments(config) + "\nenv -0"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={}).stdout.decode()
+    environ = dict(item.split("=", 1) for item in out.split("\0") if item.startswith("TOMOCAM_"))
+    assert load_slurm_config(REPO_CONFIG, environ=environ) == config
+    assert config["sbatch_extra"] == ["--mail-type=END", "--comment=two words"]
+
+
+def test_jobqueue_worker_job_script_carries_the_settings():
+    config = config_with(partition="gpu", account="proj", qos="high", time="01:00:00", gpus_per_node=4,
+                         cpus_per_worker=6, mem_per_worker="20GB", activate="source /opt/tomocam/bin/activate",
+                         retire_margin=300, lifetime_stagger=60)
+    with slurm_cluster(config) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p gpu" in script
+    assert "#SBATCH -A proj" in script
+    assert "#SBATCH -t 01:00:00" in script
+    assert "#SBATCH --cpus-per-task=6" in script
+    assert "#SBATCH --qos=high" in script
+    assert "#SBATCH --gpus=1" in script
+    assert "source /opt/tomocam/bin/activate" in script
+    assert "--resources GPU=1" in script
+    assert worker_lifetime_seconds(config) == 3600 - 300 - 60
+    assert f"--lifetime {3600 - 300 - 60}s --lifetime-stagger 60s" in script
+    assert "--nthreads 6" in script and "--memory-limit 18.63GiB" in script
+
+
+def test_jobqueue_cpu_workers_and_overrides():
+    with slurm_cluster(config_with(gpus_per_node=4), gpus_per_node=0, partition="cpu") as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p cpu" in script
+    assert "--gpus" not in script and "GPU=1" not in script
+    with pytest.raises(InputError, match="unknown SLURM setting"):
+        slurm_cluster(config_with(), gpu=1)
+
+
+def test_module_command_prints_settings_and_options(tmp_path, capsys, monkeypatch):
+    for key in DEFAULTS:
+        monkeypatch.delenv(env_name(key), raising=False)
+    file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu", "gpus_per_node": 2})
+    assert main(["--config", str(file), "sbatch-options", "explain"]) == 0
+    assert "--gpus-per-node=2" in capsys.readouterr().out.splitlines()
+    assert main(["--config", str(file), "env"]) == 0
+    assert "export TOMOCAM_PARTITION=gpu" in capsys.readouterr().out.splitlines()
+    write_yaml(file, {"partition": "gpu", "gpus": 2})
+    assert main(["--config", str(file), "env"]) == 2
+    assert "unknown key(s) 'gpus'" in capsys.readouterr().err
+
+
+def test_seconds_left_parses_squeue_time_left(tmp_path):
+    """The batch scripts size worker lifetimes from squeue's %L (time left) in each of its forms."""
+    fake = tmp_path / "squeue"
+    common = REPO_CONFIG.parents[1] / "scripts" / "slurm" / "common.sh"
+    for shown, seconds in [("1-02:03:04", 93784), ("3:59:30", 14370), ("45:07", 2707), ("UNLIMITED", None)]:
+        fake.write_text(f"#!/bin/sh\necho {shlex.quote(shown)}\n")
+        fake.chmod(0o755)
+        out = subprocess.run(
+            ["bash", "-c", f"source {shlex.quote(str(common))}; tomocam_seconds_left"],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_JOB_ID": "1"},
+        ).stdout.strip()
+        assert out == ("" if seconds is None else str(seconds))
