@@ -19,7 +19,7 @@ from tomocam.write import open_store
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as c:
             yield c
 
@@ -65,7 +65,7 @@ def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models
 def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models):
     volume = np.random.default_rng(1).standard_normal((40, 36, 44)).astype(np.float32)
     a, _ = _run(client, tmp_path, volume, models["cnn"], name="a", block=1, batch_size=5)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl2:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cl2:
         with Client(cl2) as c2:
             b, sb = _run(c2, tmp_path, volume, models["cnn"], name="b", block=3, batch_size=5)
     np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-5, atol=1e-6)

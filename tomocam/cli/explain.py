@@ -102,7 +102,7 @@ def explain(
     def show_plan(plan) -> None:
         for warning in plan.warnings:
             console.print(f"[yellow]Warning:[/] {warning}")
-        console.print(f"[dim]{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}[/]")
+        typer.echo(f"{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}")
 
     summary = explain_tomogram(
         config,
@@ -112,4 +112,4 @@ def explain(
         progress=progress,
         on_plan=show_plan,
     )
-    print_summary(summary, Console())
+    print_summary(summary)

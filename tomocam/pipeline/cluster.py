@@ -41,7 +41,7 @@ def cpu_layout(cores: int, workers: int | None) -> tuple[int, int]:
 
 def _quiet() -> None:
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _gpu_cluster(n: int):
@@ -55,8 +55,8 @@ def _gpu_cluster(n: int):
         }
         for i in range(n)
     }
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
-    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -96,7 +96,8 @@ def connect(
         return
     n, threads = cpu_layout(os.cpu_count() or 1, workers)
     local = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=":0", silence_logs=logging.CRITICAL
     )
     with local, Client(local) as client:
+        _quiet()  # the cluster sets its own log levels on start
         yield client, ClusterInfo("local-cpu", n, threads)
