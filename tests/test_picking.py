@@ -94,3 +94,38 @@ def test_truth_table_without_coordinates_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="lacks columns"):
         read_particles(bad)
+
+
+def test_exclusive_picks_keep_a_site_for_its_highest_class(tmp_path):
+    a = gaussian_blobs(SHAPE, [(16, 20, 24)], [3.0])
+    b = 0.6 * a  # class b answers weakly to the class-a particle
+    tomo = write_tomogram(tmp_path / "t.mrc", a, VOXEL)
+    store = open_store(build_store(tmp_path / "r.zarr", {"respond": np.stack([a, b])}, ["a", "b"], VOXEL, tomo))
+    assert list(pick_store(store, threshold=0.5, radius=40)["class_name"]) == ["a"]
+    assert list(pick_store(store, threshold=0.5, radius=40, exclusive=False)["class_name"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("method", ["respond", "grad"])
+def test_end_to_end_picks_of_explained_tomogram_find_every_particle(tmp_path, method):
+    """tomocam's explain pipeline on a tomogram with 27 known particles of 3 classes, with a model whose right
+    answer is known (a matched filter, see explain_models): the picks match the particles one to one."""
+    from distributed import Client, LocalCluster
+    from explain_models import SHAPES, matched_filter_checkpoint, particles_volume
+    from explain_models import write_mrc as write_volume
+
+    from tomocam.pipeline import ExplainConfig, explain_tomogram
+
+    volume, truth = particles_volume((48, 48, 48), n=27, seed=3)
+    tomo = write_volume(tmp_path / "t.mrc", volume)
+    config = ExplainConfig(tomogram=str(tomo), output=str(tmp_path / "t.zarr"),
+                           model=str(matched_filter_checkpoint(tmp_path / "mf.pt")), methods=(method,))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            store = open_store(explain_tomogram(config, client=client).store)
+    names = list(SHAPES)
+    expected = pd.DataFrame({"class_name": [names[k] for k, _ in truth], "x": [c[2] for _, c in truth],
+                             "y": [c[1] for _, c in truth], "z": [c[0] for _, c in truth]})
+    threshold = 0.2 * float(np.asarray(store.heatmap(method, store.n_levels - 1)).max())
+    table = pick_store(store, method=method, threshold=threshold, radius=50.0)
+    per_class, overall = evaluate_picks(table, expected, tolerance=20.0, voxel_size=store.voxel_size)
+    assert overall.precision == 1.0 and overall.recall == 1.0, per_class

@@ -27,11 +27,14 @@ def pick_store(
     threshold: float,
     radius: float,
     level: int = 0,
+    exclusive: bool = True,
 ) -> pd.DataFrame:
     """Picks of every chosen class (default: all) in the ``method`` heatmaps at pyramid ``level``.
 
     ``threshold``: minimum heatmap value, score units. ``radius``: particle radius in angstrom; peaks of
-    one class closer than this are suppressed. Returns a :func:`tomocam.write.picks_table.picks_frame`
+    one class closer than this are suppressed. ``exclusive``: keep a class's peak only where that class
+    has the highest heatmap of all the store's classes (a particle is one class; a class map also answers,
+    more weakly, to particles of similar classes). Returns a :func:`tomocam.write.picks_table.picks_frame`
     table, coordinates in level-0 voxels (fractional at coarser levels) and angstrom, sorted by class then
     decreasing score.
     """
@@ -44,9 +47,23 @@ def pick_store(
     for name in select_classes(store, classes):
         c = store.classes.index(name)
         coords, scores = find_peaks(ChannelView(array, c), threshold, radius_vox, block)
+        if exclusive and len(coords):
+            keep = winning_class(array, coords) == c
+            coords, scores = coords[keep], scores[keep]
         voxels = base.to_index(grid.to_space(coords))  # (n, 3) level-0 voxels
         frames.append(picks_frame(voxels, scores, [name] * len(scores), np.full(len(scores), c), store.voxel_size))
     return pd.concat(frames, ignore_index=True)
+
+
+def winning_class(array, coords: np.ndarray) -> np.ndarray:
+    """Index of the highest channel of a `(c, z, y, x)` array at each of ``coords`` `(n, 3)`: `(n,)`.
+
+    Reads only the chunks holding those voxels (a coordinate selection)."""
+    k = array.shape[0]
+    n = len(coords)
+    sel = (np.repeat(np.arange(k), n), *(np.tile(coords[:, i], k) for i in range(3)))
+    values = np.asarray(array.get_coordinate_selection(sel)).reshape(k, n)  # (k, n)
+    return values.argmax(axis=0)
 
 
 def evaluate_picks(

@@ -33,6 +33,10 @@ def picks(
         Optional[float], typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
                                       "Default: the radius.")
     ] = None,
+    exclusive: Annotated[
+        bool, typer.Option("--exclusive/--overlap", help="Pick a class only where its heatmap is the highest of "
+                           "all classes (one class per particle), or let classes pick independently.")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing pick files.")] = False,
 ) -> None:
     """Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
@@ -55,7 +59,8 @@ def picks(
     if existing and not overwrite:
         raise OutputError(f"pick files exist already: {', '.join(existing)}; pass --overwrite to replace them")
     expected = read_particles(truth) if truth is not None else None
-    table = pick_store(opened, method=method, classes=classes, threshold=threshold, radius=radius, level=level)
+    table = pick_store(opened, method=method, classes=classes, threshold=threshold, radius=radius, level=level,
+                       exclusive=exclusive)
     write_csv(table, csv_path, overwrite=overwrite)
     write_star(table, star_path, overwrite=overwrite)
     console = Console()
