@@ -1,0 +1,294 @@
+"""The SLURM batch scripts of scripts/slurm/, run on a real SLURM (CI starts a one-node, CPU-only one with
+.ci/slurm/start.sh) on small synthetic tomograms with a tiny model. Each job's store must equal, array for
+array, the store of a local `tomocam explain` run; a job cancelled mid-run and submitted again, and a job that
+requeues itself at the walltime signal, must resume (skip the blocks already done) and give the same store.
+
+The tests marked ``slurm`` are skipped when no SLURM controller answers. The shellcheck test and the argument
+checks need no SLURM."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts" / "slurm"
+SHELL_FILES = sorted(SCRIPTS.glob("*.sbatch")) + sorted(SCRIPTS.glob("*.sh")) + sorted((REPO / ".ci/slurm").glob("*.sh"))
+BLOCK = "2"  # tiles per block edge: many small phase-1 blocks, so that a run can be stopped between them
+JOB_TIMEOUT = 180.0
+
+
+def slurm_problem() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a controller answers with a usable node."""
+    if shutil.which("sinfo") is None:
+        return "no SLURM here: `sinfo` not found (CI starts one with .ci/slurm/start.sh)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "no SLURM controller answers: `sinfo` timed out"
+    states = out.stdout.split()
+    if out.returncode != 0 or not any(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states):
+        return f"no usable SLURM node: `sinfo` said {(out.stdout + out.stderr).strip()!r}"
+    return None
+
+
+needs_slurm = pytest.mark.skipif(slurm_problem() is not None, reason=str(slurm_problem()))
+
+
+# --- no SLURM needed -------------------------------------------------------------------------------------------
+
+
+def test_scripts_pass_shellcheck():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (CI installs it with .ci/slurm/install.sh)")
+    out = subprocess.run(["shellcheck", "-x", *map(str, SHELL_FILES)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(SHELL_FILES) >= 8
+
+
+@pytest.mark.parametrize("script", ["explain.sbatch", "explain-multinode.sbatch", "explain-array.sbatch"])
+def test_missing_arguments_print_usage_and_submit_nothing(script):
+    out = subprocess.run([str(SCRIPTS / script), "only-one-argument"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "expected" in out.stderr and "Usage:" in out.stderr and "TOMOCAM_" in out.stderr
+    assert "#SBATCH" not in out.stderr
+
+
+def test_array_of_an_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), str(tmp_path / "empty"), str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[0].startswith("tomocam: no tomograms in")
+
+
+# --- on SLURM --------------------------------------------------------------------------------------------------
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command; on failure, fail the test with its output."""
+    out = subprocess.run(list(args), capture_output=True, text=True, **kwargs)
+    if out.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two synthetic tomograms, a tiny untrained CNN-1 checkpoint, and local reference stores of both."""
+    import torch
+
+    import tomocam
+    from tomocam.simulate import builtin_structures, simulate_tomogram, write_tomogram
+
+    root = tmp_path_factory.mktemp("slurm")
+    torch.manual_seed(0)
+    model = tomocam.models.cnn1(num_classes=3, input_size=16, fc_width=16)
+    checkpoint = tomocam.save_checkpoint(model, root / "tiny.pt", classes=["a", "b", "c"], input_size=16,
+                                         voxel_size=10.0)
+    structures = builtin_structures(voxel_size=10.0)[:3]
+    (root / "tomograms").mkdir()
+    tomograms = []
+    for i, shape in enumerate([(40, 64, 64), (32, 48, 40)]):
+        path = root / "tomograms" / f"tomo{i}.mrc"
+        write_tomogram(simulate_tomogram(shape, structures, 3 - i, seed=i), path)
+        path.with_name(f"tomo{i}_mask.mrc").unlink()  # the folder given to the array job holds tomograms only
+        tomograms.append(path)
+    references = []
+    for path in tomograms:
+        ref = root / f"reference-{path.stem}.zarr"
+        run(str(Path(sys.executable).parent / "tomocam"), "explain", str(path), "--model", str(checkpoint), "-o",
+            str(ref), "--device", "cpu", "--workers", "1", "--block", BLOCK, "--no-progress")
+        references.append(ref)
+    return {"root": root, "checkpoint": checkpoint, "tomograms": tomograms, "references": references}
+
+
+@pytest.fixture
+def job_env(tmp_path):
+    """The submitting environment: the test's venv first on PATH, CPU-only small jobs, a private shared dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOMOCAM_", "SLURM_", "SBATCH_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
+        TOMOCAM_GPUS_PER_NODE="0",
+        TOMOCAM_CPUS_PER_WORKER="1",
+        TOMOCAM_MEM_PER_WORKER="600MB",
+        TOMOCAM_TIME="15",
+        TOMOCAM_SHARED_DIR=str(tmp_path / "shared"),
+        OMP_NUM_THREADS="1",
+    )
+    return env
+
+
+def submit(script: str, *args: str, env: dict, cwd: Path, extra: str = "") -> int:
+    """Submit a script the way users do (it submits itself) and return the job id."""
+    if extra:
+        env = {**env, "TOMOCAM_SBATCH_EXTRA": extra}
+    out = run(str(SCRIPTS / script), *args, env=env, cwd=cwd)
+    match = re.search(r"Submitted batch job (\d+)", out.stdout)
+    assert match, out.stdout + out.stderr
+    return int(match.group(1))
+
+
+def job_states(job: int) -> list[str]:
+    """States of a job (one per array task) as the controller records them."""
+    out = run("scontrol", "show", "job", "-o", str(job)).stdout
+    return re.findall(r"JobState=(\S+)", out)
+
+
+def wait_for(job: int, timeout: float = JOB_TIMEOUT) -> list[str]:
+    """Wait until every task of ``job`` has ended, releasing requeued tasks (SLURM holds a requeued job ~2 min
+    before it may start again) at once; returns the final states."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = run("squeue", "-h", "-j", str(job), "-o", "%i %T %r").stdout.split("\n")
+        active = [line.split() for line in out if line.strip()]
+        if not active:
+            return job_states(job)
+        for task, state, reason in active:
+            if state == "PENDING" and reason == "BeginTime":
+                subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], capture_output=True)
+        time.sleep(0.5)
+    subprocess.run(["scancel", str(job)], capture_output=True)
+    pytest.fail(f"SLURM job {job} did not finish within {timeout:.0f} s")
+
+
+def job_log(cwd: Path, pattern: str) -> str:
+    logs = sorted(cwd.glob(pattern))
+    assert logs, f"no job log {pattern} in {cwd}"
+    return "\n".join(path.read_text() for path in logs)
+
+
+def arrays(group: zarr.Group, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {prefix + name: np.asarray(a[...]) for name, a in group.arrays()}
+    for name, sub in group.groups():
+        out.update(arrays(sub, f"{prefix}{name}/"))
+    return out
+
+
+def assert_same_store(store: Path, reference: Path) -> None:
+    """Every array of ``store`` (heatmap levels, scores, labels, per-tile results) equals the reference's."""
+    got, want = zarr.open_group(store, mode="r"), zarr.open_group(reference, mode="r")
+    assert got.attrs["tomocam"]["complete"] is True
+    got_arrays, want_arrays = arrays(got), arrays(want)
+    assert sorted(got_arrays) == sorted(want_arrays)
+    assert any(name.startswith("respond/") for name in got_arrays)
+    for name, value in want_arrays.items():
+        np.testing.assert_array_equal(got_arrays[name], value, err_msg=f"array '{name}' of {store}")
+
+
+def blocks_done(store: Path) -> int:
+    try:
+        return int(np.asarray(zarr.open_group(store, mode="r")["tiles/done"][...]).sum())
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return 0
+
+
+def resume_counts(log: str) -> tuple[int, int]:
+    """(blocks computed, blocks resumed) of the last explain summary in a job log."""
+    found = re.findall(r"(\d+) blocks computed, (\d+) resumed", log)
+    assert found, log[-3000:]
+    computed, resumed = found[-1]
+    return int(computed), int(resumed)
+
+
+def stop_mid_run(job: int, store: Path, stop: list[str], timeout: float = JOB_TIMEOUT) -> int:
+    """Once some but not all blocks of ``store`` are done, run ``stop`` + job id; returns the blocks done then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = blocks_done(store)
+        if done > 0:
+            run(*stop, str(job))
+            return done
+        if "COMPLETED" in job_states(job):
+            pytest.fail(f"job {job} finished before it could be stopped mid-run")
+        time.sleep(0.1)
+    pytest.fail(f"job {job} computed no block within {timeout:.0f} s")
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_explain_job_equals_local_run(data, job_env, tmp_path):
+    out = tmp_path / "tomo0.zarr"
+    job = submit("explain.sbatch", str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
+                 "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    assert wait_for(job) == ["COMPLETED"]
+    log = job_log(tmp_path, f"tomocam-explain-{job}.out")
+    assert "all 1 worker(s) joined" in log
+    assert_same_store(out, data["references"][0])
+    assert not any((tmp_path / "shared").iterdir()), "the job's scheduler file was not removed"
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_array_job_explains_each_tomogram_of_a_folder(data, job_env, tmp_path):
+    outdir = tmp_path / "heatmaps"
+    job = submit("explain-array.sbatch", str(data["tomograms"][0].parent), str(outdir), "--model",
+                 str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    assert wait_for(job) == ["COMPLETED", "COMPLETED"]
+    assert (outdir / "tomograms.txt").read_text().split() == [str(p) for p in data["tomograms"]]
+    for tomogram, reference in zip(data["tomograms"], data["references"]):
+        assert_same_store(outdir / f"{tomogram.stem}.zarr", reference)
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_multinode_job_runs_scheduler_workers_and_client_as_separate_tasks(data, job_env, tmp_path):
+    out = tmp_path / "tomo0.zarr"
+    job = submit("explain-multinode.sbatch", str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
+                 "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path,
+                 extra="--nodes=1 --ntasks-per-node=3")
+    assert wait_for(job) == ["COMPLETED"]
+    log = job_log(tmp_path, f"tomocam-multinode-{job}.out")
+    assert "all 3 worker(s) joined" in log
+    assert len(set(re.findall(r"Worker name:\s+(tomocam-\d+-\d+)", log))) == 3  # one per srun task
+    assert_same_store(out, data["references"][0])
+    assert not any((tmp_path / "shared").iterdir())
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(500)
+def test_cancelled_job_resubmitted_resumes_to_the_same_store(data, job_env, tmp_path):
+    out = tmp_path / "tomo0.zarr"
+    args = (str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]), "--block", BLOCK, "--no-progress")
+    first = submit("explain.sbatch", *args, env=job_env, cwd=tmp_path)
+    done_at_cancel = stop_mid_run(first, out, ["scancel"])
+    assert wait_for(first) == ["CANCELLED"]
+    assert zarr.open_group(out, mode="r").attrs["tomocam"].get("complete") is not True
+    second = submit("explain.sbatch", *args, env=job_env, cwd=tmp_path)
+    assert wait_for(second) == ["COMPLETED"]
+    computed, resumed = resume_counts(job_log(tmp_path, f"tomocam-explain-{second}.out"))
+    assert resumed >= done_at_cancel >= 1
+    assert computed >= 1, "the first job finished every block before the cancellation took effect"
+    assert_same_store(out, data["references"][0])
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(500)
+def test_walltime_signal_requeues_the_job_which_resumes(data, job_env, tmp_path):
+    """SIGUSR1 is what `#SBATCH --signal=B:USR1@120` sends before the walltime: the job requeues itself."""
+    out = tmp_path / "tomo0.zarr"
+    job = submit("explain.sbatch", str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
+                 "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    done_at_signal = stop_mid_run(job, out, ["scancel", "--batch", "--signal=USR1"])
+    assert wait_for(job) == ["COMPLETED"]
+    record = run("scontrol", "show", "job", "-o", str(job)).stdout
+    assert "Restarts=1" in record
+    log = job_log(tmp_path, f"tomocam-explain-{job}.out")
+    assert "requeueing job" in log and "(restart 1," in log
+    computed, resumed = resume_counts(log)
+    assert resumed >= done_at_signal >= 1
+    assert_same_store(out, data["references"][0])
