@@ -1,10 +1,58 @@
-"""`tomocam train` (being built: see the issue tracker)."""
+"""`tomocam train`: train CNN-1, CNN-2 or a registered architecture on a simulated dataset."""
 
 from __future__ import annotations
 
-from tomocam.errors import TomocamError
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 
-def train() -> None:
-    """Not built yet."""
-    raise TomocamError("'tomocam train' is not built yet")
+def train(
+    dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.pt).")],
+    architecture: Annotated[str, typer.Option("--architecture", "-a", help="cnn1, cnn2 or a registered name.")] = "cnn2",
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    fc_width: Annotated[Optional[int], typer.Option("--fc-width", help="Width of the FC layers (cnn1/cnn2).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
+) -> None:
+    """Train a classifier (train/test 4:1, fit/validation 80/20) and save the best-validation checkpoint."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tomocam.errors import OutputError
+    from tomocam.simulate import open_dataset
+    from tomocam.train import train_model
+
+    if out.exists() and not overwrite:
+        raise OutputError(f"checkpoint '{out}' exists already: choose another path or pass --overwrite")
+    if threads:
+        torch.set_num_threads(threads)
+    ds = open_dataset(dataset)
+    kwargs = {"fc_width": fc_width} if fc_width else {}
+    command = shlex.join(["tomocam", *sys.argv[1:]])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("epoch 1", total=None, info="")
+
+        def report(event: str, v: dict) -> None:
+            if event == "batch":
+                bar.update(task, description=f"epoch {v['epoch']}/{epochs}", completed=v["step"], total=v["steps"],
+                           info=f"loss {v['loss']:.3f} acc {v['accuracy']:.3f}")
+            else:
+                bar.console.print(
+                    f"epoch {v['epoch']:3d}  train loss {v['train_loss']:.4f} acc {v['train_accuracy']:.3f}  "
+                    f"val loss {v['val_loss']:.4f} acc {v['val_accuracy']:.3f}"
+                )
+
+        result = train_model(ds, architecture, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                             arch_kwargs=kwargs, out=out, command=command, progress=report)
+    typer.echo(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.3f}, "
+               f"test accuracy {result.test_accuracy:.3f}; wrote {result.checkpoint}")

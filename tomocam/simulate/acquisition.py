@@ -116,7 +116,8 @@ def transfer(shape: tuple[int, int, int], voxel_size: float, acq: Acquisition) -
 
 def apply_filter(volume: np.ndarray, filt: np.ndarray) -> np.ndarray:
     """``F^-1[filt * F[volume]]`` for a real ``(d, h, w)`` volume and a real-FFT-grid filter; float32."""
-    return np.fft.irfftn(np.fft.rfftn(volume) * filt, s=volume.shape).astype(np.float32)
+    axes = tuple(range(volume.ndim))
+    return np.fft.irfftn(np.fft.rfftn(volume, axes=axes) * filt, s=volume.shape, axes=axes).astype(np.float32)
 
 
 def acquire(

@@ -129,7 +129,8 @@ def _add_particle(
 
 
 def write_tomogram(sim: SimulatedTomogram, out: Path, *, overwrite: bool = False) -> dict[str, Path]:
-    """Write ``out`` (MRC, voxel size in the header), ``<stem>_particles.csv`` and ``<stem>_mask.mrc`` beside it.
+    """Write ``out`` (MRC, voxel size in the header), ``<stem>_particles.csv`` and ``<stem>_mask.mrc`` (MRC mode 6,
+    uint16 labels) beside it.
 
     The table is written last, so a complete table means complete outputs. Returns the paths written.
     """
@@ -146,7 +147,7 @@ def write_tomogram(sim: SimulatedTomogram, out: Path, *, overwrite: bool = False
         raise OutputError(f"output exists already: {', '.join(existing)} (pass --overwrite to replace)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        for key, data in (("tomogram", sim.volume.astype(np.float32)), ("mask", sim.mask.astype(np.uint8))):
+        for key, data in (("tomogram", sim.volume.astype(np.float32)), ("mask", sim.mask.astype(np.uint16))):
             with mrcfile.new(paths[key], overwrite=True) as mrc:
                 mrc.set_data(data)
                 mrc.voxel_size = sim.voxel_size
