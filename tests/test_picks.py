@@ -163,3 +163,19 @@ def test_score_picks_counts_per_class_and_overall():
     assert overall.recall == pytest.approx(1 / 4)
     assert overall.f1 == pytest.approx(2 * 0.2 * 0.25 / 0.45)
     assert PickScore(0, 0, 0).f1 == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    vol=arrays(np.float32, st.tuples(*[st.integers(2, 12)] * 3), elements=st.integers(-2, 4).map(float)),
+    radius=st.sampled_from([1.0, 1.8, 2.5, 4.0]),
+)
+def test_local_maxima_equal_the_ball_maximum_filter_definition(vol, radius):
+    """The fast candidate search (inscribed cube, then exact ball test) equals the plain definition."""
+    from scipy import ndimage
+
+    ref = ndimage.maximum_filter(vol, footprint=ball(radius, 3), mode="constant", cval=-np.inf)
+    expected = np.argwhere((vol == ref) & (vol > 0.5))
+    coords, scores = local_maxima(vol, 0.5, radius)
+    np.testing.assert_array_equal(coords, expected)
+    np.testing.assert_array_equal(scores, vol[tuple(expected.T)])
