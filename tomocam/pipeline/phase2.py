@@ -38,27 +38,32 @@ def _tile_starts(plan: Plan, ranges: tuple[slice, ...]) -> np.ndarray:
 
 
 def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]]) -> int:
-    """Phase-2 task: stitch and write the output ``chunks`` (indices on the chunk grid) of every method."""
+    """Phase-2 task: stitch and write the output ``chunks`` (a box of indices on the chunk grid) of every method.
+
+    The box is stitched as one region, so each tile is resized once per task, and written chunk-aligned.
+    """
     root = zarr.open_group(plan.store, mode="r+")
     window = tile_window(plan.grid.tile, plan.window)
     boxes = [plan.chunk_box(c) for c in chunks]
-    lo = tuple(min(b[0][d] for b in boxes) for d in range(len(boxes[0][0])))
-    hi = tuple(max(b[1][d] for b in boxes) for d in range(len(boxes[0][0])))
-    group_ranges = plan.grid.covering(lo, hi)
+    nd = len(boxes[0][0])
+    lo = tuple(min(b[0][d] for b in boxes) for d in range(nd))
+    hi = tuple(max(b[1][d] for b in boxes) for d in range(nd))
+    ranges = plan.grid.covering(lo, hi)
+    starts = _tile_starts(plan, ranges)  # (m, nd)
     for method in plan.methods:
-        maps = np.asarray(root["tiles"][method][group_ranges])  # (a, b, c, k, *feat)
+        maps = np.asarray(root["tiles"][method][ranges])  # (a, b, c, k, *feat)
+        flat = maps.reshape(-1, *maps.shape[nd:])  # (m, k, *feat)
+        batches = ((starts[i : i + STITCH_BATCH], flat[i : i + STITCH_BATCH]) for i in range(0, len(flat), STITCH_BATCH))
+        shape = tuple(b - a for a, b in zip(lo, hi))
         heat = root[METHOD_GROUPS[method]]["0"]
-        for box_lo, box_hi in boxes:
-            ranges = plan.grid.covering(box_lo, box_hi)
-            local = tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(ranges, group_ranges))
-            sel = maps[local]
-            flat = sel.reshape(-1, *sel.shape[len(ranges):])  # (m, k, *feat)
-            starts = _tile_starts(plan, ranges)  # (m, nd)
-            batches = (
-                (starts[i : i + STITCH_BATCH], flat[i : i + STITCH_BATCH]) for i in range(0, len(flat), STITCH_BATCH)
-            )
-            shape = tuple(b - a for a, b in zip(box_lo, box_hi))
-            heat[(slice(None), *(slice(a, b) for a, b in zip(box_lo, box_hi)))] = stitch_region(
-                box_lo, shape, batches, window
-            )
+        heat[(slice(None), *(slice(a, b) for a, b in zip(lo, hi)))] = stitch_region(lo, shape, batches, window)
     return len(chunks)
+
+
+def group_edge(plan: Plan, budget: int = 384 * 2**20) -> int:
+    """Output chunks per axis in one phase-2 task: as many as fit ``budget`` bytes of float32 sums (at most 4)."""
+    k = len(plan.class_indices)
+    edge = 4
+    while edge > 1 and 4 * (k + 1) * (edge * plan.chunk) ** len(plan.tomogram.shape) > budget:
+        edge -= 1
+    return edge

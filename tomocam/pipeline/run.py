@@ -17,13 +17,9 @@ from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
 from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
-from tomocam.pipeline.phase2 import create_heatmap_arrays, stitch_chunks
+from tomocam.pipeline.phase2 import create_heatmap_arrays, group_edge, stitch_chunks
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.write.store import ATTRS_KEY, create_root, mark_complete, prepare_output, update_attrs
-
-#: Output chunks per axis in one phase-2 task.
-STITCH_GROUP = 2
-
 
 @dataclass
 class RunSummary:
@@ -164,7 +160,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
         futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]
         _gather(client, futures, bars, task, lambda r: r.n_tiles)
         seconds["phase1"] = time.perf_counter() - t0
-        groups = plan.chunk_groups(STITCH_GROUP)
+        groups = plan.chunk_groups(group_edge(plan))
         task = bars.add_task("phase 2: stitching chunks", total=sum(len(g) for g in groups))
         futures = [client.submit(stitch_chunks, plan, g, pure=False) for g in groups]
         _gather(client, futures, bars, task, lambda n: n)
