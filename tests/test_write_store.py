@@ -1,0 +1,72 @@
+"""The explain store's writers and reader: output checks, completion marker, pyramid levels, labels, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from tomocam.errors import InputError, OutputError
+from tomocam.write import open_store
+from tomocam.write.ome import level_transforms
+from tomocam.write.pyramid import n_levels_for, write_heatmap_pyramid, write_labels, write_scores
+from tomocam.write.store import create_root, mark_complete, prepare_output
+
+
+def test_prepare_output_refuses_existing_and_unwritable(tmp_path):
+    (tmp_path / "x.zarr").mkdir()
+    with pytest.raises(OutputError, match="exists already"):
+        prepare_output(tmp_path / "x.zarr", resume=False, overwrite=False)
+    with pytest.raises(OutputError, match="not a zarr store"):
+        prepare_output(tmp_path / "x.zarr", resume=True, overwrite=False)
+    assert prepare_output(tmp_path / "x.zarr", resume=False, overwrite=True) == str(tmp_path / "x.zarr")
+    assert not (tmp_path / "x.zarr").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="cannot write output"):
+        prepare_output(tmp_path / "file" / "o.zarr", resume=False, overwrite=False)
+
+
+def test_reader_refuses_incomplete_and_foreign_stores(tmp_path):
+    with pytest.raises(InputError, match="not a zarr store"):
+        open_store(tmp_path / "nothing.zarr")
+    zarr.open_group(str(tmp_path / "foreign.zarr"), mode="w")
+    with pytest.raises(InputError, match="not a tomocam explain store"):
+        open_store(tmp_path / "foreign.zarr")
+    path = str(tmp_path / "s.zarr")
+    create_root(path, {"classes": ["a"], "methods": ["respond"], "input": {"path": "t.mrc", "voxel_size": [1, 2, 3]},
+                       "levels": 1})
+    with pytest.raises(InputError, match="incomplete"):
+        open_store(path)
+    mark_complete(path)
+    store = open_store(path)
+    assert store.voxel_size == (1, 2, 3) and store.classes == ["a"] and store.input_path == "t.mrc"
+
+
+def test_levels_and_transforms():
+    assert n_levels_for((64, 64, 64), 64) == 1
+    assert n_levels_for((100, 300, 300), 64) == 4  # 300 -> 150 -> 75 -> 37
+    assert level_transforms((2.0, 2.0, 2.0), 2, channel=False) == [
+        {"type": "scale", "scale": [8.0, 8.0, 8.0]}, {"type": "translation", "translation": [3.0, 3.0, 3.0]}]
+
+
+def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
+    root = zarr.open_group(str(tmp_path / "s.zarr"), mode="w")
+    heat = np.random.default_rng(0).standard_normal((3, 9, 8, 10)).astype(np.float32)
+    group = root.create_group("respond")
+    group.create_array("0", shape=heat.shape, chunks=(1, 4, 4, 4), dtype="float32", fill_value=0.0)[...] = heat
+    write_heatmap_pyramid(group, 2)
+    np.testing.assert_allclose(group["1"][...], heat[:, :8].reshape(3, 4, 2, 4, 2, 5, 2).mean((2, 4, 6)), rtol=1e-6)
+    labels = root.create_group("labels")
+    write_labels(group, labels, 2, threshold=0.5, ignore=(1,))
+    best = heat.argmax(0)
+    expected = np.where((heat.max(0) > 0.5) & (best != 1), best + 1, 0)
+    np.testing.assert_array_equal(labels["0"][...], expected)
+    np.testing.assert_array_equal(labels["1"][...], expected[:8:2, ::2, ::2])
+    logits = np.random.default_rng(1).standard_normal((3, 4, 2, 5)).astype(np.float32)  # (gz, gy, gx, K)
+    tiles = root.create_array("logits", shape=logits.shape, chunks=(2, 2, 2, 5), dtype="float32")
+    tiles[...] = logits
+    scores = root.create_group("scores")
+    write_scores(tiles, scores)
+    np.testing.assert_array_equal(scores["logits"][...], np.moveaxis(logits, -1, 0))
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(scores["probabilities"][...], np.moveaxis(e / e.sum(-1, keepdims=True), -1, 0), rtol=1e-5)
