@@ -6,7 +6,8 @@ peak resident memory of a fresh process per reader, against the size of one leve
 
 - render overview at 256 px (pyramid level chosen from the output size) vs forced to level 0;
 - picks at level 0 and level 1;
-- MRC export of one class at level 0 (streamed into a memory-mapped file).
+- MRC export of one class at level 0 (streamed into a memory-mapped file);
+- "open-only", the baseline: the imports and an opened store, nothing read.
 
 Usage::
 
@@ -81,7 +82,9 @@ def child(task: str, store_path: str, out: str) -> dict:
 
     store = open_store(store_path)
     start = time.perf_counter()
-    if task == "render-auto":
+    if task == "open-only":  # baseline: imports and an opened store
+        pass
+    elif task == "render-auto":
         render_store(store, classes=store.classes[:2], pixels=256).savefig(Path(out) / "a.png", dpi=60)
     elif task == "render-level0":
         render_store(store, classes=store.classes[:2], pixels=10**6).savefig(Path(out) / "b.png", dpi=60)
@@ -106,6 +109,7 @@ def main() -> None:
         return
     shape = tuple(int(v) for v in args.shape.split(","))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tomocam-bench-readers-"))
+    work.mkdir(parents=True, exist_ok=True)
     store = work / "big.zarr"
     t = time.perf_counter()
     build(store, shape, args.classes)
@@ -113,7 +117,7 @@ def main() -> None:
     print(f"store {shape} x {args.classes} classes built in {time.perf_counter() - t:.1f} s; "
           f"one level-0 class heatmap = {one_class_mb:.0f} MiB, all classes = {args.classes * one_class_mb:.0f} MiB")
     print(f"{'reader':<18} {'seconds':>8} {'peak RSS MiB':>13}")
-    for task in ("render-auto", "render-level0", "picks-level1", "picks-level0", "export-one-class"):
+    for task in ("open-only", "render-auto", "render-level0", "picks-level1", "picks-level0", "export-one-class"):
         res = subprocess.run([sys.executable, __file__, "--child", task, str(store), str(work)],
                              capture_output=True, text=True, check=True)
         row = json.loads(res.stdout.strip().splitlines()[-1])
