@@ -129,3 +129,11 @@ def test_end_to_end_picks_of_explained_tomogram_find_every_particle(tmp_path, me
     table = pick_store(store, method=method, threshold=threshold, radius=50.0)
     per_class, overall = evaluate_picks(table, expected, tolerance=20.0, voxel_size=store.voxel_size)
     assert overall.precision == 1.0 and overall.recall == 1.0, per_class
+
+
+def test_no_picks_means_zero_recall_over_the_chosen_classes(store):
+    table = pick_store(store, threshold=100.0, radius=40)
+    truth = pd.DataFrame({"class_name": ["a", "b"], "x": [1, 2], "y": [1, 2], "z": [1, 2]})
+    per_class, overall = evaluate_picks(table, truth, 10.0, (VOXEL,) * 3, classes=["a"])
+    assert len(table) == 0 and list(per_class) == ["a"]
+    assert (overall.true_positives, overall.false_negatives, overall.recall) == (0, 1, 0.0)

@@ -67,16 +67,21 @@ def winning_class(array, coords: np.ndarray) -> np.ndarray:
 
 
 def evaluate_picks(
-    picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float, voxel_size: tuple[float, float, float]
+    picks: pd.DataFrame,
+    truth: pd.DataFrame,
+    tolerance: float,
+    voxel_size: tuple[float, float, float],
+    classes: Sequence[str] | None = None,
 ) -> tuple[dict[str, PickScore], PickScore]:
     """Precision/recall per class and overall of ``picks`` against ``truth`` (both with ``class_name, x, y,
     z`` in voxels), a pick matching a particle of its class at most ``tolerance`` angstrom away.
 
-    Only the classes that were picked are scored, so a run over some classes is not charged with the
-    particles of the others.
+    Only the particles of ``classes`` (default: the classes that were picked) are counted, so a run over some
+    classes is not charged with the particles of the others.
     """
-    picked = set(picks["class_name"])
-    truth = truth[truth["class_name"].isin(picked)]
+    wanted = set(classes) if classes is not None else set(picks["class_name"])
+    truth = truth[truth["class_name"].isin(wanted)]
+    picks = picks[picks["class_name"].isin(wanted)]
     scale = np.asarray(voxel_size)[::-1]  # x, y, z
 
     def space(frame: pd.DataFrame) -> np.ndarray:

@@ -47,6 +47,7 @@ def picks(
     from tomocam.errors import InputError, OutputError
     from tomocam.picking import evaluate_picks, pick_store
     from tomocam.write.picks_table import read_particles, write_csv, write_star
+    from tomocam.write.select import select_classes
     from tomocam.write.store import open_store
 
     if radius <= 0:
@@ -66,7 +67,8 @@ def picks(
     console = Console()
     console.print(f"{len(table)} picks -> {star_path}, {csv_path}")
     if expected is not None:
-        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size)
+        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size,
+                                            select_classes(opened, classes))
         report = Table(title=f"Picks from {method} heatmaps vs {truth} (tolerance {tolerance or radius:g} A)")
         for col in ("class", "picks", "particles", "TP", "precision", "recall", "F1"):
             report.add_column(col, justify="left" if col == "class" else "right")
