@@ -175,14 +175,26 @@ def arrays(group: zarr.Group, prefix: str = "") -> dict[str, np.ndarray]:
 
 
 def assert_same_store(store: Path, reference: Path) -> None:
-    """Every array of ``store`` (heatmap levels, scores, labels, per-tile results) equals the reference's."""
+    """Every array of ``store`` (heatmap levels, scores, labels, per-tile results) equals the reference's: integer
+    arrays exactly, float arrays up to float32 rounding (1e-5 relative, 1e-6 of the array's largest magnitude):
+    torch's CPU kernels may round differently with other thread counts (differences of ~1e-12 were seen)."""
     got, want = zarr.open_group(store, mode="r"), zarr.open_group(reference, mode="r")
     assert got.attrs["tomocam"]["complete"] is True
     got_arrays, want_arrays = arrays(got), arrays(want)
     assert sorted(got_arrays) == sorted(want_arrays)
     assert any(name.startswith("respond/") for name in got_arrays)
+    differ = {}
     for name, value in want_arrays.items():
-        np.testing.assert_array_equal(got_arrays[name], value, err_msg=f"array '{name}' of {store}")
+        other = got_arrays[name]
+        if np.issubdtype(value.dtype, np.floating):
+            atol = 1e-6 * float(np.abs(value).max(initial=0.0))
+            same = other.shape == value.shape and np.allclose(other, value, rtol=1e-5, atol=atol)
+        else:
+            same = np.array_equal(other, value)
+        if not same:
+            diff = np.abs(other.astype(np.float64) - value) if other.shape == value.shape else np.array([np.inf])
+            differ[name] = f"{int((diff > 0).sum())} of {value.size} values differ, max |diff| {float(diff.max()):.3g}"
+    assert not differ, f"{store} differs from {reference}: {differ}"
 
 
 def blocks_done(store: Path) -> int:
@@ -245,14 +257,16 @@ def test_array_job_explains_each_tomogram_of_a_folder(data, job_env, tmp_path):
 @pytest.mark.slurm
 @pytest.mark.timeout(400)
 def test_multinode_job_runs_scheduler_workers_and_client_as_separate_tasks(data, job_env, tmp_path):
+    """Submitted with plain sbatch (no self-submission): the job finds its helpers and settings by itself."""
     out = tmp_path / "tomo0.zarr"
-    job = submit("explain-multinode.sbatch", str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
-                 "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path,
-                 extra="--nodes=1 --ntasks-per-node=3")
+    submitted = run("sbatch", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", "--time=15",
+                    str(SCRIPTS / "explain-multinode.sbatch"), str(data["tomograms"][0]), str(out), "--model",
+                    str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    job = int(re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1))
     assert wait_for(job) == ["COMPLETED"]
     log = job_log(tmp_path, f"tomocam-multinode-{job}.out")
-    assert "all 3 worker(s) joined" in log
-    assert len(set(re.findall(r"Worker name:\s+(tomocam-\d+-\d+)", log))) == 3  # one per srun task
+    assert "all 2 worker(s) joined" in log
+    assert len(set(re.findall(r"Worker name:\s+(tomocam-\d+-\d+)", log))) == 2  # one per srun task
     assert_same_store(out, data["references"][0])
     assert not any((tmp_path / "shared").iterdir())
 
@@ -292,3 +306,21 @@ def test_walltime_signal_requeues_the_job_which_resumes(data, job_env, tmp_path)
     computed, resumed = resume_counts(log)
     assert resumed >= done_at_signal >= 1
     assert_same_store(out, data["references"][0])
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_cluster_slurm_from_a_login_node_submits_worker_jobs(data, job_env, tmp_path):
+    """`tomocam explain --cluster slurm`: dask-jobqueue worker jobs built from the settings (slurm_cluster)."""
+    out = tmp_path / "tomo0.zarr"
+    before = set(run("squeue", "-h", "-o", "%i").stdout.split())
+    result = run(str(Path(sys.executable).parent / "tomocam"), "explain", str(data["tomograms"][0]), "--model",
+                 str(data["checkpoint"]), "-o", str(out), "--device", "cpu", "--workers", "1", "--block", BLOCK,
+                 "--cluster", "slurm", "--no-progress", env=job_env, cwd=tmp_path, timeout=JOB_TIMEOUT)
+    assert "32 blocks computed" in result.stdout
+    assert_same_store(out, data["references"][0])
+    deadline = time.monotonic() + 60  # the worker job ends when the client closes the cluster
+    while set(run("squeue", "-h", "-o", "%i").stdout.split()) - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"

@@ -31,6 +31,8 @@ tomocam_submit() {
     fi
     settings=$("$tomocam_python" -m tomocam.pipeline.slurm env) || exit 1
     eval "$settings"
+    # The job inherits these variables (sbatch's default --export=ALL) and need not resolve them again.
+    export TOMOCAM_SETTINGS_RESOLVED=1
     local options=()
     mapfile -t options < <("$tomocam_python" -m tomocam.pipeline.slurm sbatch-options "$kind" "${size_args[@]}")
     if [[ ${#options[@]} -eq 0 ]]; then
@@ -58,9 +60,11 @@ tomocam_job_setup() {
     if [[ -n ${TOMOCAM_ACTIVATE:-} ]]; then
         eval "$TOMOCAM_ACTIVATE"
     fi
-    local settings
-    settings=$("$tomocam_python" -m tomocam.pipeline.slurm env) || exit 1
-    eval "$settings"
+    if [[ -z ${TOMOCAM_SETTINGS_RESOLVED:-} ]]; then  # submitted with plain sbatch
+        local settings
+        settings=$("$tomocam_python" -m tomocam.pipeline.slurm env) || exit 1
+        eval "$settings"
+    fi
     trap tomocam_on_walltime USR1
     trap tomocam_on_term TERM
     trap tomocam_cleanup EXIT

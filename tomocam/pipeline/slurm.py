@@ -245,14 +245,17 @@ def worker_lifetime_seconds(config: Mapping[str, Any]) -> int:
     return max(lifetime, 60)
 
 
-def slurm_cluster(config: Mapping[str, Any] | None = None, **overrides: Any) -> SLURMCluster:
+def slurm_cluster(
+    config: Mapping[str, Any] | None = None, *, jobs: int | None = 0, **overrides: Any
+) -> SLURMCluster:
     """A dask-jobqueue SLURMCluster for ``tomocam explain --cluster slurm``, from resolved SLURM settings.
 
-    ``config`` None loads :func:`load_slurm_config`; ``overrides`` replace single settings (same keys). Each
-    worker job is one Dask worker with one GPU (``--gpus=1``, a ``GPU=1`` worker resource, so the GPU tasks of
-    phase 1 land one per GPU; SLURM sets CUDA_VISIBLE_DEVICES to that GPU) and ``cpus_per_worker`` threads, or a
-    CPU worker when ``gpus_per_node`` is 0. Workers retire ``retire_margin`` seconds before the walltime. The
-    caller scales it (``cluster.scale(jobs=n)`` or ``cluster.adapt(...)``); nothing is submitted until then.
+    ``config`` None loads :func:`load_slurm_config`; ``overrides`` replace single settings (same keys, e.g.
+    ``gpus_per_node=0`` for CPU workers). Each worker job is one Dask worker with one GPU (``--gpus=1``, a ``GPU=1``
+    worker resource, so the GPU tasks of phase 1 land one per GPU; SLURM sets CUDA_VISIBLE_DEVICES to that GPU)
+    and ``cpus_per_worker`` threads, or a CPU worker when ``gpus_per_node`` is 0. Workers retire
+    ``retire_margin`` seconds before the walltime. ``jobs`` worker jobs are submitted at once (None: one node's
+    worth, ``gpus_per_node`` or 1; 0: none, the caller scales or adapts the cluster itself).
     """
     from dask_jobqueue import SLURMCluster
 
@@ -273,7 +276,7 @@ def slurm_cluster(config: Mapping[str, Any] | None = None, **overrides: Any) -> 
         worker_args += ["--resources", "GPU=1"]
     directives += resolved["sbatch_extra"]
     local_dir = resolved["local_dir"] or os.environ.get("TMPDIR") or "/tmp"
-    return SLURMCluster(
+    cluster = SLURMCluster(
         queue=resolved["partition"],
         account=resolved["account"],
         walltime=resolved["time"],
@@ -286,6 +289,11 @@ def slurm_cluster(config: Mapping[str, Any] | None = None, **overrides: Any) -> 
         worker_extra_args=worker_args,
         local_directory=local_dir,
     )
+    if jobs is None:
+        jobs = workers_per_node(resolved)
+    if jobs:
+        cluster.scale(jobs=jobs)
+    return cluster
 
 
 def main(argv: Sequence[str] | None = None) -> int:
