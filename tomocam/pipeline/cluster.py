@@ -82,8 +82,10 @@ def connect(
     if cluster == "slurm":
         from tomocam.pipeline.slurm import slurm_cluster
 
-        with slurm_cluster({"workers": workers, "device": device}) as slurm, Client(slurm) as client:
-            yield client, ClusterInfo("slurm", workers or 0, None)
+        overrides = {"gpus_per_node": 0} if device == "cpu" else {}
+        with slurm_cluster(jobs=workers, **overrides) as slurm, Client(slurm) as client:
+            client.wait_for_workers(1)
+            yield client, ClusterInfo("slurm", len(slurm.worker_spec), None)
         return
     if cluster not in (None, "local"):
         raise InputError(f"unknown --cluster '{cluster}'; expected local or slurm")
