@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import platform
 import time
@@ -217,8 +218,9 @@ def train_model(
         "seed": seed, "epochs": epochs, "best_epoch": best_epoch, "batch_size": batch_size, "lr": lr,
         "optimizer": "Adam", "init": init, "arch_kwargs": kwargs, "val_accuracy": best[0], "test_accuracy": test_acc,
         "history": history, "device": str(dev), "train_seconds": round(time.time() - t0, 1),
-        "torch": torch.__version__, "python": platform.python_version(),
+        "torch": str(torch.__version__), "python": platform.python_version(),
     }
+    provenance = json.loads(json.dumps(provenance))  # plain types only: checkpoints load with weights_only=True
     path = None
     if out is not None:
         path = save_checkpoint(model.cpu(), out, classes=list(dataset.classes), input_size=dataset.box,

@@ -18,6 +18,8 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
     fc_width: Annotated[Optional[int], typer.Option("--fc-width", help="Width of the FC layers (cnn1/cnn2).")] = None,
+    dropout: Annotated[Optional[float], typer.Option("--dropout", help="Dropout of the FC layers (cnn1/cnn2).")] = None,
+    init: Annotated[str, typer.Option("--init", help="'glorot' (the authors' Keras default) or 'none'.")] = "glorot",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
@@ -36,7 +38,7 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     ds = open_dataset(dataset)
-    kwargs = {"fc_width": fc_width} if fc_width else {}
+    kwargs = {k: v for k, v in (("fc_width", fc_width), ("dropout", dropout)) if v is not None}
     command = shlex.join(["tomocam", *sys.argv[1:]])
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn()) as bar:
@@ -53,6 +55,6 @@ def train(
                 )
 
         result = train_model(ds, architecture, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                             arch_kwargs=kwargs, out=out, command=command, progress=report)
+                             arch_kwargs=kwargs, init=init, out=out, command=command, progress=report)
     typer.echo(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.3f}, "
                f"test accuracy {result.test_accuracy:.3f}; wrote {result.checkpoint}")

@@ -1,0 +1,85 @@
+"""Training: the split, seeding, learning on a small noise-free set, the checkpoint it writes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tomocam.cli.main import app
+from tomocam.errors import InputError
+from tomocam.models import load_checkpoint
+from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
+from tomocam.train import split_indices, train_model
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """Three clearly distinct shapes, noise-free with the wedge, 16^3 boxes at 20 A: 80 boxes per class."""
+    path = tmp_path_factory.mktemp("train") / "small.zarr"
+    shapes = builtin_structures(["shell", "rod", "disc"], voxel_size=20.0)
+    simulate_subtomograms(shapes, path, n_per_class=80, acquisition=Acquisition(snr=math.inf),
+                          sampling=Sampling(box=16, max_shift=1), seed=0, workers=1)
+    return open_dataset(path)
+
+
+def test_split_is_stratified_disjoint_and_paper_sized():
+    labels = np.repeat(np.arange(4), 50)
+    s = split_indices(labels, seed=3)
+    all_idx = np.concatenate([s.fit, s.val, s.test])
+    assert sorted(all_idx.tolist()) == list(range(200))  # disjoint and complete
+    assert len(s.test) == 40 and len(s.val) == 32 and len(s.fit) == 128  # 4:1, then 80/20
+    for part in (s.fit, s.val, s.test):
+        assert len(np.unique(np.bincount(labels[part]))) == 1  # every class equally represented
+    again = split_indices(labels, seed=3)
+    np.testing.assert_array_equal(s.test, again.test)
+    assert not np.array_equal(s.test, split_indices(labels, seed=4).test)
+
+
+def test_training_learns_a_small_noise_free_set(small_dataset, tmp_path):
+    torch.set_num_threads(2)
+    out = tmp_path / "m.pt"
+    result = train_model(small_dataset, "cnn2", epochs=8, batch_size=8, seed=0, device="cpu",
+                         arch_kwargs={"fc_width": 32, "dropout": 0.1}, out=out, command="pytest")
+    assert result.test_accuracy >= 0.75  # chance is 1/3
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    model, meta = load_checkpoint(out)
+    assert meta.classes == ["shell", "rod", "disc"] and meta.input_size == 16 and meta.voxel_size == 20.0
+    assert meta.normalisation == "zscore" and meta.polarity == "bright" and meta.cam_layer == "features.pool2"
+    p = meta.provenance
+    assert p["command"] == "pytest" and p["seed"] == 0 and p["epochs"] == 8
+    assert p["test_accuracy"] == pytest.approx(result.test_accuracy)
+    assert p["split"]["n_test"] == 48 and p["best_epoch"] == result.best_epoch
+    # the saved weights are the best-validation ones: they reproduce the recorded validation accuracy
+    assert result.history[p["best_epoch"] - 1]["val_accuracy"] == pytest.approx(p["val_accuracy"])
+
+
+def test_same_seed_same_model(small_dataset):
+    kw = dict(epochs=1, batch_size=16, device="cpu", arch_kwargs={"fc_width": 16})
+    a = train_model(small_dataset, "cnn2", seed=5, **kw).model.state_dict()
+    b = train_model(small_dataset, "cnn2", seed=5, **kw).model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_bad_arguments(small_dataset):
+    with pytest.raises(InputError):
+        train_model(small_dataset, epochs=0)
+    with pytest.raises(InputError, match="init"):
+        train_model(small_dataset, epochs=1, init="zeros")
+
+
+def test_cli_train_writes_checkpoint_and_refuses_overwrite(small_dataset, tmp_path):
+    out = tmp_path / "cli.pt"
+    args = ["train", str(small_dataset.path), "-o", str(out), "--epochs", "1", "--fc-width", "16",
+            "--device", "cpu", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and out.is_file()
+    _, meta = load_checkpoint(out)
+    assert meta.provenance["command"].startswith("tomocam")
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code != 0 and "exists" in str(again.exception)
