@@ -1,24 +1,18 @@
 """Phase 2: stitch the per-tile maps into the level-0 heatmaps, one Dask task per group of output chunks.
 
-A task reads the feature-resolution maps of every tile covering its group once (they are small), then stitches
-each of its chunks in turn (:func:`tomocam.stitch.stitch_region`) and writes it. Tasks own whole chunks of all
+A task reads the feature-resolution maps of every tile covering its group once (they are small), stitches the
+group as one region (:func:`tomocam.stitch.stitch_region`) and writes it. Tasks own whole chunks of all
 classes, so no two tasks write the same chunk; a chunk's value depends only on the tiles covering it.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import zarr
 
 from tomocam.pipeline.plan import Plan
-from tomocam.stitch import stitch_region, tile_window
+from tomocam.stitch import stitch_region
 from tomocam.write.store import METHOD_GROUPS
-
-#: Tiles resized to full size at once while stitching (bounds memory: batch x k x tile voxels).
-STITCH_BATCH = 32
-
 
 def create_heatmap_arrays(root: zarr.Group, plan: Plan) -> None:
     """Create level 0 of each method's heatmap image: ``(k, z, y, x)`` float32, chunks ``(1, c, c, c)``."""
@@ -31,32 +25,26 @@ def create_heatmap_arrays(root: zarr.Group, plan: Plan) -> None:
         )
 
 
-def _tile_starts(plan: Plan, ranges: tuple[slice, ...]) -> np.ndarray:
-    """``(m, nd)`` start voxels of the tiles in grid ``ranges``, in C order."""
-    axes = [plan.grid.starts[d][r] for d, r in enumerate(ranges)]
-    return np.array(list(itertools.product(*axes)), dtype=np.int64).reshape(-1, len(ranges))
-
-
 def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]]) -> int:
     """Phase-2 task: stitch and write the output ``chunks`` (a box of indices on the chunk grid) of every method.
 
-    The box is stitched as one region, so each tile is resized once per task, and written chunk-aligned.
+    The box is stitched as one region from the feature-resolution maps of the tiles covering it, and written
+    chunk-aligned.
     """
     root = zarr.open_group(plan.store, mode="r+")
-    window = tile_window(plan.grid.tile, plan.window)
     boxes = [plan.chunk_box(c) for c in chunks]
     nd = len(boxes[0][0])
     lo = tuple(min(b[0][d] for b in boxes) for d in range(nd))
     hi = tuple(max(b[1][d] for b in boxes) for d in range(nd))
     ranges = plan.grid.covering(lo, hi)
-    starts = _tile_starts(plan, ranges)  # (m, nd)
+    starts = [plan.grid.starts[d][r] for d, r in enumerate(ranges)]
+    shape = tuple(b - a for a, b in zip(lo, hi))
     for method in plan.methods:
         maps = np.asarray(root["tiles"][method][ranges])  # (a, b, c, k, *feat)
-        flat = maps.reshape(-1, *maps.shape[nd:])  # (m, k, *feat)
-        batches = ((starts[i : i + STITCH_BATCH], flat[i : i + STITCH_BATCH]) for i in range(0, len(flat), STITCH_BATCH))
-        shape = tuple(b - a for a, b in zip(lo, hi))
         heat = root[METHOD_GROUPS[method]]["0"]
-        heat[(slice(None), *(slice(a, b) for a, b in zip(lo, hi)))] = stitch_region(lo, shape, batches, window)
+        heat[(slice(None), *(slice(a, b) for a, b in zip(lo, hi)))] = stitch_region(
+            lo, shape, starts, maps, plan.grid.tile, plan.window
+        )
     return len(chunks)
 
 

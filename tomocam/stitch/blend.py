@@ -1,94 +1,77 @@
-"""Weighted blending of tile maps into a region of the output grid (pure array maths, no I/O).
+"""Stitching tile maps into a region of the output grid, as three small matrix products (pure array maths).
 
-Each tile's map at feature resolution ``(k, *feat)`` is first resized to the tile size with
-:func:`tomocam.resize_maps`, which preserves each map's sum: the stitched values stay in score units (the
-integral of a class map over a tile is that tile's class score contribution). Tiles are then blended:
-``out = sum_t w_t * m_t / sum_t w_t`` over the tiles ``t`` covering each voxel, with ``w`` a smooth window.
-The region is accumulated tile by tile in the order given, so the result depends only on which tiles cover it,
-never on how the work was split.
+Each tile's map at feature resolution is resized to the tile size (:func:`tomocam.explain.resize.interpolation_matrix`,
+mass-conserving, so stitched values stay in score units), weighted by a smooth window ``w`` and blended:
+``out = sum_t w_t * up(m_t) / sum_t w_t`` over the tiles ``t`` covering each voxel.
+
+Every step is separable: resizing and the window act axis by axis, and the tiles form a product grid (one list
+of start positions per axis). So the whole blend is one linear operator per axis, ``B_d (length, tiles * feat)``,
+already divided by the per-axis weight sums (the weight sum of a product window on a product grid is the product
+of per-axis sums), applied to the ``(k, tiles_z * feat_z, tiles_y * feat_y, tiles_x * feat_x)`` array of maps:
+three matrix products instead of resizing and adding every tile at full resolution. The result depends only on
+which tiles cover the region, never on how the work was split.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Sequence
 
 import numpy as np
+import torch
+
+from tomocam.explain.resize import interpolation_matrix
+from tomocam.stitch.window import axis_window
 
 
-def upsample_tiles(maps: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
-    """Resize ``(m, k, *feat)`` feature-resolution maps to ``(m, k, *tile)``, preserving each map's sum."""
-    import torch
+def axis_operator(lo: int, length: int, starts: np.ndarray, tile: int, feat: int, window: str) -> torch.Tensor:
+    """Blend operator of one axis: ``(length, t * feat)`` float32, for output voxels ``lo .. lo + length - 1``.
 
-    from tomocam import resize_maps
+    Row ``x`` holds, for each tile ``i`` starting at ``starts[i]`` and each feature voxel ``f``, the weight
+    ``w(x - s_i) * up[x - s_i, f] / sum_j w(x - s_j)``, zero where tile ``i`` does not cover ``x``.
 
-    if tuple(maps.shape[2:]) == tuple(tile):
-        return np.asarray(maps, dtype=np.float32)
-    with torch.no_grad():
-        out = resize_maps(torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)), tuple(tile))
-    return out.numpy()
-
-
-def accumulate(
-    acc: np.ndarray,
-    wsum: np.ndarray,
-    lo: tuple[int, ...],
-    starts: np.ndarray,
-    tile_maps: np.ndarray,
-    window: np.ndarray,
-) -> None:
-    """Add window-weighted tiles into a region, in place.
-
-    ``acc`` is ``(k, *region)``, ``wsum`` is ``(*region)``, ``lo`` the region's first voxel in the volume;
-    ``starts`` ``(m, nd)`` are the tiles' first voxels and ``tile_maps`` ``(m, k, *tile)`` their maps;
-    ``window`` has the tile's shape. Parts of tiles outside the region are ignored. The sums run in torch
-    (in place, multi-threaded, no temporaries per tile), tile after tile in the given order.
+    Raises:
+        ValueError: a voxel of the range is covered by none of the tiles.
     """
-    import torch
-
-    acc_t, wsum_t = torch.from_numpy(acc), torch.from_numpy(wsum)  # views: updates land in the numpy arrays
-    w = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))
-    maps = torch.from_numpy(np.ascontiguousarray(tile_maps, dtype=np.float32))
-    region = wsum.shape
-    tile = window.shape
-    for start, tmap in zip(starts, maps):
-        out_sl, tile_sl = [], []
-        for s, l, t, r in zip(start, lo, tile, region):
-            a, b = max(int(s), l), min(int(s) + t, l + r)
-            if a >= b:
-                break
-            out_sl.append(slice(a - l, b - l))
-            tile_sl.append(slice(a - int(s), b - int(s)))
-        else:
-            wt = w[tuple(tile_sl)]
-            acc_t[(slice(None), *out_sl)].addcmul_(tmap[(slice(None), *tile_sl)], wt)
-            wsum_t[tuple(out_sl)].add_(wt)
-
-
-def finish(acc: np.ndarray, wsum: np.ndarray) -> np.ndarray:
-    """Divide the weighted sums ``(k, *region)`` by the summed weights ``(*region)`` (all positive if covered)."""
-    if not (wsum > 0).all():
-        raise ValueError("some voxels of the region are covered by no tile")
-    return (acc / wsum[None]).astype(np.float32)
+    w = axis_window(tile, window)  # (tile,)
+    up = interpolation_matrix(feat, tile).numpy()  # (tile, feat)
+    op = np.zeros((length, len(starts), feat))
+    weight_sum = np.zeros(length)
+    for i, s in enumerate(int(s) for s in starts):
+        a, b = max(s, lo), min(s + tile, lo + length)
+        if a < b:
+            op[a - lo : b - lo, i] = w[a - s : b - s, None] * up[a - s : b - s]
+            weight_sum[a - lo : b - lo] += w[a - s : b - s]
+    if (weight_sum <= 0).any():
+        raise ValueError(f"voxels {lo}..{lo + length - 1} are not all covered by the given tiles")
+    return torch.from_numpy((op / weight_sum[:, None, None]).reshape(length, -1).astype(np.float32))
 
 
 def stitch_region(
-    lo: tuple[int, ...],
-    shape: tuple[int, ...],
-    batches: Iterable[tuple[np.ndarray, np.ndarray]],
-    window: np.ndarray,
+    lo: Sequence[int],
+    shape: Sequence[int],
+    starts: Sequence[np.ndarray],
+    maps: np.ndarray,
+    tile: Sequence[int],
+    window: str = "cosine",
 ) -> np.ndarray:
-    """Stitch a region ``[lo, lo + shape)`` from batches of ``(starts (m, nd), feature maps (m, k, *feat))``.
+    """Stitch the region ``[lo, lo + shape)`` from the tiles covering it.
 
-    Maps are resized to the window's (tile) shape batch by batch, so memory stays bounded by one batch.
-    Returns ``(k, *shape)`` float32.
+    Args:
+        lo, shape: the region's first voxel and size, one entry per spatial axis.
+        starts: per axis, the start voxels ``(t_d,)`` of the covering tiles (a product grid).
+        maps: ``(*t, k, *feat)`` feature-resolution maps of those tiles, C order over the grid.
+        tile: the tile size per axis.
+        window: blend window kind (:data:`tomocam.stitch.window.WINDOWS`).
+
+    Returns:
+        ``(k, *shape)`` float32 stitched maps in score units.
     """
-    acc: np.ndarray | None = None
-    wsum = np.zeros(shape, dtype=np.float32)
-    for starts, maps in batches:
-        tile_maps = upsample_tiles(maps, window.shape)
-        if acc is None:
-            acc = np.zeros((tile_maps.shape[1], *shape), dtype=np.float32)
-        accumulate(acc, wsum, lo, starts, tile_maps, window)
-    if acc is None:
-        raise ValueError("no tile covers the region")
-    return finish(acc, wsum)
+    nd = len(shape)
+    grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))  # (*t, k, *f)
+    order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
+    x = x.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
+    for d in range(nd):
+        op = axis_operator(lo[d], shape[d], starts[d], tile[d], feat[d], window)  # (shape[d], t_d * f_d)
+        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)
+    return x.contiguous().numpy()

@@ -8,8 +8,9 @@ import numpy as np
 WINDOWS = ("cosine", "gaussian", "flat")
 
 
-def _axis_window(n: int, kind: str) -> np.ndarray:
-    """1-D weights of length ``n`` sampled at voxel centres ``(i + 0.5) / n``."""
+def axis_window(n: int, kind: str) -> np.ndarray:
+    """1-D float64 weights of length ``n`` sampled at voxel centres ``(i + 0.5) / n``; a tile's window is the
+    outer product of its axes' windows, which is what lets stitching run axis by axis."""
     t = (np.arange(n, dtype=np.float64) + 0.5) / n
     if kind == "cosine":
         return np.sin(np.pi * t)  # half a sine period: sin(pi / 2n) > 0 at the edges
@@ -18,11 +19,3 @@ def _axis_window(n: int, kind: str) -> np.ndarray:
     if kind == "flat":
         return np.ones(n)
     raise ValueError(f"unknown window '{kind}'; expected one of {', '.join(WINDOWS)}")
-
-
-def tile_window(tile: tuple[int, ...], kind: str = "cosine") -> np.ndarray:
-    """Separable window of shape ``tile`` (float32, positive everywhere), the outer product of 1-D windows."""
-    w = np.ones((), dtype=np.float64)
-    for n in tile:
-        w = np.multiply.outer(w, _axis_window(n, kind))
-    return w.astype(np.float32)
