@@ -116,8 +116,10 @@ def transfer(shape: tuple[int, int, int], voxel_size: float, acq: Acquisition) -
 
 def apply_filter(volume: np.ndarray, filt: np.ndarray) -> np.ndarray:
     """``F^-1[filt * F[volume]]`` for a real ``(d, h, w)`` volume and a real-FFT-grid filter; float32."""
-    axes = tuple(range(volume.ndim))
-    return np.fft.irfftn(np.fft.rfftn(volume, axes=axes) * filt, s=volume.shape, axes=axes).astype(np.float32)
+    from scipy import fft
+
+    v = np.asarray(volume, dtype=np.float32)  # single precision FFTs: half the memory and time of numpy's float64
+    return fft.irfftn(fft.rfftn(v) * filt, s=v.shape).astype(np.float32, copy=False)
 
 
 def acquire(
