@@ -33,7 +33,9 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     import zarr
 
     from tomocam.write.ome import image_metadata, label_metadata
-    from tomocam.write.pyramid import n_levels_for, write_heatmap_pyramid, write_labels
+    import dask.array as da
+
+    from tomocam.write.pyramid import label_block, n_levels_for, write_heatmap_pyramid, write_label_pyramid
     from tomocam.write.store import create_root, mark_complete
 
     vs = (10.0, 10.0, 10.0)
@@ -68,7 +70,10 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     write_heatmap_pyramid(group, levels)
     group.attrs["ome"] = image_metadata("respond", vs, levels, classes, (-1.0, 1.0))
     labels = root.create_group("labels").create_group("segmentation")
-    write_labels(group, labels, levels, 0.5, ())
+    level0 = labels.create_array("0", shape=shape, chunks=(chunk,) * 3, dtype="uint16", fill_value=0)
+    heat = da.from_zarr(group["0"]).rechunk((k, chunk, chunk, chunk))
+    da.store(heat.map_blocks(label_block, 0.5, (), drop_axis=0, dtype=np.uint16), level0, lock=False)
+    write_label_pyramid(labels, [tuple(n // 2**level for n in shape) for level in range(levels)])
     labels.attrs["ome"] = label_metadata("segmentation", vs, levels, classes, "../../respond")
     mark_complete(str(path))
 

@@ -13,7 +13,7 @@ import numpy as np
 import zarr
 
 from tomocam.write.ome import image_metadata, label_metadata
-from tomocam.write.pyramid import write_heatmap_pyramid, write_labels
+from tomocam.write.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
 from tomocam.write.store import METHOD_GROUPS, create_root, mark_complete
 
 
@@ -70,7 +70,9 @@ def build_store(
         group.attrs["ome"] = image_metadata(METHOD_GROUPS[method], vs, n_levels, classes, (-1.0, 1.0))
     labels_root = root.create_group("labels")
     labels = labels_root.create_group("segmentation")
-    write_labels(root[METHOD_GROUPS[next(iter(heatmaps))]], labels, n_levels, label_threshold, ())
+    level0 = label_block(first, label_threshold, ())
+    labels.create_array("0", data=level0, chunks=(chunk, chunk, chunk))
+    write_label_pyramid(labels, [tuple(n // 2**level for n in level0.shape) for level in range(n_levels)])
     labels.attrs["ome"] = label_metadata("segmentation", vs, n_levels, classes, "../../respond")
     labels_root.attrs["ome"] = {"version": "0.5", "labels": ["segmentation"]}
     if complete:

@@ -1,4 +1,8 @@
-"""Finalize a run: pyramids, labels, scores, OME-Zarr metadata, provenance, and last the completion marker."""
+"""Finalize a run: coarse pyramid levels, label pyramid, scores, OME-Zarr metadata; then the completion marker.
+
+Heatmap levels 0 and 1 and label level 0 were written by phase 2; everything here is read from level 1 or
+smaller arrays, so finalize costs a small fraction of phase 2.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +11,34 @@ from typing import Any
 import numpy as np
 import zarr
 
+from tomocam.pipeline.phase2 import label_method
 from tomocam.pipeline.plan import Plan
 from tomocam.write import ome
-from tomocam.write.pyramid import label_threshold, n_levels_for, write_heatmap_pyramid, write_labels, write_scores
+from tomocam.write.pyramid import (
+    background_classes, n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores,
+)
 from tomocam.write.store import METHOD_GROUPS, update_attrs
 
-BACKGROUND_NAMES = ("background", "bg", "noise")
 
-
-def finalize(plan: Plan, label_fraction: float) -> dict[str, Any]:
-    """Write everything derived from the level-0 heatmaps (not yet the completion marker); returns new attrs."""
+def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, Any]:
+    """Write everything derived from phase 2's arrays (not yet the completion marker); returns new attrs."""
     root = zarr.open_group(plan.store, mode="r+")
     shape = plan.tomogram.shape
     vs = plan.tomogram.voxel_size
     levels = n_levels_for(shape, plan.chunk)
     names = list(plan.class_names)
-    coarsest: dict[str, np.ndarray] = {}
     for method in plan.methods:
         group = root[METHOD_GROUPS[method]]
         write_heatmap_pyramid(group, levels)
-        coarsest[method] = np.asarray(group[str(levels - 1)][...])  # (k, ...) small
-        lo, hi = float(coarsest[method].min()), float(coarsest[method].max())
+        coarsest = np.asarray(group[str(levels - 1)][...])  # (k, ...) small
+        lo, hi = float(coarsest.min()), float(coarsest.max())
         group.attrs["ome"] = ome.image_metadata(METHOD_GROUPS[method], vs, levels, names, (lo, hi))
-    first = plan.methods[0]
-    threshold = label_threshold(coarsest[first].max(axis=0), label_fraction)
-    ignore = tuple(i for i, n in enumerate(names) if n.lower() in BACKGROUND_NAMES)
-    labels = root.create_group("labels", overwrite=True)
+    first = label_method(plan)
+    ignore = background_classes(names)
+    labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}
-    seg = labels.create_group("segmentation")
-    write_labels(root[METHOD_GROUPS[first]], seg, levels, threshold, ignore)
+    seg = labels["segmentation"]
+    write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(levels)])
     seg.attrs["ome"] = ome.label_metadata("segmentation", vs, levels, names, f"../../{METHOD_GROUPS[first]}")
     scores = root.create_group("scores", overwrite=True)
     write_scores(root["tiles"]["logits"], scores)
@@ -54,7 +57,8 @@ def finalize(plan: Plan, label_fraction: float) -> dict[str, Any]:
     )
     fields = {
         "levels": levels,
-        "labels": {"method": first, "threshold": threshold, "fraction": label_fraction, "ignored": [names[i] for i in ignore]},
+        "labels": {"method": first, "threshold": threshold, "fraction": label_fraction,
+                   "ignored": [names[i] for i in ignore]},
     }
     update_attrs(plan.store, **fields)
     return fields

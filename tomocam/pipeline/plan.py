@@ -193,6 +193,8 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         )
     if config.autocast is not None and config.autocast not in AUTOCAST_DTYPES:
         raise InputError(f"unknown --autocast '{config.autocast}'; expected one of {', '.join(AUTOCAST_DTYPES)}")
+    if config.chunk < 2 or config.chunk % 2:
+        raise InputError(f"output chunk size must be even (pyramid level 1 uses half chunks); got {config.chunk}")
     return Plan(
         tomogram=tomo,
         grid=grid,

@@ -17,8 +17,9 @@ from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
 from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
-from tomocam.pipeline.phase2 import create_heatmap_arrays, group_edge, stitch_chunks
+from tomocam.pipeline.phase2 import create_output_arrays, group_edge, label_method, stitch_chunks
 from tomocam.pipeline.plan import Plan, make_plan
+from tomocam.write.pyramid import label_threshold
 from tomocam.write.store import ATTRS_KEY, create_root, mark_complete, prepare_output, update_attrs
 
 @dataclass
@@ -104,7 +105,7 @@ def open_or_create_store(plan: Plan, config: ExplainConfig) -> None:
         return
     root = create_root(plan.store, _provenance(plan, config))
     create_tiles_arrays(root, plan)
-    create_heatmap_arrays(root, plan)
+    create_output_arrays(root, plan)
 
 
 @contextlib.contextmanager
@@ -160,14 +161,17 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
         futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]
         _gather(client, futures, bars, task, lambda r: r.n_tiles)
         seconds["phase1"] = time.perf_counter() - t0
+        upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
+        tile_maps = zarr.open_group(plan.store, mode="r")["tiles"][label_method(plan)]
+        threshold = label_threshold(tile_maps, config.label_fraction, upsampling)
         groups = plan.chunk_groups(group_edge(plan))
         task = bars.add_task("phase 2: stitching chunks", total=sum(len(g) for g in groups))
-        futures = [client.submit(stitch_chunks, plan, g, pure=False) for g in groups]
+        futures = [client.submit(stitch_chunks, plan, g, threshold, pure=False) for g in groups]
         _gather(client, futures, bars, task, lambda n: n)
         seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
         task = bars.add_task("finalize: pyramid, labels, scores", total=1)
         t2 = time.perf_counter()
-        finalize(plan, config.label_fraction)
+        finalize(plan, threshold, config.label_fraction)
         seconds["finalize"] = time.perf_counter() - t2
         seconds["total"] = time.perf_counter() - t0
         bars.advance(task, 1)
