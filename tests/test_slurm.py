@@ -324,3 +324,22 @@ def test_cluster_slurm_from_a_login_node_submits_worker_jobs(data, job_env, tmp_
     while set(run("squeue", "-h", "-o", "%i").stdout.split()) - before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_train_job_writes_a_loadable_checkpoint(job_env, tmp_path):
+    import tomocam
+    from tomocam.simulate import shape_names
+
+    classes = shape_names()[:2]
+    tomocam_cli = str(Path(sys.executable).parent / "tomocam")
+    run(tomocam_cli, "simulate", "subtomograms", str(tmp_path / "boxes.zarr"), "-n", "8", "--box", "16",
+        "--shapes", ",".join(classes), "-j", "1", cwd=tmp_path)
+    job = submit("train.sbatch", str(tmp_path / "boxes.zarr"), "-o", str(tmp_path / "model.pt"), "-a", "cnn1",
+                 "--epochs", "1", "--fc-width", "8", "--batch-size", "4", env=job_env, cwd=tmp_path)
+    assert wait_for(job) == ["COMPLETED"]
+    assert "Requeue=0" in run("scontrol", "show", "job", "-o", str(job)).stdout  # training cannot resume
+    _, meta = tomocam.load_checkpoint(tmp_path / "model.pt")
+    assert meta.architecture == "cnn1" and meta.classes == classes and meta.input_size == 16
