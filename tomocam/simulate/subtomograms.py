@@ -95,7 +95,8 @@ def make_box(
         shift = rng.uniform(-sampling.max_shift, sampling.max_shift, size=3)
         density += place(s.density, random_rotation(rng), shift, shape)
         r_main = s.radius
-    n_extra = rng.poisson(sampling.distractors + (1.0 if is_background else 0.0)) if sampling.distractors or is_background else 0
+    mean_extra = sampling.distractors + (1.0 if is_background else 0.0)  # background boxes: partial neighbours
+    n_extra = int(rng.poisson(mean_extra)) if mean_extra > 0 else 0
     kinds = rng.integers(0, len(structures), size=n_extra)
     offsets = _distractor_offsets(rng, [structures[k].radius for k in kinds], r_main, sampling)
     for k, o in zip(kinds, offsets):
@@ -188,11 +189,9 @@ def simulate_subtomograms(
     tasks = [(labels[i:i + block].tolist(), seeds[i:i + block]) for i in range(0, n, block)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     init = (list(structures), sampling, acquisition, voxel_size, noise_var)
-    done = 0
     if workers == 1:
         _init_worker(*init)
-        results = map(_make_block, tasks)
-        _write(results, tasks, volumes, n, progress)
+        _write(map(_make_block, tasks), tasks, volumes, n, progress)
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init) as pool:
             _write(pool.map(_make_block, tasks), tasks, volumes, n, progress)
@@ -201,6 +200,7 @@ def simulate_subtomograms(
 
 
 def _write(results, tasks, volumes, n: int, progress) -> None:
+    """Write blocks in task order as they arrive (``pool.map`` keeps the order)."""
     start = 0
     for (labels, _), (_, block) in zip(tasks, results):
         volumes[start:start + len(labels)] = block
