@@ -22,7 +22,7 @@ import zarr
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"
-SHELL_FILES = sorted(SCRIPTS.glob("*.sbatch")) + sorted(SCRIPTS.glob("*.sh")) + sorted((REPO / ".ci/slurm").glob("*.sh"))
+SHELL_FILES = [*sorted(SCRIPTS.glob("*.sbatch")), *sorted(SCRIPTS.glob("*.sh")), *sorted((REPO / ".ci/slurm").glob("*.sh"))]
 BLOCK = "2"  # tiles per block edge: many small phase-1 blocks, so that a run can be stopped between them
 JOB_TIMEOUT = 180.0
 
@@ -280,6 +280,7 @@ def test_cancelled_job_resubmitted_resumes_to_the_same_store(data, job_env, tmp_
     first = submit("explain.sbatch", *args, env=job_env, cwd=tmp_path)
     done_at_cancel = stop_mid_run(first, out, ["scancel"])
     assert wait_for(first) == ["CANCELLED"]
+    assert not (tmp_path / "shared" / f"scheduler-{first}.json").exists(), "no cleanup after scancel"
     assert zarr.open_group(out, mode="r").attrs["tomocam"].get("complete") is not True
     second = submit("explain.sbatch", *args, env=job_env, cwd=tmp_path)
     assert wait_for(second) == ["COMPLETED"]

@@ -39,7 +39,9 @@ def test_repository_yaml_holds_exactly_the_builtin_defaults():
 
 def test_environment_beats_file_beats_defaults(tmp_path):
     file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu", "account": "proj1", "time": "1-00:00:00"})
-    environ = {"TOMOCAM_ACCOUNT": "proj2", "TOMOCAM_GPUS_PER_NODE": "0", "TOMOCAM_SBATCH_EXTRA": "--exclusive --mail-type=END"}
+    environ = {
+        "TOMOCAM_ACCOUNT": "proj2", "TOMOCAM_GPUS_PER_NODE": "0", "TOMOCAM_SBATCH_EXTRA": "--exclusive --mail-type=END"
+    }
     config = load_slurm_config(file, environ=environ)
     assert config["partition"] == "gpu"  # file
     assert config["account"] == "proj2"  # environment over file
@@ -64,8 +66,10 @@ def test_empty_environment_value_means_site_default(tmp_path):
     [
         ({"partion": "gpu"}, "unknown key(s) 'partion'"),
         ({"gpus_per_node": "four"}, "'gpus_per_node'"),
-        ({"gpus_per_node": -1}, "'gpus_per_node' must be >= 0"),
-        ({"cpus_per_worker": 0}, "'cpus_per_worker' must be positive"),
+        ({"gpus_per_node": -1}, "must be >= 0, found -1"),
+        ({"gpus_per_node": 2.5}, "'gpus_per_node'"),
+        ({"requeue_limit": True}, "'requeue_limit'"),
+        ({"cpus_per_worker": 0}, "must be positive, found 0"),
         ({"time": "4h"}, "time limit '4h'"),
         ({"mem_per_worker": "lots"}, "memory size 'lots'"),
         ({"sbatch_extra": "--exclusive"}, "'sbatch_extra' must be a list"),

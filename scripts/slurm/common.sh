@@ -58,7 +58,9 @@ tomocam_log() {
 # tomocam_job_setup: activate the environment, read the settings, install the traps, print a header.
 tomocam_job_setup() {
     if [[ -n ${TOMOCAM_ACTIVATE:-} ]]; then
+        set +u  # activation scripts (module load, conda) often read unset variables
         eval "$TOMOCAM_ACTIVATE"
+        set -u
     fi
     if [[ -z ${TOMOCAM_SETTINGS_RESOLVED:-} ]]; then  # submitted with plain sbatch
         local settings
@@ -152,7 +154,8 @@ tomocam_start_cluster() {
     srun --overlap --ntasks="$workers" --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" --kill-on-bad-exit=0 \
         bash "$TOMOCAM_SLURM_DIR/dask-worker.sh" "$tomocam_scheduler_file" &
     tomocam_step_pids+=($!)
-    tomocam_log "scheduler file $tomocam_scheduler_file; waiting for $workers worker(s) (lifetime ${lifetime:-unlimited} s)"
+    tomocam_log "scheduler file $tomocam_scheduler_file;" \
+        "waiting for $workers worker(s) (lifetime ${lifetime:-unlimited} s)"
     "$tomocam_python" - "$tomocam_scheduler_file" "$workers" <<'PY' || exit 1
 import sys
 from distributed import Client
@@ -181,7 +184,8 @@ tomocam_run_client() {
             tomocam_log "requeueing job $SLURM_JOB_ID; the rerun resumes from the finished blocks"
             scontrol requeue "$SLURM_JOB_ID"
         else
-            tomocam_log "not requeueing: already restarted ${SLURM_RESTART_COUNT:-0} times (limit $TOMOCAM_REQUEUE_LIMIT)"
+            tomocam_log "not requeueing: restarted ${SLURM_RESTART_COUNT:-0} times already" \
+                "(limit $TOMOCAM_REQUEUE_LIMIT)"
         fi
         exit 0
     fi

@@ -127,18 +127,19 @@ def _from_env(key: str, text: str) -> Any:
 
 
 def _validated(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """``config`` with integers as int and strings as str; InputError naming the setting for a bad value."""
     for key in _INTEGER_KEYS:
         value = config[key]
-        if isinstance(value, bool) or value is None:
-            raise InputError(f"SLURM setting '{key}' (from {source} or ${env_name(key)}) must be an integer, found {value!r}")
+        where = f"SLURM setting '{key}' (from {source} or ${env_name(key)})"
         try:
-            number = int(value)
+            number = int(value) if not isinstance(value, (bool, float)) or float(value).is_integer() else None
         except (TypeError, ValueError):
-            raise InputError(
-                f"SLURM setting '{key}' (from {source} or ${env_name(key)}) must be an integer, found {value!r}"
-            ) from None
-        if number < 0 or (key in _POSITIVE_KEYS and number == 0):
-            raise InputError(f"SLURM setting '{key}' must be {'positive' if key in _POSITIVE_KEYS else '>= 0'}, found {number}")
+            number = None
+        if number is None or isinstance(value, bool):
+            raise InputError(f"{where} must be an integer, found {value!r}")
+        lowest = 1 if key in _POSITIVE_KEYS else 0
+        if number < lowest:
+            raise InputError(f"{where} must be {'positive' if lowest else '>= 0'}, found {number}")
         config[key] = number
     extra = config["sbatch_extra"]
     if extra is None:
@@ -262,7 +263,9 @@ def slurm_cluster(
     resolved = dict(load_slurm_config() if config is None else config)
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
-        raise InputError(f"unknown SLURM setting(s) {', '.join(map(repr, unknown))}; expected some of: {', '.join(DEFAULTS)}")
+        raise InputError(
+            f"unknown SLURM setting(s) {', '.join(map(repr, unknown))}; expected some of: {', '.join(DEFAULTS)}"
+        )
     resolved.update(overrides)
     resolved = _validated(resolved, source="the given settings")
 
