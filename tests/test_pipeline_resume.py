@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import zarr
 from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from tomocam.errors import InputError
@@ -64,4 +66,48 @@ def test_killed_run_resumes_to_an_identical_store(tmp_path):
     a, b = open_store(store), open_store(fresh.store)
     np.testing.assert_array_equal(a.heatmap()[...], b.heatmap()[...])
     np.testing.assert_array_equal(a.logits[...], b.logits[...])
+    np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
+
+
+class ImportTestModels(WorkerPlugin):
+    """Worker plugin: makes the test architectures importable in every worker process, restarted ones too."""
+
+    name = "tomocam-test-models"
+
+    def setup(self, worker) -> None:
+        if str(TESTS) not in sys.path:
+            sys.path.insert(0, str(TESTS))
+        import explain_models  # noqa: F401  (registers the matched-filter architecture)
+
+
+def test_killed_worker_tasks_are_retried(tmp_path):
+    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.15)
+    volume, _ = particles_volume((40, 40, 48), n=8, seed=2)
+    mrc = write_mrc(tmp_path / "t.mrc", volume)
+    store = tmp_path / "killed-worker.zarr"
+    config = ExplainConfig(tomogram=str(mrc), output=str(store), model=str(model), block=2, batch_size=4)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
+            Client(cl) as c:
+        c.register_plugin(ImportTestModels())
+        outcome: dict = {}
+        runner = threading.Thread(target=lambda: outcome.setdefault("summary", explain_tomogram(config, client=c)))
+        runner.start()
+        deadline = time.monotonic() + 120
+        while _done_count(store) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = c.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        os.kill(victim, signal.SIGKILL)  # the nanny restarts it; its tasks go to the other worker or the new one
+        runner.join(timeout=300)
+        assert not runner.is_alive() and "summary" in outcome
+        new_pids = c.run(os.getpid)
+        fresh = explain_tomogram(
+            ExplainConfig(tomogram=str(mrc), output=str(tmp_path / "fresh.zarr"), model=str(model), block=2,
+                          batch_size=4),
+            client=c,
+        )
+    assert victim not in new_pids.values()  # the worker really died
+    assert outcome["summary"].blocks_computed == outcome["summary"].blocks_total == 12
+    a, b = open_store(store), open_store(fresh.store)
+    np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
