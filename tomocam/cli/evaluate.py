@@ -40,8 +40,9 @@ def evaluate(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{model.name} on {dataset.name} ({result['split']} split, n = {result['n']}, "
-                        f"layer {result['layer']})")
+    console = Console()
+    console.print(f"{model} on {dataset}: {result['split']} split, n = {result['n']}, layer {result['layer']}")
+    table = Table(title="Sum-to-score (Table 1)")
     table.add_column("metric")
     table.add_column("Grad-CAM", justify="right")
     table.add_column("Respond-CAM", justify="right")
@@ -49,5 +50,5 @@ def evaluate(
     table.add_row("L1 error", f"{g['l1_mean']:.3f} ± {g['l1_std']:.3f}", f"{r['l1_mean']:.3f} ± {r['l1_std']:.3f}")
     table.add_row("Kendall's tau", f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f}",
                   f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f}")
-    Console().print(table)
+    console.print(table)
     typer.echo(f"accuracy {result['accuracy']:.4f}")
