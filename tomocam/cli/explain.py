@@ -63,6 +63,11 @@ def explain(
         Optional[float], typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
     ] = None,
     invert: Annotated[bool, typer.Option(help="Invert contrast (for dark particles and a bright-trained model).")] = False,
+    label_fraction: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Label a voxel where its best class exceeds this fraction of the "
+                                              "largest per-voxel value of any tile map."),
+    ] = 0.1,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -91,6 +96,7 @@ def explain(
         autocast=autocast.value if autocast else None,
         invert=invert,
         voxel_size=voxel_size,
+        label_fraction=label_fraction,
         resume=resume,
         overwrite=overwrite,
         command=" ".join(["tomocam", *sys.argv[1:]]),

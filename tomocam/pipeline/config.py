@@ -31,7 +31,7 @@ class ExplainConfig:
     voxel_size: float | None = None
     window: str = "cosine"
     chunk: int = 64
-    label_fraction: float = 0.25
+    label_fraction: float = 0.1
     resume: bool = False
     overwrite: bool = False
     command: str = ""
