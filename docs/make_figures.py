@@ -56,10 +56,15 @@ def main() -> None:
     other = next(c for c in shapes if c != first["class_name"])
     tomocam("render", str(store), "-o", str(DOCS), "--at", ",".join(map(str, at)), "-c", first["class_name"],
             "-c", other, "--dpi", "90", "--overwrite")
-    radius = 0.5 * meta.input_size * meta.voxel_size / 2
+    from tomocam.write.store import open_store
+
+    opened = open_store(store)
+    radius = meta.input_size * meta.voxel_size / 4  # a quarter tile: the built-in shapes are ~100 A in radius
     for method in ("respond", "grad"):
-        tomocam("picks", str(store), "-m", method, "--radius", f"{radius:g}", "--threshold", "0",
-                "--truth", str(work / "example_particles.csv"), "--overwrite")
+        # the two methods' maps differ in scale: threshold each at a fifth of its largest value
+        peak = float(np.asarray(opened.heatmap(method, opened.n_levels - 1)).max())
+        tomocam("picks", str(store), "-m", method, "--radius", f"{radius:g}", "--threshold", f"{0.2 * peak:.3g}",
+                "--tolerance", "150", "--truth", str(work / "example_particles.csv"), "--overwrite")
 
     # One subtomogram of the model's input size around the first particle, for Fig. 3 and Fig. 4.
     s = meta.input_size

@@ -137,3 +137,15 @@ def test_no_picks_means_zero_recall_over_the_chosen_classes(store):
     per_class, overall = evaluate_picks(table, truth, 10.0, (VOXEL,) * 3, classes=["a"])
     assert len(table) == 0 and list(per_class) == ["a"]
     assert (overall.true_positives, overall.false_negatives, overall.recall) == (0, 1, 0.0)
+
+
+def test_cli_skips_the_background_class_unless_asked(tmp_path):
+    a = gaussian_blobs(SHAPE, [(16, 20, 24)], [3.0])
+    bg = gaussian_blobs(SHAPE, [(8, 8, 8)], [2.0])
+    tomo = write_tomogram(tmp_path / "t.mrc", a, VOXEL)
+    store = build_store(tmp_path / "r.zarr", {"respond": np.stack([a, bg])}, ["a", "background"], VOXEL, tomo)
+    result = CliRunner().invoke(app, ["picks", str(store), "-r", "40", "-t", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "r_respond_picks.csv")["class_name"]) == ["a"]
+    result = CliRunner().invoke(app, ["picks", str(store), "-r", "40", "-t", "0.5", "-c", "background", "--overwrite"])
+    assert list(pd.read_csv(tmp_path / "r_respond_picks.csv")["class_name"]) == ["background"]

@@ -21,7 +21,8 @@ def picks(
     ] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Heatmaps to pick from: respond or grad.")] = "respond",
     classes: Annotated[
-        Optional[list[str]], typer.Option("--class", "-c", help="Class to pick (repeat). Default: all classes.")
+        Optional[list[str]], typer.Option("--class", "-c", help="Class to pick (repeat). Default: every class "
+                                          "except 'background' (which still competes for each site).")
     ] = None,
     level: Annotated[int, typer.Option(help="Pyramid level to search (coarser is faster; coordinates are "
                                        "always given on the tomogram's grid).")] = 0,
@@ -46,6 +47,7 @@ def picks(
 
     from tomocam.errors import InputError, OutputError
     from tomocam.picking import evaluate_picks, pick_store
+    from tomocam.simulate.shapes import BACKGROUND
     from tomocam.write.picks_table import read_particles, write_csv, write_star
     from tomocam.write.select import select_classes
     from tomocam.write.store import open_store
@@ -53,6 +55,7 @@ def picks(
     if radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius}")
     opened = open_store(store)
+    classes = select_classes(opened, classes or [c for c in opened.classes if c != BACKGROUND])
     base = output if output is not None else Path(store).absolute().with_name(
         f"{Path(store).name.removesuffix('.zarr')}_{method}_picks")
     star_path, csv_path = base.with_name(base.name + ".star"), base.with_name(base.name + ".csv")
@@ -67,8 +70,7 @@ def picks(
     console = Console()
     console.print(f"{len(table)} picks -> {star_path}, {csv_path}")
     if expected is not None:
-        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size,
-                                            select_classes(opened, classes))
+        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size, classes)
         report = Table(title=f"Picks from {method} heatmaps vs {truth} (tolerance {tolerance or radius:g} A)")
         for col in ("class", "picks", "particles", "TP", "precision", "recall", "F1"):
             report.add_column(col, justify="left" if col == "class" else "right")
