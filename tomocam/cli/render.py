@@ -30,8 +30,9 @@ def render(
         Optional[Path], typer.Option("--output", "-o", help="Folder for the PNG files. Default: beside TARGET.")
     ] = None,
     classes: Annotated[
-        Optional[list[str]], typer.Option("--class", "-c", help="Class to show (repeat). Store: default all "
-                                          "classes. Subtomogram: one class, default the predicted one.")
+        Optional[list[str]], typer.Option("--class", "-c", help="Class to show (repeat). Store: the overview's "
+                                          "rows, default all classes (the montage always shows every class). "
+                                          "Subtomogram: one class, default the predicted one.")
     ] = None,
     method: Annotated[
         Optional[list[str]], typer.Option("--method", "-m", help="Store: respond or grad (repeat). Default: "
@@ -83,7 +84,7 @@ def _render_store(target, out_dir, classes, methods, at, pixels, dpi, overwrite)
     written = [save_png(render_store(store, classes=classes, methods=methods, at=at, pixels=pixels), overview,
                         dpi=dpi)]
     for m, path in montages.items():
-        written.append(save_png(render_montage(store, method=m, classes=classes, at=at), path, dpi=dpi))
+        written.append(save_png(render_montage(store, method=m, at=at), path, dpi=dpi))
     return written
 
 
