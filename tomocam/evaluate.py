@@ -51,7 +51,8 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Table 1 figures for ``model`` on ``dataset``: a JSON-friendly dict.
 
-    Keys: ``layer``, ``n``, ``accuracy``, and per method (``"grad"``, ``"respond"``) ``l1_mean``, ``l1_std``,
+    Keys: ``layer``, ``n``, ``accuracy``, ``score_abs_mean`` (mean ``|y_c|``: the scale the L1 errors compare
+    with), and per method (``"grad"``, ``"respond"``) ``l1_mean``, ``l1_std``,
     ``tau_mean``, ``tau_std`` and ``tau_undefined`` (boxes whose tau is undefined, e.g. constant map sums; left out
     of the tau statistics). Maps are taken for every class, the scores being the pre-softmax logits.
     """
@@ -70,16 +71,18 @@ def evaluate_model(
     methods = ("grad", "respond")
     l1: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     tau: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    correct = 0
+    correct, score_scale = 0, []
     for start in range(0, len(idx), batch_size):
         chunk = idx[start:start + batch_size]
         x = load_inputs(dataset, chunk).to(device)
         res = compute_cams(model, x, layer, methods=methods)
         correct += int((res.logits.argmax(1).cpu().numpy() == dataset.labels[chunk]).sum())
+        score_scale.append(res.logits.abs().mean(1).double().cpu().numpy())
         for m in methods:
             l1[m].append(sum_to_score_l1(res.maps[m], res.logits))
             tau[m].append(kendall_tau(res.maps[m], res.logits))
-    out: dict[str, Any] = {"layer": layer, "split": split, "n": int(len(idx)), "accuracy": correct / len(idx)}
+    out: dict[str, Any] = {"layer": layer, "split": split, "n": int(len(idx)), "accuracy": correct / len(idx),
+                           "score_abs_mean": float(np.concatenate(score_scale).mean())}
     for m in methods:
         e, t = np.concatenate(l1[m]), np.concatenate(tau[m])
         ok = np.isfinite(t)

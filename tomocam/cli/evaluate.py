@@ -51,4 +51,4 @@ def evaluate(
     table.add_row("Kendall's tau", f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f}",
                   f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f}")
     console.print(table)
-    typer.echo(f"accuracy {result['accuracy']:.4f}")
+    typer.echo(f"accuracy {result['accuracy']:.4f}; mean |score| {result['score_abs_mean']:.3f}")
