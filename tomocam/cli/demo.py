@@ -23,8 +23,11 @@ def demo(
     overwrite: Annotated[bool, typer.Option(help="Replace the contents of an existing demo folder.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Simulate, explain with Respond-CAM and Grad-CAM, score the pointing game against the known particles,
-    and write <output>/tomogram.mrc, <output>/tomogram.zarr and <output>/overview.png."""
+    """Simulate a small tomogram and explain it with the bundled model (the main job on its default).
+
+    Explains with Respond-CAM and Grad-CAM, scores the pointing game against the known particles, and writes
+    <output>/tomogram.mrc, <output>/tomogram.zarr and <output>/overview.png.
+    """
     from tomocam.cli.report import print_summary
     from tomocam.models import bundled_model_path
     from tomocam.pipeline.demo import run_demo

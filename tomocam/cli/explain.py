@@ -71,8 +71,11 @@ def explain(
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Tile the tomogram, compute all-class CAMs of every tile on Dask workers, stitch them into one OME-Zarr
-    store (heatmaps in score units, per-tile scores, a label image, provenance)."""
+    """Explain a whole tomogram: class-wise heatmaps of every class into one OME-Zarr store.
+
+    Tiles the tomogram, computes all-class CAMs of every tile on Dask workers and stitches them into one store
+    (heatmaps in score units, per-tile scores, a label image, provenance).
+    """
     from rich.console import Console
 
     from tomocam.models import bundled_model_path

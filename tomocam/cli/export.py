@@ -23,8 +23,11 @@ def export(
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also export the label image (uint16).")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing MRC files.")] = False,
 ) -> None:
-    """Write <store>_<method>_<class>.mrc per class and <store>_labels.mrc, with the tomogram's voxel size and
-    origin, block by block (bounded memory)."""
+    """Export heatmaps and labels to MRC files for IMOD and ChimeraX.
+
+    Writes <store>_<method>_<class>.mrc per class and <store>_labels.mrc, with the tomogram's voxel size and
+    origin, block by block (bounded memory).
+    """
     from tomocam.write.export_mrc import export_store
     from tomocam.write.store import open_store
 

@@ -40,8 +40,11 @@ def picks(
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing pick files.")] = False,
 ) -> None:
-    """Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
-    STAR file (rlnCoordinateX/Y/Z in voxels, plus angstrom, class and score) and a CSV."""
+    """Pick particles from heatmap peaks into STAR and CSV tables.
+
+    Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
+    STAR file (rlnCoordinateX/Y/Z in voxels, plus angstrom, class and score) and a CSV.
+    """
     from rich.console import Console
     from rich.table import Table
 
