@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -29,6 +30,16 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path: Path):
     assert meta.cam_layer == "features.pool2" and meta.normalisation == "zscore"
     assert meta.provenance == {"seed": 3, "command": "tomocam train"}
     assert len(meta.sha256) == 64
+
+
+def test_checkpoint_file_permissions_follow_the_umask(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(cnn2(num_classes=2, input_size=16, fc_width=8), tmp_path / "m.pt", classes=["a", "b"],
+                               input_size=16, voxel_size=10)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_class_count_must_match_the_model(tmp_path: Path):

@@ -119,6 +119,9 @@ def save_checkpoint(
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
             torch.save(record, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)  # a temporary file is private (0600); a model file is shared as usual
         os.replace(tmp.name, path)
     except OSError as err:
         raise OutputError(f"cannot write checkpoint {str(path)!r}: {err.strerror or err}") from None
