@@ -101,6 +101,22 @@ def test_good_run_prints_summary_and_writes_a_complete_store(tmp_path, model, mo
     assert code == 3 and "exists already" in err
 
 
+def test_full_disk_is_one_line_exit_3_and_no_complete_store(tmp_path, model, monkeypatch, capsys):
+    import errno
+
+    import tomocam.pipeline.run as run_module
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o.zarr"))
+
+    monkeypatch.setattr(run_module, "finalize", disk_full)  # the client-side writes of the last step
+    mrc = write_mrc(tmp_path / "t.mrc", particles_volume((32, 32, 32), n=2)[0])
+    code, _, err = run(monkeypatch, capsys, str(mrc), "--model", str(model), "-o", str(tmp_path / "o.zarr"))
+    assert code == 3
+    assert err.strip().splitlines() == [f"Error: No space left on device: {tmp_path / 'o.zarr'}"]
+    assert_no_complete_store(tmp_path / "o.zarr")
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, model, monkeypatch, capsys):
     mrc = write_mrc(tmp_path / "t.mrc", np.zeros((32, 32, 40), np.float32))
     code, out, _ = run(monkeypatch, capsys, str(mrc), "--model", str(model), "--dry-run")

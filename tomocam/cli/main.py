@@ -14,7 +14,7 @@ import typer
 
 from tomocam import __version__
 from tomocam.cli import demo, evaluate, explain, export, info, picks, render, simulate, train
-from tomocam.errors import TomocamError
+from tomocam.errors import OutputError, TomocamError
 
 app = typer.Typer(
     name="tomocam",
@@ -65,6 +65,12 @@ def main() -> None:
             raise
         typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(err.exit_code)
+    except OSError as err:  # a full disk, a vanished or unreadable file: what the OS said, in one line
+        if _DEBUG:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        typer.secho(f"Error: {err.strerror or err}{where}", fg=typer.colors.RED, err=True)
+        sys.exit(OutputError.exit_code)
     except KeyboardInterrupt:
         typer.secho("Interrupted.", fg=typer.colors.RED, err=True)
         sys.exit(130)
