@@ -42,7 +42,11 @@ def explain(
     classes: Annotated[
         Optional[list[str]], typer.Option("--classes", "-c", help="Class name or index to map (repeat). Default: all.")
     ] = None,
-    tile: Annotated[Optional[int], typer.Option(help="Tile edge in voxels. Default: the model's input size.")] = None,
+    tile: Annotated[
+        Optional[int],
+        typer.Option(help="Tile edge in tomogram voxels. Default: the model's field of view (its input size, "
+                          "rescaled by its voxel size over the tomogram's); tiles are resampled to the model's grid."),
+    ] = None,
     stride: Annotated[Optional[int], typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
     batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 32,
     block: Annotated[int, typer.Option(help="Tiles per block edge: one phase-1 task (and resume unit).")] = 8,

@@ -78,6 +78,22 @@ def _model(plan: Plan):
         return _MODELS[key]
 
 
+def resample_tiles(x, size: tuple[int, ...]):
+    """Resample tiles ``(n, 1, *tile)`` to the model's input grid ``(n, 1, *size)``.
+
+    Finer tomograms are binned (area averaging: exact voxel means for integer factors), coarser ones
+    interpolated (trilinear), so that a tile shows the model what it saw in training at its own voxel size.
+    """
+    from torch.nn import functional as F
+
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    x = x.float()
+    if all(t >= s for t, s in zip(x.shape[2:], size)):
+        return F.adaptive_avg_pool3d(x, size) if x.dim() == 5 else F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="trilinear" if x.dim() == 5 else "bilinear", align_corners=False)
+
+
 def _batches(plan: Plan, slab: np.ndarray, origin: tuple[int, ...], indices: list[tuple[int, ...]]):
     """Yield normalised input batches ``(n, 1, *tile)`` on the device, preparing the next one in a thread."""
     import torch
@@ -89,6 +105,7 @@ def _batches(plan: Plan, slab: np.ndarray, origin: tuple[int, ...], indices: lis
     def prepare(start: int):
         tiles = cut_tiles(slab, origin, plan.grid, indices[start : start + plan.batch_size])  # (n, *tile)
         x = torch.from_numpy(tiles).unsqueeze(1)  # (n, 1, *tile)
+        x = resample_tiles(x, plan.model_input)  # (n, 1, *model_input)
         if plan.invert:
             x = -x
         x = normalise(x, plan.normalisation)

@@ -38,6 +38,7 @@ class Plan:
     class_names: tuple[str, ...]
     model_classes: tuple[str, ...]
     feature_shape: tuple[int, ...]
+    model_input: tuple[int, ...]
     normalisation: str
     invert: bool
     batch_size: int
@@ -163,25 +164,30 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")
     methods = tuple(dict.fromkeys(config.methods))
     indices = resolve_classes(config.classes, list(meta.classes))
-    tile = config.tile or meta.input_size
+    # Tiles cover the model's field of view in angstrom: at another voxel size they are resampled to the
+    # model's input grid (binned when the tomogram is finer), and the heatmaps land on the tomogram's own grid.
+    ratio = tuple(meta.voxel_size / v for v in tomo.voxel_size)  # tomogram voxels per model voxel, (z, y, x)
+    tile = config.tile or tuple(max(1, round(meta.input_size * r)) for r in ratio)
     grid = TileGrid.build(tomo.shape, tile, config.stride)
-    probe = normalise(torch.zeros((1, 1, *grid.tile)), meta.normalisation)
+    model_input = tuple(max(1, round(t / r)) for t, r in zip(grid.tile, ratio))
+    probe = normalise(torch.zeros((1, 1, *model_input)), meta.normalisation)
     try:
         with torch.no_grad():
             result = compute_cams(model, probe, layer, methods=methods)
     except RuntimeError as err:
         raise InputError(
-            f"model '{config.model}' cannot take tiles of {grid.tile} voxels (it was trained on "
+            f"model '{config.model}' cannot take inputs of {model_input} voxels (it was trained on "
             f"{meta.input_size}^3): {str(err).splitlines()[0]}"
         ) from None
     feature_shape = tuple(result.maps[methods[0]].shape[2:])
     per_tile_out = 4 * (len(meta.classes) + len(indices) * int(np.prod(feature_shape)) * len(methods))
     edge = _block_edge(config.block, len(grid.tile), grid.tile, per_tile_out, config.block_memory)
     warnings = []
-    if abs(tomo.voxel_size[0] / meta.voxel_size - 1) > 0.05:
+    if model_input != grid.tile:
         warnings.append(
-            f"the tomogram's voxel size {tomo.voxel_size[0]:.3g} A differs from the model's {meta.voxel_size:.3g} A; "
-            "bin the tomogram to the model's voxel size for meaningful heatmaps"
+            f"the tomogram's voxel size {'x'.join(f'{v:.3g}' for v in tomo.voxel_size)} A differs from the model's "
+            f"{meta.voxel_size:.3g} A: tiles of {'x'.join(map(str, grid.tile))} voxels are resampled to the model's "
+            f"{'x'.join(map(str, model_input))} (heatmaps stay on the tomogram's grid)"
         )
     skew = polarity_skew(tomo.array())
     bright = skew > 0
@@ -208,6 +214,7 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         class_names=tuple(meta.classes[i] for i in indices),
         model_classes=tuple(meta.classes),
         feature_shape=feature_shape,
+        model_input=model_input,
         normalisation=meta.normalisation,
         invert=config.invert,
         batch_size=max(1, config.batch_size),
