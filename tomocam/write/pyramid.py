@@ -14,9 +14,9 @@ import zarr
 from torch.nn import functional as F
 from zarr.codecs import BloscCodec
 
-#: Heatmaps are smooth float32 fields: byte shuffling + fast zstd writes ~3x faster than zarr's default codec
-#: and stores them smaller.
-HEATMAP_CODEC = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+#: Heatmaps are smooth float32 fields: byte shuffling + lz4 writes them ~5x faster than zarr's default codec
+#: (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of 96x192x192).
+HEATMAP_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 
 def n_levels_for(shape: tuple[int, ...], chunk: int) -> int:
