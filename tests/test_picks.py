@@ -10,17 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from store_builder import gaussian_blobs
 from tomocam.picks import PickScore, ball, find_peaks, local_maxima, match_points, score_picks, suppress
-
-
-def gaussian_blobs(shape, centres, amplitudes, sigma=2.0):
-    """Sum of isotropic Gaussians: `shape` array with a peak of height ~amplitude at each centre."""
-    grid = np.indices(shape, dtype=np.float32)
-    out = np.zeros(shape, np.float32)
-    for c, a in zip(centres, amplitudes):
-        d2 = sum((g - ci) ** 2 for g, ci in zip(grid, c))
-        out += a * np.exp(-d2 / (2 * sigma**2))
-    return out
 
 
 CENTRES = [(10, 12, 9), (30, 8, 40), (22, 35, 25), (5, 44, 44), (40, 40, 5)]
