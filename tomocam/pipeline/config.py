@@ -22,7 +22,7 @@ class ExplainConfig:
     classes: tuple[str, ...] | None = None
     tile: int | None = None
     stride: int | None = None
-    batch_size: int = 16
+    batch_size: int = 32
     block: int = 8
     block_memory: int = 512 * 2**20
     device: str = "auto"
