@@ -94,10 +94,10 @@ def main() -> None:
                                         seed=seed)
                 paths = write_tomogram(sim, workdir / f"tomo{seed}.mrc", overwrite=True)
                 config = ExplainConfig(tomogram=str(paths["tomogram"]), output=str(workdir / f"tomo{seed}.zarr"),
-                                       model=str(model), methods=("respond", "grad"), overwrite=True)
+                                       model=str(model), methods=("respond", "gradcam"), overwrite=True)
                 store = open_store(explain_tomogram(config, client=client).store)
                 truth = sim.table[["class_name", "x", "y", "z"]]
-                for method in ("respond", "grad"):
+                for method in ("respond", "gradcam"):
                     # Only the shape classes pick; "background" still competes for each site (exclusive).
                     picks = pick_store(store, method=method, classes=[s.name for s in structures], threshold=0.0,
                                        radius=radius)

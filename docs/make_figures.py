@@ -49,7 +49,7 @@ def main() -> None:
 
     tomocam("simulate", "tomogram", str(tomo), "--shape", "64,128,128", "-n", "24", "--shapes", ",".join(shapes),
             "--voxel-size", str(meta.voxel_size), "--snr", "1", "--seed", str(args.seed), "--overwrite")
-    tomocam("explain", str(tomo), *model_opt, "-m", "respond", "-m", "grad", "-o", str(store), "--overwrite")
+    tomocam("explain", str(tomo), *model_opt, "-m", "respond", "-m", "gradcam", "-o", str(store), "--overwrite")
     truth = pd.read_csv(work / "example_particles.csv")
     first = truth.iloc[0]
     at = tuple(int(round(first[a])) for a in ("z", "y", "x"))
@@ -60,7 +60,7 @@ def main() -> None:
 
     opened = open_store(store)
     radius = meta.input_size * meta.voxel_size / 4  # a quarter tile: the built-in shapes are ~100 A in radius
-    for method in ("respond", "grad"):
+    for method in ("respond", "gradcam"):
         # the two methods' maps differ in scale: threshold each at a fifth of its largest value
         peak = float(np.asarray(opened.heatmap(method, opened.n_levels - 1)).max())
         tomocam("picks", str(store), "-m", method, "--radius", f"{radius:g}", "--threshold", f"{0.2 * peak:.3g}",

@@ -90,11 +90,11 @@ def test_bad_input_is_one_line_nonzero_exit_and_no_complete_store(tmp_path, mode
 def test_good_run_prints_summary_and_writes_a_complete_store(tmp_path, model, monkeypatch, capsys):
     mrc = write_mrc(tmp_path / "t.mrc", particles_volume((32, 32, 40), n=4)[0])
     code, out, err = run(monkeypatch, capsys, str(mrc), "--model", str(model), "-o", str(tmp_path / "o.zarr"),
-                         "-m", "respond", "-m", "grad", "-c", "rod", "-c", "0", "--workers", "1")
+                         "-m", "respond", "-m", "gradcam", "-c", "rod", "-c", "0", "--workers", "1")
     assert code == 0, err
     assert "tiles" in out and "tiles/s" in out and str(tmp_path / "o.zarr") in out
     store = open_store(tmp_path / "o.zarr")
-    assert store.classes == ["rod", "small"] and store.methods == ["respond", "grad"]
+    assert store.classes == ["rod", "small"] and store.methods == ["respond", "gradcam"]
     assert store.attrs["command"].startswith("tomocam explain")
     # rerun: refused without flags, fine with --overwrite
     code, _, err = run(monkeypatch, capsys, str(mrc), "--model", str(model), "-o", str(tmp_path / "o.zarr"))

@@ -49,7 +49,7 @@ def test_single_fc_model_has_exact_sum_to_score_for_respond_cam(trained):
     assert res["layer"] == "pool" and res["split"] == "test" and res["n"] == 6
     assert res["respond"]["l1_mean"] < 1e-4 and res["respond"]["l1_std"] < 1e-4
     assert res["respond"]["tau_mean"] == pytest.approx(1.0) and res["respond"]["tau_std"] == pytest.approx(0.0)
-    assert res["grad"]["l1_mean"] > 100 * res["respond"]["l1_mean"]  # Grad-CAM does not have the property
+    assert res["gradcam"]["l1_mean"] > 100 * res["respond"]["l1_mean"]  # Grad-CAM does not have the property
     assert 0 <= res["accuracy"] <= 1
 
 

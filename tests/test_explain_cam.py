@@ -46,7 +46,7 @@ def reference_cams(model: nn.Module, x: torch.Tensor, layer: str, eps: float = c
     handle = module.register_forward_hook(lambda m, i, o: kept.__setitem__("a", o))
     try:
         logits = model(x.double())
-        maps = {"respond": [], "grad": []}
+        maps = {"respond": [], "gradcam": []}
         for c in range(logits.shape[1]):
             (g,) = torch.autograd.grad(logits[:, c].sum(), kept["a"], retain_graph=True)
             a = kept["a"]
@@ -54,7 +54,7 @@ def reference_cams(model: nn.Module, x: torch.Tensor, layer: str, eps: float = c
             alpha_r = (a * g).sum(axes) / (a.sum(axes) + eps)  # (n, l)
             alpha_g = g.mean(axes)
             maps["respond"].append(torch.einsum("nl,nl...->n...", alpha_r, a))
-            maps["grad"].append(torch.einsum("nl,nl...->n...", alpha_g, a))
+            maps["gradcam"].append(torch.einsum("nl,nl...->n...", alpha_g, a))
     finally:
         handle.remove()
         model.float()
@@ -73,7 +73,7 @@ def test_sum_to_score_is_exact_with_one_linear_layer(ndim, size, channels, batch
     error = (sums + bias - result.logits.double()).abs().max()
     assert error / result.logits.abs().max() < tol
     # Grad-CAM has no such property: it misses the score by far more.
-    grad_error = (result.maps["grad"].double().flatten(2).sum(-1) + bias - result.logits.double()).abs().max()
+    grad_error = (result.maps["gradcam"].double().flatten(2).sum(-1) + bias - result.logits.double()).abs().max()
     assert grad_error > 100 * error
 
 
@@ -103,7 +103,7 @@ def test_all_classes_equal_per_class_reference(name, fast_path):
         result = tomocam.compute_cams(model, x, layer)
     logits, maps = reference_cams(model, x, layer)
     torch.testing.assert_close(result.logits.double(), logits, rtol=1e-5, atol=1e-5)
-    for method in ("respond", "grad"):
+    for method in ("respond", "gradcam"):
         scale = maps[method].abs().max()
         torch.testing.assert_close(result.maps[method].double() / scale, maps[method] / scale, rtol=0, atol=1e-5)
 
@@ -145,11 +145,11 @@ def test_grad_cam_matches_captum_on_a_3d_cnn():
 
     model = cnn2(num_classes=4, input_size=16, fc_width=16).eval()
     x = torch.randn(3, 1, 16, 16, 16)
-    result = tomocam.compute_cams(model, x, "features.pool2", methods=("grad",))
+    result = tomocam.compute_cams(model, x, "features.pool2", methods=("gradcam",))
     explainer = LayerGradCam(model, model.features.pool2)
     for c in range(4):
         expected = explainer.attribute(x, target=c, relu_attributions=False)[:, 0]  # (n, 5, ...) sum over l
-        torch.testing.assert_close(result.maps["grad"][:, c], expected.float(), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(result.maps["gradcam"][:, c], expected.float(), rtol=1e-4, atol=1e-7)
 
 
 def test_batched_equals_one_by_one():
@@ -159,7 +159,7 @@ def test_batched_equals_one_by_one():
     for i in range(5):
         single = tomocam.compute_cams(model, x[i:i + 1], "features.pool2")
         torch.testing.assert_close(single.logits, batched.logits[i:i + 1], rtol=1e-5, atol=1e-6)
-        for method in ("respond", "grad"):
+        for method in ("respond", "gradcam"):
             torch.testing.assert_close(single.maps[method], batched.maps[method][i:i + 1], rtol=1e-4, atol=1e-8)
 
 
@@ -218,9 +218,9 @@ def test_inplace_relu_after_the_layer_does_not_change_the_activation():
         if isinstance(module, nn.ReLU):
             module.inplace = False
     logits, maps = reference_cams(model, x, "features.conv3")
-    scale = maps["grad"].abs().max()
-    torch.testing.assert_close(result.maps["grad"].double() / scale, maps["grad"] / scale, rtol=0, atol=1e-5)
-    assert (maps["grad"] < 0).any()  # signed maps: the reference really differs from a post-ReLU one
+    scale = maps["gradcam"].abs().max()
+    torch.testing.assert_close(result.maps["gradcam"].double() / scale, maps["gradcam"] / scale, rtol=0, atol=1e-5)
+    assert (maps["gradcam"] < 0).any()  # signed maps: the reference really differs from a post-ReLU one
 
 
 def test_unknown_layer_lists_close_names():

@@ -23,7 +23,7 @@ def store(tmp_path):
     with mrcfile.open(tomo, mode="r+") as mrc:
         mrc.header.origin = (100.0, 200.0, 300.0)  # x, y, z
     maps = np.stack([vol, -0.5 * vol, np.full(SHAPE, 0.25, np.float32)])
-    path = build_store(tmp_path / "run.zarr", {"respond": maps, "grad": 2 * maps}, ["a", "b", "c"], 7.5, tomo)
+    path = build_store(tmp_path / "run.zarr", {"respond": maps, "gradcam": 2 * maps}, ["a", "b", "c"], 7.5, tomo)
     return open_store(path)
 
 
@@ -45,13 +45,13 @@ def test_heatmaps_and_labels_reopen_with_voxel_size_origin_and_values(store, tmp
 
 
 def test_coarse_level_keeps_its_voxel_size_and_offset(store, tmp_path):
-    (path,) = export_store(store, tmp_path, methods=["grad"], classes=["a"], level=1, labels=False)
+    (path,) = export_store(store, tmp_path, methods=["gradcam"], classes=["a"], level=1, labels=False)
     with mrcfile.open(path) as mrc:
         assert mrc.data.shape == tuple(s // 2 for s in SHAPE)
         assert mrc.voxel_size.y == pytest.approx(15.0)
         # level 1 voxel 0 is centred half a level-0 voxel (3.75 A) from level-0 voxel 0
         assert mrc.header.origin.x == pytest.approx(100.0 + 3.75)
-        np.testing.assert_array_equal(mrc.data, store.heatmap("grad", 1)[0])
+        np.testing.assert_array_equal(mrc.data, store.heatmap("gradcam", 1)[0])
 
 
 def test_write_mrc_streams_in_blocks_and_refuses_to_overwrite(tmp_path):
@@ -89,9 +89,9 @@ def test_cli_exports_beside_the_store(store, tmp_path):
 
     from tomocam.cli.main import app
 
-    result = CliRunner().invoke(app, ["export", store.path, "-c", "a", "-m", "grad"])
+    result = CliRunner().invoke(app, ["export", store.path, "-c", "a", "-m", "gradcam"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.glob("*.mrc") if p.name != "tomo.mrc")
-    assert names == ["run_grad_a.mrc", "run_labels.mrc"]
-    with mrcfile.open(tmp_path / "run_grad_a.mrc") as mrc:
-        np.testing.assert_array_equal(mrc.data, store.heatmap("grad")[0])
+    assert names == ["run_gradcam_a.mrc", "run_labels.mrc"]
+    with mrcfile.open(tmp_path / "run_gradcam_a.mrc") as mrc:
+        np.testing.assert_array_equal(mrc.data, store.heatmap("gradcam")[0])

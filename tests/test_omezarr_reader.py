@@ -20,7 +20,7 @@ CLASSES = ["ribosome", "proteasome"]
 def store(tmp_path):
     a = gaussian_blobs(SHAPE, [(8, 10, 12)], [3.0])
     tomo = write_tomogram(tmp_path / "tomo.mrc", a, VOXEL)
-    heat = {"respond": np.stack([a, -a]), "grad": np.stack([0.5 * a, a])}
+    heat = {"respond": np.stack([a, -a]), "gradcam": np.stack([0.5 * a, a])}
     return open_store(build_store(tmp_path / "run.zarr", heat, CLASSES, VOXEL, tomo, n_levels=2))
 
 
@@ -33,7 +33,7 @@ def read_node(path: str, spec=Multiscales):
     return nodes[0]
 
 
-@pytest.mark.parametrize("method", ["respond", "grad"])
+@pytest.mark.parametrize("method", ["respond", "gradcam"])
 def test_heatmaps_read_back_with_axes_scales_and_channel_names(store, method):
     group = "respond" if method == "respond" else "gradcam"
     node = read_node(f"{store.path}/{group}")

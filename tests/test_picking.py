@@ -105,7 +105,7 @@ def test_exclusive_picks_keep_a_site_for_its_highest_class(tmp_path):
     assert list(pick_store(store, threshold=0.5, radius=40, exclusive=False)["class_name"]) == ["a", "b"]
 
 
-@pytest.mark.parametrize("method", ["respond", "grad"])
+@pytest.mark.parametrize("method", ["respond", "gradcam"])
 def test_end_to_end_picks_of_explained_tomogram_find_every_particle(tmp_path, method):
     """tomocam's explain pipeline on a tomogram with 27 known particles of 3 classes, with a model whose right
     answer is known (a matched filter, see explain_models): the picks match the particles one to one."""

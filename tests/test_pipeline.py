@@ -37,7 +37,7 @@ def _run(client, tmp_path, volume, model, name="out", **kw):
     return open_store(summary.store), summary
 
 
-@pytest.mark.parametrize("method", ["respond", "grad"])
+@pytest.mark.parametrize("method", ["respond", "gradcam"])
 def test_pointing_game_on_known_particles(client, tmp_path, models, method):
     """At each particle centre the stitched map of its true class is the highest (chance: 1 in 3)."""
     volume, truth = particles_volume((48, 48, 48), n=27, seed=3)
@@ -52,11 +52,11 @@ def test_pointing_game_on_known_particles(client, tmp_path, models, method):
 
 def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models):
     volume = np.random.default_rng(0).standard_normal((16, 16, 16)).astype(np.float32)
-    store, _ = _run(client, tmp_path, volume, models["cnn"], methods=("respond", "grad"))
+    store, _ = _run(client, tmp_path, volume, models["cnn"], methods=("respond", "gradcam"))
     model, meta = load_checkpoint(models["cnn"])
     x = normalise(torch.from_numpy(volume)[None, None], meta.normalisation)
     result = tomocam.compute_cams(model, x, meta.cam_layer or model.default_cam_layer)
-    for method in ("respond", "grad"):
+    for method in ("respond", "gradcam"):
         expected = tomocam.resize_maps(result.maps[method], (16, 16, 16))[0].numpy()
         np.testing.assert_allclose(store.heatmap(method)[...], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(store.logits[:, 0, 0, 0], result.logits[0].numpy(), rtol=1e-5, atol=1e-6)
@@ -111,10 +111,10 @@ def test_finer_tomogram_is_binned_to_the_models_voxel_size(client, tmp_path, mod
 
 def test_store_layout_and_metadata(client, tmp_path, models):
     volume, _ = particles_volume((48, 40, 40), n=6, seed=1)
-    store, _ = _run(client, tmp_path, volume, models["matched"], methods=("respond", "grad"), chunk=16)
+    store, _ = _run(client, tmp_path, volume, models["matched"], methods=("respond", "gradcam"), chunk=16)
     attrs = store.attrs
     assert attrs["complete"] is True and store.classes == ["small", "large", "rod"]
-    assert store.n_levels == 3 and store.heatmap("grad", 2).shape == (3, 12, 10, 10)
+    assert store.n_levels == 3 and store.heatmap("gradcam", 2).shape == (3, 12, 10, 10)
     ms = store.root["respond"].attrs["ome"]["multiscales"][0]
     assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
     assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 20.0, 20.0, 20.0]

@@ -28,7 +28,7 @@ def test_demo_writes_store_overview_and_pointing_rates(tmp_path, monkeypatch, ca
         assert not stop.code
     out = capsys.readouterr().out
     store = open_store(tmp_path / "demo" / "tomogram.zarr")
-    assert store.classes == names and store.methods == ["respond", "grad"]
+    assert store.classes == names and store.methods == ["respond", "gradcam"]
     png = (tmp_path / "demo" / "overview.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     rates = [float(line.split()[2]) for line in out.splitlines() if line.strip().startswith("pointing")]

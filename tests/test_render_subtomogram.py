@@ -51,7 +51,7 @@ def test_fig3_panels_and_overlays_equal_the_core_maps(checkpoint, volume):
     assert "Respond-CAM · c\nfeatures.pool2" in titles and "Grad-CAM · c\nfeatures.pool2" in titles
     overlays = [ax for ax in fig.axes if len(ax.images) == 2]
     assert len(overlays) == 2
-    for ax, method in zip(overlays, ("respond", "grad")):
+    for ax, method in zip(overlays, ("respond", "gradcam")):
         data = np.asarray(ax.images[-1].get_array())
         expected = reference_map(model, meta, volume, "features.pool2", method, 2)[SIZE // 2]
         np.testing.assert_allclose(data, expected, rtol=1e-5, atol=1e-9)

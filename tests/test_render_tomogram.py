@@ -23,7 +23,7 @@ def store(tmp_path):
     prot = gaussian_blobs(SHAPE, [PROT], [2.0], sigma=2.5) - 0.5 * ribo
     noise = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
     tomo = write_tomogram(tmp_path / "tomo.mrc", ribo + prot + 0.3 * noise, VOXEL)
-    heat = {"respond": np.stack([ribo, prot]), "grad": np.stack([0.5 * ribo, -prot])}
+    heat = {"respond": np.stack([ribo, prot]), "gradcam": np.stack([0.5 * ribo, -prot])}
     return open_store(build_store(tmp_path / "run.zarr", heat, ["ribo", "prot"], VOXEL, tomo, n_levels=3))
 
 
@@ -81,7 +81,7 @@ def test_small_figures_read_a_coarse_level_at_the_same_place(store):
 
 
 def test_montage_shares_one_colour_scale(store):
-    fig = render_montage(store, method="grad", at=PROT)
+    fig = render_montage(store, method="gradcam", at=PROT)
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == ["ribo", "prot"]
     norms = {(heat_image(ax).norm.vmin, heat_image(ax).norm.vmax) for ax in panels}
@@ -138,7 +138,7 @@ def test_cli_writes_overview_and_one_montage_per_method(store, tmp_path):
     result = CliRunner().invoke(app, ["render", store.path, "-o", str(out), "-c", "ribo", "--at", "10,26,16",
                                       "--dpi", "40"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["run_montage_grad.png", "run_montage_respond.png",
+    assert sorted(p.name for p in out.iterdir()) == ["run_montage_gradcam.png", "run_montage_respond.png",
                                                     "run_overview.png"]
     bad = CliRunner().invoke(app, ["render", store.path, "--at", "1,2"])
     assert bad.exit_code != 0 and "z,y,x" in bad.output

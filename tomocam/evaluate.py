@@ -52,7 +52,7 @@ def evaluate_model(
     """Table 1 figures for ``model`` on ``dataset``: a JSON-friendly dict.
 
     Keys: ``layer``, ``n``, ``accuracy``, ``score_abs_mean`` (mean ``|y_c|``: the scale the L1 errors compare
-    with), and per method (``"grad"``, ``"respond"``) ``l1_mean``, ``l1_std``,
+    with), and per method (``"gradcam"``, ``"respond"``) ``l1_mean``, ``l1_std``,
     ``tau_mean``, ``tau_std`` and ``tau_undefined`` (boxes whose tau is undefined, e.g. constant map sums; left out
     of the tau statistics). Maps are taken for every class, the scores being the pre-softmax logits.
     """
@@ -68,7 +68,7 @@ def evaluate_model(
     if len(idx) == 0:
         raise InputError(f"the {split} split of dataset '{dataset.path}' is empty")
     model = model.to(device).eval()
-    methods = ("grad", "respond")
+    methods = ("gradcam", "respond")
     l1: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     tau: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     correct, score_scale = 0, []

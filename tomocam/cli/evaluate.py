@@ -46,7 +46,7 @@ def evaluate(
     table.add_column("metric")
     table.add_column("Grad-CAM", justify="right")
     table.add_column("Respond-CAM", justify="right")
-    g, r = result["grad"], result["respond"]
+    g, r = result["gradcam"], result["respond"]
     table.add_row("L1 error", f"{g['l1_mean']:.3f} ± {g['l1_std']:.3f}", f"{r['l1_mean']:.3f} ± {r['l1_std']:.3f}")
     table.add_row("Kendall's tau", f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f}",
                   f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f}")

@@ -12,7 +12,7 @@ import typer
 
 class Method(str, Enum):
     respond = "respond"
-    grad = "grad"
+    gradcam = "gradcam"
 
 
 class Autocast(str, Enum):

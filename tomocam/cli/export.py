@@ -17,7 +17,7 @@ def export(
         Optional[list[str]], typer.Option("--class", "-c", help="Class to export (repeat). Default: all classes.")
     ] = None,
     method: Annotated[
-        Optional[list[str]], typer.Option("--method", "-m", help="respond or grad (repeat). Default: all in the store.")
+        Optional[list[str]], typer.Option("--method", "-m", help="respond or gradcam (repeat). Default: all in the store.")
     ] = None,
     level: Annotated[int, typer.Option(help="Pyramid level (0 = the tomogram's grid, each next 2x coarser).")] = 0,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also export the label image (uint16).")] = True,

@@ -19,7 +19,7 @@ def picks(
         Optional[Path], typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
                                      "written. Default: <store>_<method>_picks beside the store.")
     ] = None,
-    method: Annotated[str, typer.Option("--method", "-m", help="Heatmaps to pick from: respond or grad.")] = "respond",
+    method: Annotated[str, typer.Option("--method", "-m", help="Heatmaps to pick from: respond or gradcam.")] = "respond",
     classes: Annotated[
         Optional[list[str]], typer.Option("--class", "-c", help="Class to pick (repeat). Default: every class "
                                           "except 'background' (which still competes for each site).")

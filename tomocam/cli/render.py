@@ -35,7 +35,7 @@ def render(
                                           "Subtomogram: one class, default the predicted one.")
     ] = None,
     method: Annotated[
-        Optional[list[str]], typer.Option("--method", "-m", help="Store: respond or grad (repeat). Default: "
+        Optional[list[str]], typer.Option("--method", "-m", help="Store: respond or gradcam (repeat). Default: "
                                           "all in the store.")
     ] = None,
     at: Annotated[

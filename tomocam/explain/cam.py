@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from tomocam.errors import ClassError, LayerError
 
-METHODS: tuple[str, ...] = ("respond", "grad")
+METHODS: tuple[str, ...] = ("respond", "gradcam")
 DEFAULT_EPS = 1e-7
 # Upper bound on the elements of one batched gradient (k x n x l x s) on the generic path; classes are
 # processed in chunks above it so that shallow layers (large ``s``) stay within memory.
@@ -46,7 +46,7 @@ class CamResult:
 
     Attributes:
         logits: ``(n, k)`` float32 pre-softmax scores of the returned classes.
-        maps: method name (``"respond"``, ``"grad"``) -> ``(n, k, *s)`` float32 maps at the layer's resolution,
+        maps: method name (``"respond"``, ``"gradcam"``) -> ``(n, k, *s)`` float32 maps at the layer's resolution,
             signed, in score units.
         classes: the ``k`` class indices, in the order of the ``k`` axis.
         layer: the dotted name of the explained layer.
@@ -200,8 +200,8 @@ def _weights_through_linear(
         p = torch.einsum("jls,nls->njl", w, a_flat)  # (n, j, l)
         numerator = torch.bmm(delta, p)  # (n, k, l)
         alphas["respond"] = numerator / (a_flat.sum(-1).unsqueeze(1) + eps)
-    if "grad" in methods:
-        alphas["grad"] = delta @ w.mean(-1)  # (n, k, l)
+    if "gradcam" in methods:
+        alphas["gradcam"] = delta @ w.mean(-1)  # (n, k, l)
     return alphas
 
 
@@ -222,8 +222,8 @@ def _weights_generic(
         grads = grads.to(acc).reshape(len(part), n, l, -1).transpose(0, 1)  # (n, k, l, s)
         if "respond" in methods:
             parts["respond"].append((grads * a_flat.unsqueeze(1)).sum(-1) / (a_flat.sum(-1).unsqueeze(1) + eps))
-        if "grad" in methods:
-            parts["grad"].append(grads.mean(-1))
+        if "gradcam" in methods:
+            parts["gradcam"].append(grads.mean(-1))
     return {m: torch.cat(p, dim=1) for m, p in parts.items()}
 
 
@@ -254,7 +254,7 @@ def compute_cams(
         x: input ``(n, c, h, w)`` or ``(n, c, d, h, w)`` on the model's device.
         layer: dotted module name as ``model.named_modules()`` lists it; its output ``(n, l, *s)`` must have
             at least one spatial axis.
-        methods: any of ``"respond"``, ``"grad"``.
+        methods: any of ``"respond"``, ``"gradcam"``.
         classes: class indices to explain; ``None`` means every class.
         eps: Respond-CAM's stabiliser in ``sum_s a + eps``.
         autocast: run the forward pass under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``); the

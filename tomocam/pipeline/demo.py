@@ -106,7 +106,7 @@ def run_demo(
     paths = write_tomogram(sim, out / "tomogram.mrc", overwrite=True)
     config = ExplainConfig(
         tomogram=str(paths["tomogram"]), output=str(out / "tomogram.zarr"), model=str(model),
-        methods=("respond", "grad"), overwrite=True, command=f"tomocam demo -o {out}",
+        methods=("respond", "gradcam"), overwrite=True, command=f"tomocam demo -o {out}",
     )
     summary = explain_tomogram(config, workers=workers, progress=progress)
     store = open_store(summary.store)

@@ -85,7 +85,7 @@ def explain_subtomogram(
     *,
     layer: str | None = None,
     class_name: str | None = None,
-    methods: Sequence[str] = ("respond", "grad"),
+    methods: Sequence[str] = ("respond", "gradcam"),
 ) -> Explanation:
     """Respond-CAM and Grad-CAM of ``volume`` `(d, h, w)` at ``layer`` (default: the checkpoint's CAM
     layer) for ``class_name`` (default: the predicted class), resized to the input grid."""

@@ -32,7 +32,7 @@ class Grid:
 
 
 def level_grid(store: ExplainStore, group: str, level: int) -> Grid:
-    """The grid of ``level`` of the multiscale image ``group`` (``"respond"``, ``"grad"`` or
+    """The grid of ``level`` of the multiscale image ``group`` (``"respond"``, ``"gradcam"`` or
     ``"labels/segmentation"``), from its ``coordinateTransformations``; space axes only."""
     group = METHOD_GROUPS.get(group, group)
     ms = store.root[group].attrs["ome"]["multiscales"][0]

@@ -18,7 +18,7 @@ import zarr
 from tomocam.errors import InputError, OutputError
 
 #: Store group of each CAM method.
-METHOD_GROUPS: dict[str, str] = {"respond": "respond", "grad": "gradcam"}
+METHOD_GROUPS: dict[str, str] = {"respond": "respond", "gradcam": "gradcam"}
 
 ATTRS_KEY = "tomocam"
 
@@ -89,7 +89,7 @@ class ExplainStore:
 
     @property
     def methods(self) -> list[str]:
-        """CAM methods in the store (``respond``, ``grad``)."""
+        """CAM methods in the store (``respond``, ``gradcam``)."""
         return list(self.attrs["methods"])
 
     @property
