@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -13,7 +12,7 @@ from tomocam.cli.main import app
 from tomocam.errors import InputError
 from tomocam.models import load_checkpoint
 from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
-from tomocam.train import split_indices, train_model
+from tomocam.train import train_model
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +23,6 @@ def small_dataset(tmp_path_factory):
     simulate_subtomograms(shapes, path, n_per_class=80, acquisition=Acquisition(snr=math.inf),
                           sampling=Sampling(box=16, max_shift=1), seed=0, workers=1)
     return open_dataset(path)
-
-
-def test_split_is_stratified_disjoint_and_paper_sized():
-    labels = np.repeat(np.arange(4), 50)
-    s = split_indices(labels, seed=3)
-    all_idx = np.concatenate([s.fit, s.val, s.test])
-    assert sorted(all_idx.tolist()) == list(range(200))  # disjoint and complete
-    assert len(s.test) == 40 and len(s.val) == 32 and len(s.fit) == 128  # 4:1, then 80/20
-    for part in (s.fit, s.val, s.test):
-        assert len(np.unique(np.bincount(labels[part]))) == 1  # every class equally represented
-    again = split_indices(labels, seed=3)
-    np.testing.assert_array_equal(s.test, again.test)
-    assert not np.array_equal(s.test, split_indices(labels, seed=4).test)
 
 
 def test_training_learns_a_small_noise_free_set(small_dataset, tmp_path):

@@ -1,7 +1,7 @@
 """Training a classifier on a simulated subtomogram dataset, as in the paper.
 
 Split (paper, section 3): train/test 4:1, then the training part 80/20 into fit/validation. The split is stratified
-by class and drawn from the seed, so :mod:`tomocam.evaluate` can rebuild the test split from the checkpoint's
+by class and drawn from the seed, so :mod:`tomocam.evaluate.table1` can rebuild the test split from the checkpoint's
 provenance. Adam on cross-entropy; the checkpoint keeps the weights of the epoch with the best validation accuracy
 (ties: lower validation loss). Inputs are normalised with :func:`tomocam.models.normalise` ("zscore"), the same
 function tiles go through when explaining.
@@ -10,7 +10,6 @@ function tiles go through when explaining.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import platform
@@ -24,51 +23,10 @@ import torch
 from torch import nn
 
 from tomocam.errors import CheckpointError, InputError
+from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
 from tomocam.simulate.dataset import Dataset
 
 NORMALISATION = "zscore"
-
-
-@dataclass(frozen=True)
-class Split:
-    """Indices ``(m,)`` into a dataset for fitting, validation and test."""
-
-    fit: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-
-
-def split_indices(labels: np.ndarray, seed: int, test_fraction: float = 0.2, val_fraction: float = 0.2) -> Split:
-    """Stratified split: per class, ``test_fraction`` to test, then ``val_fraction`` of the rest to validation.
-
-    Deterministic in ``(labels, seed)``; each part sorted.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    parts: dict[str, list[np.ndarray]] = {"fit": [], "val": [], "test": []}
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_test = int(round(len(idx) * test_fraction))
-        n_val = int(round((len(idx) - n_test) * val_fraction))
-        parts["test"].append(idx[:n_test])
-        parts["val"].append(idx[n_test:n_test + n_val])
-        parts["fit"].append(idx[n_test + n_val:])
-    return Split(**{k: np.sort(np.concatenate(v)) if v else np.zeros(0, int) for k, v in parts.items()})
-
-
-def labels_digest(labels: np.ndarray) -> str:
-    """A short hash of a label vector: tells whether an evaluation dataset is the one a model was trained on."""
-    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
-def load_inputs(dataset: Dataset, indices: np.ndarray | None = None) -> torch.Tensor:
-    """Read boxes into memory as normalised model inputs ``(m, 1, s, s, s)`` float32."""
-    from tomocam.models import normalise
-
-    vol = dataset.volumes[:] if indices is None else dataset.volumes.get_orthogonal_selection((indices,))
-    x = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32)).unsqueeze(1)
-    if not torch.isfinite(x).all():
-        raise InputError(f"dataset '{dataset.path}' contains NaN or infinite values")
-    return normalise(x, NORMALISATION)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -167,7 +125,7 @@ def train_model(
         raise CheckpointError(f"cannot build architecture {architecture!r} with {kwargs}: {err}") from None
     if init == "glorot":
         glorot_init(model)
-    x = load_inputs(dataset)
+    x = load_inputs(dataset, normalisation=NORMALISATION)
     y = torch.from_numpy(dataset.labels)
     x_fit, y_fit = x[split.fit], y[split.fit]
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -1,4 +1,5 @@
-"""`tomocam evaluate`: the paper's Table 1 (accuracy, L1 and Kendall's tau of Grad-CAM and Respond-CAM)."""
+"""`tomocam evaluate`: the paper's Table 1 (``table1``: accuracy, L1 and Kendall's tau of Grad-CAM and Respond-CAM)
+and how well heatmaps find particles in a tomogram (``localisation``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
+app = typer.Typer(help="Measure a model and its heatmaps.", no_args_is_help=True)
 
-def evaluate(
+
+@app.command("table1")
+def table1(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) made by 'tomocam train'.")],
     dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
     layer: Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the checkpoint's).")] = None,
@@ -25,7 +29,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomocam.evaluate import evaluate_model
+    from tomocam.evaluate.table1 import evaluate_model
     from tomocam.models import load_checkpoint
     from tomocam.simulate import open_dataset
     from tomocam.train import resolve_device

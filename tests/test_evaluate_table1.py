@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tomocam.cli.main import app
 from tomocam.errors import ClassError, InputError
-from tomocam.evaluate import evaluate_model
+from tomocam.evaluate.table1 import evaluate_model
 from tomocam.models import load_checkpoint, register_architecture
 from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
 from tomocam.train import train_model
@@ -76,10 +76,10 @@ def test_all_split_and_foreign_dataset(trained, tmp_path):
 
 def test_cli_json_and_table(trained):
     root, _, _, _ = trained
-    result = CliRunner().invoke(app, ["evaluate", str(root / "m.pt"), str(root / "d.zarr"), "--json",
+    result = CliRunner().invoke(app, ["evaluate", "table1", str(root / "m.pt"), str(root / "d.zarr"), "--json",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["respond"]["tau_mean"] == pytest.approx(1.0) and data["n"] == 6
-    table = CliRunner().invoke(app, ["evaluate", str(root / "m.pt"), str(root / "d.zarr"), "--device", "cpu"])
+    table = CliRunner().invoke(app, ["evaluate", "table1", str(root / "m.pt"), str(root / "d.zarr"), "--device", "cpu"])
     assert table.exit_code == 0 and "Respond-CAM" in table.output and "Kendall" in table.output

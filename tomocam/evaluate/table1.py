@@ -16,7 +16,7 @@ from torch import nn
 from tomocam.errors import ClassError, InputError
 from tomocam.models import ModelMeta
 from tomocam.simulate.dataset import Dataset
-from tomocam.train import labels_digest, load_inputs, split_indices
+from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
 
 SPLITS = ("test", "all")
 
@@ -74,7 +74,7 @@ def evaluate_model(
     correct, score_scale = 0, []
     for start in range(0, len(idx), batch_size):
         chunk = idx[start:start + batch_size]
-        x = load_inputs(dataset, chunk).to(device)
+        x = load_inputs(dataset, chunk, normalisation=meta.normalisation).to(device)
         res = compute_cams(model, x, layer, methods=methods)
         correct += int((res.logits.argmax(1).cpu().numpy() == dataset.labels[chunk]).sum())
         score_scale.append(res.logits.abs().mean(1).double().cpu().numpy())

@@ -1,0 +1,43 @@
+"""Evaluation's data splits: stratified, disjoint, paper-sized and seeded; the dataset hash; reading inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
+from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
+
+
+def test_split_is_stratified_disjoint_and_paper_sized():
+    labels = np.repeat(np.arange(4), 50)
+    s = split_indices(labels, seed=3)
+    all_idx = np.concatenate([s.fit, s.val, s.test])
+    assert sorted(all_idx.tolist()) == list(range(200))  # disjoint and complete
+    assert len(s.test) == 40 and len(s.val) == 32 and len(s.fit) == 128  # 4:1, then 80/20
+    for part in (s.fit, s.val, s.test):
+        assert len(np.unique(np.bincount(labels[part]))) == 1  # every class equally represented
+    again = split_indices(labels, seed=3)
+    np.testing.assert_array_equal(s.test, again.test)
+    assert not np.array_equal(s.test, split_indices(labels, seed=4).test)
+
+
+def test_labels_digest_tells_datasets_apart():
+    labels = np.repeat(np.arange(3), 4)
+    assert labels_digest(labels) == labels_digest(labels.astype(np.int32))  # the dtype does not matter
+    assert labels_digest(labels) != labels_digest(labels[::-1])
+
+
+def test_load_inputs_normalises_as_asked(tmp_path):
+    shapes = builtin_structures(["shell", "rod"], voxel_size=20.0)
+    ds = open_dataset(simulate_subtomograms(shapes, tmp_path / "d.zarr", n_per_class=2,
+                                            acquisition=Acquisition(snr=math.inf), sampling=Sampling(box=8),
+                                            seed=0, workers=1))
+    x = load_inputs(ds, np.array([1, 3]))
+    assert x.shape == (2, 1, 8, 8, 8) and x.dtype == torch.float32
+    torch.testing.assert_close(x.mean(dim=(1, 2, 3, 4)), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(dim=(1, 2, 3, 4), unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+    raw = load_inputs(ds, np.array([1, 3]), normalisation="none")
+    np.testing.assert_array_equal(raw[:, 0].numpy(), ds.volumes.get_orthogonal_selection((np.array([1, 3]),)))
