@@ -88,3 +88,20 @@ def test_existing_output_and_bad_inputs(shapes, tmp_path):
         open_dataset(tmp_path / "nope.zarr")
     with pytest.raises(InputError, match="not a"):
         open_dataset(tmp_path)
+
+
+def test_min_snr_draws_each_box_snr_log_uniformly_in_the_range(shapes):
+    from tomocam.simulate.subtomograms import make_box
+
+    acq, sampling = Acquisition(snr=4.0), Sampling(box=16, max_shift=0, min_snr=0.25)
+    measured = []
+    for i in range(40):
+        observed, clean = make_box(shapes, i % 3, np.random.default_rng(i), sampling, acq, 20.0)
+        measured.append(clean.var() / (observed - clean).var())
+    log_snr = np.log(measured)
+    assert log_snr.min() > np.log(0.25) - 0.3 and log_snr.max() < np.log(4.0) + 0.3  # inside the range (noise)
+    assert log_snr.min() < np.log(0.5) and log_snr.max() > np.log(2.0)  # and spread over it
+    assert abs(log_snr.mean()) < 0.35  # log-uniform on [ln 1/4, ln 4]: mean 0, std 0.8
+    with pytest.raises(InputError, match="min SNR"):
+        simulate_subtomograms(shapes, "unused.zarr", n_per_class=1, acquisition=Acquisition(snr=0.1),
+                              sampling=Sampling(box=16, min_snr=0.2))

@@ -76,6 +76,8 @@ def subtomograms(
     max_shift: Annotated[float, typer.Option("--max-shift", help="Max shift of the centred particle, voxels per axis.")] = 2.0,
     distractors: Annotated[float, typer.Option("--distractors", help="Mean number of off-centre neighbours per box.")] = 0.0,
     background: Annotated[bool, typer.Option("--background", help="Add a 'background' class (no particle centred).")] = False,
+    min_snr: Annotated[Optional[float], typer.Option("--min-snr", help="Draw each box's SNR log-uniformly "
+                                                     "between this and --snr.")] = None,
     seed: SeedOpt = 0,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Processes (default: all cores).")] = None,
     overwrite: OverwriteOpt = False,
@@ -87,7 +89,7 @@ def subtomograms(
 
     structures = _structures(structure, shapes, voxel_size)
     acq = _acquisition(snr, tilt_range, voltage, cs, defocus, amplitude_contrast, no_ctf)
-    sampling = Sampling(box=box, max_shift=max_shift, distractors=distractors, background=background)
+    sampling = Sampling(box=box, max_shift=max_shift, distractors=distractors, background=background, min_snr=min_snr)
     command = shlex.join(["tomocam", *sys.argv[1:]])
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=False) as bar:

@@ -7,7 +7,8 @@ Tile semantics (for models used on tomograms at half-tile stride): a box is labe
 particle whose centre lies in its central cell, ``|offset| <= max_shift`` voxels on every axis. ``distractors``
 adds, on average, that many further particles whose centres lie outside the central cell (partly visible
 neighbours, as in a crowded tomogram). The optional "background" class holds boxes with no particle in the
-central cell: noise plus off-centre neighbours, with the noise level of the particle boxes.
+central cell: noise plus off-centre neighbours, with the noise level of the particle boxes. ``min_snr`` draws each
+box's SNR log-uniformly between it and the acquisition's SNR (data for tomograms whose SNR is not known in advance).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,12 +32,14 @@ from tomocam.simulate.structures import Structure
 @dataclass(frozen=True)
 class Sampling:
     """How particles sit in a box: ``box`` edge (voxels), ``max_shift`` of the centred particle (voxels, per
-    axis), mean number of off-centre ``distractors``, and whether a ``background`` class is added."""
+    axis), mean number of off-centre ``distractors``, whether a ``background`` class is added, and ``min_snr``:
+    when set, each box's SNR is drawn log-uniformly from ``[min_snr, acquisition SNR]``."""
 
     box: int = 40
     max_shift: float = 2.0
     distractors: float = 0.0
     background: bool = False
+    min_snr: float | None = None
 
     def __post_init__(self) -> None:
         if self.box < 8:
@@ -45,6 +48,8 @@ class Sampling:
             raise InputError(f"max shift must be in [0, box/2) = [0, {self.box / 2}), found {self.max_shift}")
         if self.distractors < 0:
             raise InputError(f"distractors must be >= 0, found {self.distractors}")
+        if self.min_snr is not None and not (0 < self.min_snr < math.inf):
+            raise InputError(f"min SNR must be positive and finite, found {self.min_snr}")
 
 
 def class_names(structures: Sequence[Structure], sampling: Sampling) -> list[str]:
@@ -86,6 +91,10 @@ def make_box(
 
     Returns ``(observed, clean)``, each ``(box, box, box)`` float32.
     """
+    if sampling.min_snr is not None:  # drawn first, so the rest of the box does not depend on whether it is asked
+        snr = math.exp(rng.uniform(math.log(sampling.min_snr), math.log(acq.snr)))
+        background_noise_variance *= acq.snr / snr
+        acq = replace(acq, snr=snr)
     shape = (sampling.box,) * 3
     density = np.zeros(shape, dtype=np.float32)
     is_background = label == len(structures)
@@ -167,6 +176,9 @@ def simulate_subtomograms(
         raise InputError("no structures to simulate")
     if n_per_class < 1:
         raise InputError(f"n per class must be >= 1, found {n_per_class}")
+    if sampling.min_snr is not None and not (sampling.min_snr <= acquisition.snr < math.inf):
+        raise InputError(f"min SNR {sampling.min_snr} needs a finite acquisition SNR at least as large, "
+                         f"found {acquisition.snr}")
     voxel_size = structures[0].voxel_size
     if any(abs(s.voxel_size - voxel_size) > 1e-6 for s in structures):
         raise InputError("all structures must share one voxel size")
