@@ -252,3 +252,24 @@ def test_autocast_keeps_float32_maps_close_to_float32_run():
         mixed.maps["respond"].flatten(), exact.maps["respond"].flatten(), dim=0
     )
     assert similarity > 0.9
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+@pytest.mark.parametrize("arch", [cnn1, cnn2])
+def test_channels_last_model_takes_the_linear_reduction_and_gives_the_same_maps(arch, autocast):
+    # GPU workers run models in channels_last_3d; the layout must change neither the path nor the numbers.
+    torch.manual_seed(0)
+    model = arch(num_classes=5, input_size=16, fc_width=16).eval()
+    x = torch.randn(3, 1, 16, 16, 16)
+    layer = model.default_cam_layer
+    expected = tomocam.compute_cams(model, x, layer, autocast=autocast)
+    model = model.to(memory_format=torch.channels_last_3d)
+    calls = []
+    original = cam_module._head_linear
+    with mock.patch.object(cam_module, "_head_linear", side_effect=lambda *a: calls.append(original(*a)) or calls[-1]):
+        result = tomocam.compute_cams(model, x.to(memory_format=torch.channels_last_3d), layer, autocast=autocast)
+    assert calls[0] is not None and calls[0][0] is model.classifier.fc1
+    tol = 1e-5 if autocast is None else 2e-2
+    for method in ("respond", "gradcam"):
+        scale = expected.maps[method].abs().max()
+        torch.testing.assert_close(result.maps[method] / scale, expected.maps[method] / scale, rtol=0, atol=tol)

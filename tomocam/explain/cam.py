@@ -102,7 +102,10 @@ def _capturing(model: nn.Module, layer: nn.Module) -> Iterator[_Capture]:
 
     The layer's output is replaced by a fresh leaf tensor that requires grad, so that gradients stop there (the
     part of the graph before the layer is never traversed). The network continues on copies of the captured
-    tensors, so in-place operations after them (``ReLU(inplace=True)``) cannot change what was captured.
+    tensors, so in-place operations after them (``ReLU(inplace=True)``) cannot change what was captured. The
+    layer's copy is in contiguous (NCDHW) memory whatever the model's memory format: a channels-last activation
+    (GPU workers run models in ``channels_last_3d``) would otherwise be copied by ``flatten``, hiding from
+    :func:`_head_linear` that the Linear layer reads the activation itself and costing the Linear reduction.
     """
     capture = _Capture(linear_calls=[])
 
@@ -113,7 +116,7 @@ def _capturing(model: nn.Module, layer: nn.Module) -> Iterator[_Capture]:
             raise LayerError("the layer is called more than once per forward pass; choose a layer used once")
         leaf = output.detach().requires_grad_(True)
         capture.activation = leaf
-        return leaf.clone()
+        return leaf.clone(memory_format=torch.contiguous_format)
 
     def on_linear(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
         capture.linear_calls.append((module, inputs[0], output))
