@@ -36,7 +36,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     import dask.array as da
 
     from tomocam.write.pyramid import label_block, n_levels_for, write_heatmap_pyramid, write_label_pyramid
-    from tomocam.write.store import create_root, mark_complete
+    from tomocam.write.store import create_root, mark_complete, record_whole
 
     vs = (10.0, 10.0, 10.0)
     tomo = path.with_suffix(".mrc")
@@ -67,7 +67,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
                                 block += amp * np.exp(-d2 / 32)
                     arr[c, z0 : z0 + chunk, y0 : y0 + chunk, x0 : x0 + chunk] = block[
                         : shape[0] - z0, : shape[1] - y0, : shape[2] - x0]
-    write_heatmap_pyramid(group, levels)
+    write_heatmap_pyramid(group, range(1, levels))
     group.attrs["ome"] = image_metadata("respond", vs, levels, classes, (-1.0, 1.0))
     labels = root.create_group("labels").create_group("segmentation")
     level0 = labels.create_array("0", shape=shape, chunks=(chunk,) * 3, dtype="uint16", fill_value=0)
@@ -75,6 +75,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     da.store(heat.map_blocks(label_block, 0.5, (), drop_axis=0, dtype=np.uint16), level0, lock=False)
     write_label_pyramid(labels, [tuple(n // 2**level for n in shape) for level in range(levels)])
     labels.attrs["ome"] = label_metadata("segmentation", vs, levels, classes, "../../respond")
+    record_whole(str(path), *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])
     mark_complete(str(path))
 
 

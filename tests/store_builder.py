@@ -14,7 +14,7 @@ import zarr
 
 from tomocam.write.ome import image_metadata, label_metadata
 from tomocam.write.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
-from tomocam.write.store import METHOD_GROUPS, create_root, mark_complete
+from tomocam.write.store import METHOD_GROUPS, create_root, mark_complete, record_whole
 
 
 def gaussian_blobs(shape, centres, amplitudes, sigma=2.0) -> np.ndarray:
@@ -66,7 +66,7 @@ def build_store(
     for method, maps in heatmaps.items():
         group = root.create_group(METHOD_GROUPS[method])
         group.create_array("0", data=maps.astype(np.float32), chunks=(1, chunk, chunk, chunk))
-        write_heatmap_pyramid(group, n_levels)
+        write_heatmap_pyramid(group, range(1, n_levels))
         group.attrs["ome"] = image_metadata(METHOD_GROUPS[method], vs, n_levels, classes, (-1.0, 1.0))
     labels_root = root.create_group("labels")
     labels = labels_root.create_group("segmentation")
@@ -75,6 +75,7 @@ def build_store(
     write_label_pyramid(labels, [tuple(n // 2**level for n in level0.shape) for level in range(n_levels)])
     labels.attrs["ome"] = label_metadata("segmentation", vs, n_levels, classes, "../../respond")
     labels_root.attrs["ome"] = {"version": "0.5", "labels": ["segmentation"]}
+    record_whole(path, *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])
     if complete:
         mark_complete(path)
     return Path(path)

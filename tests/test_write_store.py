@@ -12,7 +12,9 @@ from tomocam.write.ome import level_transforms
 from tomocam.write.pyramid import (
     downsample_mean, label_block, n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores,
 )
-from tomocam.write.store import create_root, mark_complete, prepare_output
+from tomocam.write.store import (
+    create_root, forget_whole, is_whole, mark_complete, prepare_output, record_whole, whole_arrays,
+)
 
 
 def test_prepare_output_refuses_existing_and_unwritable(tmp_path):
@@ -59,7 +61,7 @@ def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
     group = root.create_group("respond")
     group.create_array("0", shape=heat.shape, chunks=(1, 4, 4, 4), dtype="float32", fill_value=0.0)[...] = heat
     group.create_array("1", shape=level1.shape, chunks=(1, 2, 2, 2), dtype="float32", fill_value=0.0)[...] = level1
-    write_heatmap_pyramid(group, 3)
+    write_heatmap_pyramid(group, range(2, 3))
     np.testing.assert_allclose(group["2"][...], level1[:, :, :, :4].reshape(3, 2, 2, 2, 2, 2, 2).mean((2, 4, 6)),
                                rtol=1e-6)
     best = heat.argmax(0)
@@ -79,3 +81,36 @@ def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
     np.testing.assert_array_equal(scores["logits"][...], np.moveaxis(logits, -1, 0))
     e = np.exp(logits - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(scores["probabilities"][...], np.moveaxis(e / e.sum(-1, keepdims=True), -1, 0), rtol=1e-5)
+
+
+def test_manifest_records_whole_arrays_and_the_reader_refuses_disagreement(tmp_path):
+    path = str(tmp_path / "s.zarr")
+    root = create_root(path, {"classes": ["a"], "methods": ["respond"], "levels": 1,
+                              "input": {"path": "t.mrc", "voxel_size": [1, 1, 1]}})
+    root.create_group("respond").create_array("0", shape=(1, 4, 4, 4), chunks=(1, 2, 2, 2), dtype="float32")
+    root.create_array("extra", shape=(3,), dtype="uint8")
+    assert not is_whole(path, ["respond/0"])
+    with pytest.raises(OutputError, match="'respond/0' is not known to be whole"):
+        mark_complete(path)  # the marker needs every array recorded
+    record_whole(path, "respond/0", "extra")
+    assert is_whole(path, ["respond/0", "extra"]) and whole_arrays(path)["respond/0"] == {
+        "shape": [1, 4, 4, 4], "dtype": "float32"}
+    mark_complete(path)
+    open_store(path)
+    forget_whole(path, "extra")  # e.g. being rewritten
+    assert not is_whole(path, ["extra"]) and is_whole(path, ["respond/0"])
+    with pytest.raises(InputError, match="damaged: array 'extra' is not known to be whole"):
+        open_store(path)
+    record_whole(path, "extra")
+    zarr.open_group(path, mode="r+").create_array("extra", shape=(4,), dtype="uint8", overwrite=True)
+    with pytest.raises(InputError, match=r"damaged: array 'extra' is .*\[4\].*manifest says .*\[3\]"):
+        open_store(path)
+    del zarr.open_group(path, mode="r+")["extra"]
+    with pytest.raises(InputError, match="damaged: array 'extra' is missing"):
+        open_store(path)
+    root = zarr.open_group(path, mode="r+")
+    attrs = dict(root.attrs["tomocam"])
+    del attrs["arrays"]
+    root.attrs["tomocam"] = attrs
+    with pytest.raises(InputError, match="no manifest"):
+        open_store(path)

@@ -2,10 +2,15 @@
 
 Heatmap levels 0 and 1 and label level 0 were written by phase 2; everything here is read from level 1 or
 smaller arrays, so finalize costs a small fraction of phase 2.
+
+Idempotent: each set of derived arrays (a method's coarse levels, the label pyramid, the scores) is skipped when
+the store's manifest proves it whole and otherwise rewritten in full and then recorded, so a run killed anywhere
+in finalize is completed correctly by ``--resume``. Metadata (OME attributes) is rewritten every time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +22,15 @@ from tomocam.write import ome
 from tomocam.write.pyramid import (
     background_classes, n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores,
 )
-from tomocam.write.store import METHOD_GROUPS, update_attrs
+from tomocam.write.store import METHOD_GROUPS, forget_whole, is_whole, record_whole, update_attrs
+
+
+def _unless_whole(store: str, names: list[str], write: Callable[[], None]) -> None:
+    """Run ``write`` (which writes the arrays ``names`` in full) and record them whole, unless they are already."""
+    if not is_whole(store, names):
+        forget_whole(store, *names)
+        write()
+        record_whole(store, *names)
 
 
 def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, Any]:
@@ -29,7 +42,8 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     names = list(plan.class_names)
     for method in plan.methods:
         group = root[METHOD_GROUPS[method]]
-        write_heatmap_pyramid(group, levels)
+        _unless_whole(plan.store, [f"{METHOD_GROUPS[method]}/{n}" for n in range(2, levels)],
+                      lambda: write_heatmap_pyramid(group, range(2, levels)))
         coarsest = np.asarray(group[str(levels - 1)][...])  # (k, ...) small
         lo, hi = float(coarsest.min()), float(coarsest.max())
         group.attrs["ome"] = ome.image_metadata(METHOD_GROUPS[method], vs, levels, names, (lo, hi))
@@ -38,10 +52,12 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}
     seg = labels["segmentation"]
-    write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(levels)])
+    _unless_whole(plan.store, [f"labels/segmentation/{n}" for n in range(1, levels)],
+                  lambda: write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(levels)]))
     seg.attrs["ome"] = ome.label_metadata("segmentation", vs, levels, names, f"../../{METHOD_GROUPS[first]}")
-    scores = root.create_group("scores", overwrite=True)
-    write_scores(root["tiles"]["logits"], scores)
+    scores = root.require_group("scores")
+    _unless_whole(plan.store, ["scores/logits", "scores/probabilities"],
+                  lambda: write_scores(root["tiles"]["logits"], scores))
     stride_a = [s * v for s, v in zip(plan.grid.stride, vs)]
     centre_a = [(t - 1) / 2 * v for t, v in zip(plan.grid.tile, vs)]
     scores.attrs.update(

@@ -39,6 +39,12 @@ def create_output_arrays(root: zarr.Group, plan: Plan) -> None:
     seg.create_array("0", shape=shape, chunks=(c, c, c), dtype="uint16", fill_value=0)
 
 
+def output_array_names(plan: Plan) -> list[str]:
+    """Store paths of the arrays phase 2 writes (those :func:`create_output_arrays` makes)."""
+    levels = ("0", "1") if n_levels_for(plan.tomogram.shape, plan.chunk) > 1 else ("0",)
+    return [f"{METHOD_GROUPS[m]}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
+
+
 def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]], threshold: float) -> int:
     """Phase-2 task: stitch and write the output ``chunks`` (a box of indices on the chunk grid).
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,10 +19,14 @@ from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
 from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
-from tomocam.pipeline.phase2 import create_output_arrays, group_edge, label_method, stitch_chunks
+from tomocam.pipeline.phase2 import create_output_arrays, group_edge, label_method, output_array_names, stitch_chunks
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.write.pyramid import label_threshold
-from tomocam.write.store import ATTRS_KEY, create_root, mark_complete, prepare_output, update_attrs
+from tomocam.write.store import (
+    ATTRS_KEY, create_root, forget_whole, is_whole, mark_complete, prepare_output, record_whole, update_attrs,
+    whole_arrays,
+)
+
 
 @dataclass
 class RunSummary:
@@ -105,9 +111,13 @@ def open_or_create_store(plan: Plan, config: ExplainConfig) -> None:
             )
         update_attrs(plan.store, complete=False, command=config.command)
         return
-    root = create_root(plan.store, _provenance(plan, config))
+    # Built beside its final path and moved there whole, so a store at that path always has all its arrays.
+    partial = f"{plan.store}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    root = create_root(partial, _provenance(plan, config))
     create_tiles_arrays(root, plan)
     create_output_arrays(root, plan)
+    os.replace(partial, plan.store)
 
 
 @contextlib.contextmanager
@@ -162,14 +172,20 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
         task = bars.add_task("phase 1: CAMs of tiles", total=n_todo)
         futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]
         _gather(client, futures, bars, task, lambda r: r.n_tiles)
+        tiles = zarr.open_group(plan.store, mode="r")["tiles"]
+        record_whole(plan.store, *[f"tiles/{name}" for name in tiles.array_keys()])
         seconds["phase1"] = time.perf_counter() - t0
         upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
-        tile_maps = zarr.open_group(plan.store, mode="r")["tiles"][label_method(plan)]
-        threshold = label_threshold(tile_maps, config.label_fraction, upsampling)
-        groups = plan.chunk_groups(group_edge(plan))
+        threshold = label_threshold(tiles[label_method(plan)], config.label_fraction, upsampling)
+        stitched = output_array_names(plan)
+        whole = is_whole(plan.store, stitched)
+        if not whole:  # phase 2 rewrites its arrays in full, and everything derived from them is rebuilt
+            forget_whole(plan.store, *[n for n in whole_arrays(plan.store) if not n.startswith("tiles/")])
+        groups = [] if whole else plan.chunk_groups(group_edge(plan))
         task = bars.add_task("phase 2: stitching chunks", total=sum(len(g) for g in groups))
         futures = [client.submit(stitch_chunks, plan, g, threshold, pure=False) for g in groups]
         _gather(client, futures, bars, task, lambda n: n)
+        record_whole(plan.store, *stitched)
         seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
         task = bars.add_task("finalize: pyramid, labels, scores", total=1)
         t2 = time.perf_counter()

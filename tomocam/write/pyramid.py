@@ -75,14 +75,13 @@ def _store(src: da.Array, group: zarr.Group, name: str, chunks: tuple[int, ...],
     da.store(src.rechunk(chunks), target, lock=False, scheduler="threads")
 
 
-def write_heatmap_pyramid(group: zarr.Group, n_levels: int) -> None:
-    """The missing levels ``1..n_levels-1`` of an image group ``(c, z, y, x)``: 2x2x2 means of the level above.
+def write_heatmap_pyramid(group: zarr.Group, levels: range) -> None:
+    """(Re)write ``levels`` of an image group ``(c, z, y, x)``, each the 2x2x2 means of the level above it.
 
-    After phase 2 levels 0 and 1 exist, so this builds level 2 onwards.
+    After phase 2 levels 0 and 1 exist, so finalize builds ``range(2, n_levels)``. Every level is written anew,
+    even if it exists: one left by a killed run may be partly written.
     """
-    for level in range(1, n_levels):
-        if str(level) in group:
-            continue
+    for level in levels:
         src = da.from_zarr(group[str(level - 1)])
         down = da.coarsen(np.mean, src, {1: 2, 2: 2, 3: 2}, trim_excess=True).astype(np.float32)
         _store(down, group, str(level), group["0"].chunks, 0.0, compressors=HEATMAP_CODEC)
