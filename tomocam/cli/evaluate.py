@@ -56,3 +56,92 @@ def table1(
                   f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f}")
     console.print(table)
     typer.echo(f"accuracy {result['accuracy']:.4f}; mean |score| {result['score_abs_mean']:.3f}")
+
+
+@app.command("localisation")
+def localisation(
+    store: Annotated[Path, typer.Argument(help="Explain store (.zarr) written by 'tomocam explain'.")],
+    particles: Annotated[Path, typer.Argument(help="Known particles: the CSV of 'tomocam simulate tomogram' "
+                                              "(class_name,x,y,z in voxels) or a STAR file.")],
+    tomogram: Annotated[Optional[Path], typer.Option("--tomogram", help="The explained tomogram, for the no-model "
+                                                     "baseline (default: the store's input).")] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="respond or gradcam (repeat). "
+                                                        "Default: every method in the store.")] = None,
+    cube: Annotated[int, typer.Option("--cube", help="Edge of the cube around a particle searched for the "
+                                      "maximum, voxels.")] = 41,
+    radius: Annotated[float, typer.Option("--radius", help="A maximum (or a pick) within this many voxels of a "
+                                          "particle's centre is a hit.")] = 6.0,
+    sigma: Annotated[float, typer.Option("--sigma", help="Gaussian smoothing of the no-model baseline, "
+                                         "voxels.")] = 2.0,
+    particle_contrast: Annotated[Optional[str], typer.Option("--particles-look", help="'bright' or 'dark' in the "
+                                 "tomogram, for the baseline. Default: as the explain run assumed (the model's "
+                                 "polarity, flipped by --invert).")] = None,
+    pick_radius: Annotated[float, typer.Option("--pick-radius", help="Non-maximum suppression radius of the picks, "
+                                               "voxels.")] = 10.0,
+    pick_threshold: Annotated[float, typer.Option("--pick-threshold", help="Minimum heatmap value of a pick, score "
+                                                  "units.")] = 0.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Measure how well heatmaps find known particles: pointing game, class at the centre, picks F1."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomocam.errors import InputError
+    from tomocam.evaluate.localisation import evaluate_localisation
+    from tomocam.read.mrc import open_tomogram
+    from tomocam.write.picks_table import read_particles
+    from tomocam.write.store import open_store
+
+    opened = open_store(store)
+    table = read_particles(particles)
+    if particle_contrast is None:
+        bright = _particles_bright(opened)
+    elif particle_contrast in ("bright", "dark"):
+        bright = particle_contrast == "bright"
+    else:
+        raise InputError(f"--particles-look must be 'bright' or 'dark', found {particle_contrast!r}")
+    tomo = open_tomogram(tomogram if tomogram is not None else opened.input_path)
+    result = evaluate_localisation(opened, table, tomo.array(), bright=bright, methods=method, cube=cube,
+                                   radius=radius, sigma=sigma, pick_radius=pick_radius,
+                                   pick_threshold=pick_threshold, source=str(particles))
+    result = {"store": str(store), "particles": str(particles), "tomogram": tomo.path, **result}
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console = Console()
+    console.print(f"{store}: {result['n']} particles of {len(result['classes'])} classes from {particles}")
+    out = Table(title=f"Localisation (cube {cube}^3, hit within {radius:g} voxels)")
+    for col in ("", "pointing", "class at centre", "picks P", "picks R", "picks F1"):
+        out.add_column(col, justify="left" if not col else "right")
+    names = {"respond": "Respond-CAM", "gradcam": "Grad-CAM"}
+    for m, r in result["methods"].items():
+        p = r["picks"]
+        out.add_row(names.get(m, m), f"{r['pointing']:.3f}", f"{r['class_accuracy']:.3f}", f"{p['precision']:.3f}",
+                    f"{p['recall']:.3f}", f"{p['f1']:.3f}")
+    out.add_row(f"no model (smoothed {result['polarity']} extreme)", f"{result['baseline']['pointing']:.3f}", "-",
+                "-", "-", "-")
+    c = result["chance"]
+    out.add_row("chance", f"{c['pointing']:.3f}", f"{c['class_accuracy']:.3f}", "-", "-", f"{c['picks_f1']:.3f}")
+    console.print(out)
+    typer.echo("chance: pointing = share of the cube within the radius; class = 1 / classes; picks = random "
+               "positions and classes, as many as particles")
+
+
+def _particles_bright(store) -> bool:
+    """Whether particles are bright in the explained tomogram, as its explain run assumed: the model's training
+    polarity, flipped when the run inverted the contrast."""
+    from tomocam.errors import InputError
+    from tomocam.models import load_checkpoint
+
+    attrs = store.attrs
+    model = attrs.get("model", {}).get("path")
+    if not model:
+        raise InputError(f"store '{store.path}' does not name its model: give --particles-look bright or dark")
+    try:
+        _, meta = load_checkpoint(model)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the store's model '{model}' for its polarity ({err}): give --particles-look "
+                         "bright or dark") from None
+    return (meta.polarity == "bright") != bool(attrs.get("invert", False))

@@ -1,0 +1,198 @@
+"""A recipe that makes heatmaps localise particles, and its measurement on simulated tomograms.
+
+Two stages, each a sequence of ``tomocam`` commands (printed as they run, with their wall time):
+
+``train``
+    (a) training data for tomograms from real complexes: ``tomocam simulate subtomograms`` with particles shifted
+    up to ``--max-shift`` voxels (half the default explain stride, so every particle sits in some tile's central
+    cell), ``--distractors`` partly visible neighbours, a ``background`` class, and each box's SNR drawn
+    log-uniformly in ``[--min-snr, --snr]``; (b) CNN-2 and CNN-1 trained on it (``tomocam train``; on CUDA both at
+    once, each with its own ``--time-limit`` when given).
+``evaluate``
+    (c) test tomograms with ``tomocam simulate tomogram`` (the same complexes, ``-n`` particles, one seed, at each
+    SNR: the same particles, only the noise differs); (d) ``tomocam explain`` with Respond-CAM and Grad-CAM at
+    each layer asked (a finer layer trades class evidence for resolution); (e) ``tomocam evaluate localisation``
+    (pointing game, class at the particle centre, picks F1, beside chance and the no-model baseline), one JSON per
+    run and a summary table (``summary.md``).
+
+``all`` runs both. Usage (from the repository root)::
+
+    python benchmarks/localisation_recipe.py all OUT [--structures DIR] [-n BOXES_PER_CLASS] [--epochs-cnn2 E]
+        [--epochs-cnn1 E] [--time-limit-cnn2 MIN] [--time-limit-cnn1 MIN] [--device cpu|cuda] [--jobs J]
+        [--layers features.pool2 features.pool1] [--snrs 1 0.3]
+
+The tomogram SNR is ``var(signal) / var(noise)`` over the whole volume (see ``tomocam simulate tomogram``); a box
+of the training data with one particle has a similar fill fraction, so the two scales are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The six complexes of the paper's 23 classes that are among the real maps here (README of structures-10A).
+COMPLEXES = ("1qvr", "1s3x", "1u6g", "2cg9", "3cf3", "3gl1")
+MODELS = ("cnn2", "cnn1")
+
+
+def tomocam(*args: str) -> list[str]:
+    """The command line of ``tomocam ARGS`` with this interpreter (the package of this checkout)."""
+    return [sys.executable, "-m", "tomocam", *args]
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Run ``cmd`` (printed first), its output appended to ``log``; exit on failure. Returns the wall time."""
+    print("$ " + shlex.join(["tomocam", *cmd[3:]] if cmd[:3] == tomocam() else cmd), flush=True)
+    t0 = time.time()
+    with open(log, "a") as fh:
+        fh.write("$ " + shlex.join(cmd) + "\n")
+        fh.flush()
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env())
+    seconds = time.time() - t0
+    print(f"  {seconds:.1f} s", flush=True)
+    if done.returncode != 0:
+        sys.exit(f"failed (exit {done.returncode}); see {log}")
+    return seconds
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def structure_args(folder: Path) -> list[str]:
+    missing = [n for n in COMPLEXES if not (folder / f"{n}.mrc").is_file()]
+    if missing:
+        sys.exit(f"structures folder '{folder}' lacks {', '.join(m + '.mrc' for m in missing)}")
+    return [a for n in COMPLEXES for a in ("-s", str(folder / f"{n}.mrc"))]
+
+
+def train_stage(args: argparse.Namespace, out: Path) -> None:
+    log = out / "train.log"
+    data = out / "train.zarr"
+    run(tomocam("simulate", "subtomograms", str(data), "-n", str(args.n), *structure_args(args.structures),
+                "--snr", str(args.snr), "--min-snr", str(args.min_snr), "--max-shift", str(args.max_shift),
+                "--distractors", str(args.distractors), "--background", "--seed", "1", "-j", str(args.jobs),
+                "--overwrite"), log)
+    cmds = []
+    for arch in MODELS:
+        epochs = args.epochs_cnn2 if arch == "cnn2" else args.epochs_cnn1
+        limit = args.time_limit_cnn2 if arch == "cnn2" else args.time_limit_cnn1
+        cmd = tomocam("train", str(data), "-o", str(out / f"{arch}.pt"), "-a", arch, "--epochs", str(epochs),
+                      "--batch-size", str(args.batch_size), "--dropout", "0", "--seed", "1", "--device", args.device,
+                      "--overwrite")
+        if limit is not None:
+            cmd += ["--time-limit", str(limit)]
+        if args.device == "cpu":
+            cmd += ["--threads", str(max(1, args.jobs // len(MODELS)))]
+        cmds.append(cmd)
+    # both networks train at once: on a GPU each leaves most of it idle; on CPU each gets its share of the cores
+    t0 = time.time()
+    procs = []
+    for arch, cmd in zip(MODELS, cmds):
+        print("$ " + shlex.join(["tomocam", *cmd[3:]]), flush=True)
+        fh = open(out / f"train-{arch}.log", "w")
+        procs.append((arch, subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env()), fh))
+    failed = []
+    for arch, proc, fh in procs:
+        if proc.wait() != 0:
+            failed.append(arch)
+        fh.close()
+    print(f"  training: {time.time() - t0:.1f} s", flush=True)
+    if failed:
+        sys.exit(f"training failed for {', '.join(failed)}; see {out}/train-*.log")
+    for arch in MODELS:
+        last = (out / f"train-{arch}.log").read_text().strip().splitlines()[-1]
+        print(f"  {arch}: {last}", flush=True)
+
+
+def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
+    log = out / "evaluate.log"
+    models = args.models_dir or out
+    results = out / "results"
+    results.mkdir(exist_ok=True)
+    rows = []
+    for snr in args.snrs:
+        tomo = out / f"tomo-snr{snr}.mrc"
+        run(tomocam("simulate", "tomogram", str(tomo), "--shape", args.shape, "-n", str(args.particles),
+                    *structure_args(args.structures), "--snr", str(snr), "--seed", "7", "--overwrite"), log)
+        truth = tomo.with_name(tomo.stem + "_particles.csv")
+        for arch in MODELS:
+            for layer in args.layers:
+                name = f"{arch}-{layer.split('.')[-1]}-snr{snr}"
+                store = out / f"{name}.zarr"
+                seconds = run(tomocam("explain", str(tomo), "-o", str(store), "--model", str(models / f"{arch}.pt"),
+                                      "--layer", layer, "-m", "respond", "-m", "gradcam", "--device", args.device,
+                                      "--overwrite", "--no-progress"), log)
+                result = results / f"{name}.json"
+                cmd = tomocam("evaluate", "localisation", str(store), str(truth), "--json")
+                print("$ " + shlex.join(["tomocam", *cmd[3:]]) + f" > {result}", flush=True)
+                done = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+                if done.returncode != 0:
+                    sys.exit(f"evaluation failed: {done.stderr.strip()}")
+                result.write_text(done.stdout)
+                rows.append((arch, layer, snr, seconds, json.loads(done.stdout)))
+    summary = summary_table(rows)
+    (out / "summary.md").write_text(summary)
+    print(summary)
+
+
+def summary_table(rows: list[tuple[str, str, str, float, dict]]) -> str:
+    """A markdown table: per model, layer and SNR, pointing / class accuracy / picks F1 of each method, the
+    baseline and chance."""
+    lines = ["| model | layer | SNR | method | pointing | class at centre | picks F1 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for arch, layer, snr, _, r in rows:
+        for method in ("respond", "gradcam"):
+            m = r["methods"][method]
+            lines.append(f"| {arch} | {layer} | {snr} | {method} | {m['pointing']:.3f} | {m['class_accuracy']:.3f} | "
+                         f"{m['picks']['f1']:.3f} |")
+        b, c = r["baseline"], r["chance"]
+        lines.append(f"| {arch} | {layer} | {snr} | no model | {b['pointing']:.3f} | - | - |")
+        lines.append(f"| {arch} | {layer} | {snr} | chance | {c['pointing']:.3f} | {c['class_accuracy']:.3f} | "
+                     f"{c['picks_f1']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", choices=["train", "evaluate", "all"])
+    p.add_argument("out", type=Path, help="Output folder (created).")
+    p.add_argument("--structures", type=Path, default=ROOT.parent / "shared" / "data" / "structures-10A",
+                   help="Folder of the 10 A maps (default: ../shared/data/structures-10A).")
+    p.add_argument("-n", type=int, default=200, help="Training boxes per class.")
+    p.add_argument("--snr", type=float, default=1.0, help="Highest training SNR.")
+    p.add_argument("--min-snr", type=float, default=0.25, help="Lowest training SNR.")
+    p.add_argument("--max-shift", type=float, default=10.0, help="Shift of the centred particle, voxels.")
+    p.add_argument("--distractors", type=float, default=1.0, help="Mean off-centre neighbours per box.")
+    p.add_argument("--epochs-cnn2", type=int, default=15)
+    p.add_argument("--epochs-cnn1", type=int, default=3)
+    p.add_argument("--time-limit-cnn2", type=float, default=None, help="Minutes (tomocam train --time-limit).")
+    p.add_argument("--time-limit-cnn1", type=float, default=None, help="Minutes (tomocam train --time-limit).")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu or cuda.")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="Simulation processes; CPU threads.")
+    p.add_argument("--models-dir", type=Path, default=None, help="Where cnn2.pt/cnn1.pt are (evaluate; default OUT).")
+    p.add_argument("--snrs", nargs="+", default=["1", "0.3"], help="Test tomogram SNRs.")
+    p.add_argument("--shape", default="100,200,200", help="Test tomogram size z,y,x.")
+    p.add_argument("--particles", type=int, default=40, help="Particles per test tomogram.")
+    p.add_argument("--layers", nargs="+", default=["features.pool2", "features.pool1"], help="Layers to explain.")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out.resolve()
+    if args.stage in ("train", "all"):
+        train_stage(args, out)
+    if args.stage in ("evaluate", "all"):
+        evaluate_stage(args, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Localisation evaluation: exact pointing rates, class accuracy and picks on stores built with known heatmaps,
+the no-model baseline on a tomogram of blobs at known centres, chance, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from store_builder import build_store, gaussian_blobs, write_tomogram
+from tomocam.cli.main import app, main
+from tomocam.errors import ClassError, InputError
+from tomocam.evaluate.localisation import (
+    ball_fraction, baseline_pointing, class_at_centres, cube_around, evaluate_localisation, pointing,
+    pointing_chance,
+)
+from tomocam.write.store import open_store
+
+SHAPE = (24, 40, 64)  # z, y, x
+CLASSES = ["a", "b", "background"]
+VOXEL = 10.0
+
+
+def _particles(zyx: list[tuple[int, int, int]], names: list[str]) -> pd.DataFrame:
+    zyx = np.asarray(zyx, dtype=float)
+    return pd.DataFrame({"class_name": names, "x": zyx[:, 2], "y": zyx[:, 1], "z": zyx[:, 0]})
+
+
+# six particles 12+ voxels apart along x (cubes of 11 do not overlap), one 2 voxels from the x = 0 face
+CENTRES = [(12, 20, 2), (12, 20, 14), (12, 20, 26), (12, 20, 38), (12, 20, 50), (12, 10, 61)]
+NAMES = ["a", "b", "a", "b", "a", "b"]
+
+
+def _peaks_store(tmp_path, offsets: dict[str, list[int]]):
+    """Heatmaps of noise in [0, 0.5) with, per particle, one voxel of 1 in its true class's channel at the
+    particle's centre shifted by the given offset along x."""
+    rng = np.random.default_rng(0)
+    maps = {}
+    for method, offs in offsets.items():
+        h = rng.uniform(0, 0.5, size=(len(CLASSES), *SHAPE)).astype(np.float32)
+        for (z, y, x), name, off in zip(CENTRES, NAMES, offs):
+            h[CLASSES.index(name), z, y, x + off] = 1.0
+        maps[method] = h
+    tomo = write_tomogram(tmp_path / "t.mrc", np.zeros(SHAPE, np.float32), VOXEL)
+    return open_store(build_store(tmp_path / "s.zarr", maps, CLASSES, VOXEL, tomo))
+
+
+def test_pointing_rate_is_exact_for_peaks_at_known_offsets(tmp_path):
+    # |offset| <= radius 3 is a hit: -2 (at the clipped face), 0, 3, -3 hit; 4, -5 miss
+    store = _peaks_store(tmp_path, {"respond": [-2, 0, 3, 4, -5, -3], "gradcam": [0, 4, 4, -4, 5, -3]})
+    particles = _particles(CENTRES, NAMES)
+    hits = pointing(store.heatmap("respond"), particles, CLASSES, size=11, radius=3)
+    np.testing.assert_array_equal(hits, [True, True, True, False, False, True])
+    assert pointing(store.heatmap("gradcam"), particles, CLASSES, size=11, radius=3).mean() == pytest.approx(2 / 6)
+    # the true class's channel counts: peaks put into the wrong channel are not found
+    swapped = _particles(CENTRES, ["b", "a", "b", "a", "b", "a"])
+    assert not pointing(store.heatmap("respond"), swapped, CLASSES, size=11, radius=3).any()
+
+
+def test_chance_is_the_share_of_the_cube_within_the_radius():
+    assert ball_fraction((11, 11, 11), np.array([5.0, 5, 5]), 3) == pytest.approx(123 / 11**3)  # 123 lattice points
+    assert ball_fraction((6, 11, 11), np.array([0.0, 5, 5]), 3) == pytest.approx(76 / (6 * 121))  # clipped at a face
+    cube = cube_around(np.array([0.2, 20, 30]), 11, (24, 40, 64))
+    assert cube.slices == (slice(0, 6), slice(15, 26), slice(25, 36)) and cube.shape == (6, 11, 11)
+    np.testing.assert_allclose(cube.centre, [0.2, 5, 5])
+    inside = _particles([(12, 20, 30), (10, 15, 20)], ["a", "a"])
+    assert pointing_chance(inside, SHAPE, 11, 3) == pytest.approx(123 / 11**3)
+
+
+def test_class_at_centre_is_the_largest_competing_class(tmp_path):
+    h = np.zeros((len(CLASSES), *SHAPE), np.float32)
+    values = [(2, 1, 9), (1, 2, 9), (0, 3, 0), (0, 1, 0), (1, 0, 9), (-1, -2, 0)]  # (a, b, background)
+    for (z, y, x), v in zip(CENTRES, values):
+        h[:, z, y, x] = v
+    tomo = write_tomogram(tmp_path / "t.mrc", np.zeros(SHAPE, np.float32), VOXEL)
+    store = open_store(build_store(tmp_path / "s.zarr", {"respond": h}, CLASSES, VOXEL, tomo))
+    # background (9) is highest at three centres but never competes
+    predicted = class_at_centres(store.heatmap("respond"), _particles(CENTRES, NAMES), CLASSES)
+    np.testing.assert_array_equal(predicted, ["a", "b", "b", "b", "a", "a"])
+    assert (predicted == np.array(NAMES, dtype=object)).mean() == pytest.approx(4 / 6)
+
+
+def test_baseline_finds_bright_blobs_and_honours_polarity():
+    # blobs at four particles' centres, two further blobs 4 voxels off (misses at radius 3)
+    shifted = [(z, y, x + (4 if i in (1, 4) else 0)) for i, (z, y, x) in enumerate(CENTRES)]
+    volume = gaussian_blobs(SHAPE, shifted, [1.0] * len(CENTRES), sigma=2.0)
+    particles = _particles(CENTRES, NAMES)
+    hits = baseline_pointing(volume, particles, 11, 3, sigma=1.0, bright=True)
+    np.testing.assert_array_equal(hits, [True, False, True, True, False, True])
+    np.testing.assert_array_equal(baseline_pointing(-volume, particles, 11, 3, sigma=1.0, bright=False), hits)
+    assert not baseline_pointing(volume, particles, 11, 3, sigma=1.0, bright=False).any()  # wrong polarity
+
+
+def _blob_store(tmp_path):
+    """Respond-CAM: a blob at every particle's centre in its true class (background everywhere lower);
+    Grad-CAM: the blobs 5 voxels off along y and in the other class."""
+    centres = np.asarray(CENTRES)
+    truth = _particles(CENTRES, NAMES)
+    respond = np.zeros((len(CLASSES), *SHAPE), np.float32)
+    gradcam = np.zeros_like(respond)
+    for k, name in enumerate(["a", "b"]):
+        mine = [tuple(c) for c, n in zip(centres, NAMES) if n == name]
+        respond[k] = gaussian_blobs(SHAPE, mine, [2.0] * len(mine), sigma=1.5)
+        gradcam[1 - k] = gaussian_blobs(SHAPE, [(z, y + 5, x) for z, y, x in mine], [2.0] * len(mine), sigma=1.5)
+    respond[2] = gradcam[2] = 0.1
+    volume = gaussian_blobs(SHAPE, CENTRES, [1.0] * len(CENTRES), sigma=2.0)
+    tomo = write_tomogram(tmp_path / "t.mrc", volume, VOXEL)
+    store = build_store(tmp_path / "s.zarr", {"respond": respond, "gradcam": gradcam}, CLASSES, VOXEL, tomo)
+    return open_store(store), truth, volume, tomo
+
+
+def test_evaluate_localisation_end_to_end(tmp_path):
+    store, truth, volume, _ = _blob_store(tmp_path)
+    r = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=3, sigma=1.0, pick_radius=4,
+                              pick_threshold=0.5)
+    respond, gradcam = r["methods"]["respond"], r["methods"]["gradcam"]
+    assert r["n"] == 6 and r["classes"] == ["a", "b"]
+    assert respond["pointing"] == 1.0 and respond["class_accuracy"] == 1.0
+    assert respond["picks"] == {"n_picks": 6, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert gradcam["pointing"] == 0.0 and gradcam["class_accuracy"] == 0.0 and gradcam["picks"]["f1"] == 0.0
+    assert respond["per_class"] == {"a": {"pointing": 1.0, "class_accuracy": 1.0},
+                                    "b": {"pointing": 1.0, "class_accuracy": 1.0}}
+    assert r["baseline"]["pointing"] == 1.0
+    assert r["chance"]["class_accuracy"] == 0.5
+    assert r["chance"]["pointing"] == pytest.approx(pointing_chance(truth, SHAPE, 11, 3))
+    assert 0 <= r["chance"]["picks_f1"] < 0.2  # 6 random picks in 61k voxels rarely land within 3 voxels
+
+
+def test_bad_particle_tables_are_refused(tmp_path):
+    store, truth, volume, _ = _blob_store(tmp_path)
+    with pytest.raises(ClassError, match="'c'"):
+        evaluate_localisation(store, _particles([(5, 5, 5)], ["c"]), volume, bright=True)
+    with pytest.raises(ClassError, match="background"):
+        evaluate_localisation(store, _particles([(5, 5, 5)], ["background"]), volume, bright=True)
+    with pytest.raises(InputError, match="outside the tomogram"):
+        evaluate_localisation(store, _particles([(5, 5, 99)], ["a"]), volume, bright=True)
+    with pytest.raises(InputError, match="do not belong together"):
+        evaluate_localisation(store, truth, volume[:, :, :32], bright=True)
+
+
+def test_cli_json_table_and_errors(tmp_path):
+    store, truth, _, _ = _blob_store(tmp_path)
+    csv = tmp_path / "truth.csv"
+    truth.to_csv(csv, index=False)
+    args = ["evaluate", "localisation", store.path, str(csv), "--cube", "11", "--radius", "3", "--sigma", "1",
+            "--pick-radius", "4", "--pick-threshold", "0.5", "--particles-look", "bright"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["methods"]["respond"]["picks"]["f1"] == 1.0 and data["baseline"]["pointing"] == 1.0
+    assert data["tomogram"].endswith("t.mrc") and data["polarity"] == "bright"
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0 and "Respond-CAM" in table.output and "no model" in table.output
+
+
+def _main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
+    """Run the console entry point (which turns errors into one line and an exit code): (code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["tomocam", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return int(stop.value.code or 0), capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    store, truth, _, _ = _blob_store(tmp_path)
+    csv = tmp_path / "truth.csv"
+    truth.to_csv(csv, index=False)
+    args = ["evaluate", "localisation", store.path, str(csv)]
+    # without --particles-look the polarity comes from the store's model, which a hand-built store lacks
+    code, err = _main(monkeypatch, capsys, args)
+    assert code == 2 and "--particles-look" in err and len(err.strip().splitlines()) == 1
+    truth.assign(class_name="zzz").to_csv(csv, index=False)
+    code, err = _main(monkeypatch, capsys, [*args, "--particles-look", "bright"])
+    assert code == 2 and "'zzz'" in err and "Traceback" not in err
+    code, err = _main(monkeypatch, capsys, [*args, "--particles-look", "grey"])
+    assert code == 2 and "bright' or 'dark'" in err

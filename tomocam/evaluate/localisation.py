@@ -1,0 +1,255 @@
+"""How well a tomogram's heatmaps find its particles, measured against a known particle table.
+
+Three measures per CAM method, each beside chance and (pointing) beside a baseline that uses no model:
+
+- **Pointing game**: in a cube of ``cube`` voxels per edge centred on a particle (clipped at the tomogram's faces),
+  the voxel where the heatmap of the particle's true class is largest; a hit when it lies within ``radius`` voxels
+  of the particle's centre. Chance: the fraction of the cube's voxels within ``radius`` of the centre (a uniformly
+  random voxel), averaged over the particles: ``~ 4/3 pi 6^3 / 41^3 = 0.013`` for the defaults.
+- **Class at the centre**: the class whose heatmap is largest at the particle's centre voxel, the background
+  class left out of the competition. Chance: one over the number of competing classes.
+- **Picks**: :func:`tomocam.picking.pick_store` (local maxima of each class heatmap, one class per site) scored by
+  :func:`tomocam.picking.evaluate_picks` (a pick matches a particle of its class within ``radius`` voxels).
+  Chance: as many picks as particles at uniformly random positions and classes, F1 averaged over draws.
+- **No-model baseline** (pointing only; without a model there are no classes): the same cube of the tomogram
+  smoothed by a Gaussian of ``sigma`` voxels, its largest voxel for bright particles (smallest for dark). The
+  cube is read with a halo of 4 sigma, so the smoothing equals smoothing the whole tomogram.
+
+Memory: only the cubes around particles and the values at their centres are read, never a whole heatmap (the
+picks walk the heatmaps block by block).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from tomocam.errors import ClassError, InputError
+from tomocam.write.store import ExplainStore
+
+
+@dataclass(frozen=True)
+class Cube:
+    """A cube around a particle, clipped to a volume: ``slices`` into the volume ``(z, y, x)`` and the particle's
+    ``centre`` ``(3,)`` in the cube's own voxel coordinates (fractional)."""
+
+    slices: tuple[slice, slice, slice]
+    centre: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
+
+
+def cube_around(centre_zyx: np.ndarray, size: int, shape: Sequence[int], halo: int = 0) -> Cube:
+    """The cube of ``size`` voxels per edge (odd sizes are symmetric) centred on the voxel nearest
+    ``centre_zyx`` ``(3,)``, grown by ``halo`` voxels on every side, clipped to a volume of ``shape``."""
+    nearest = np.rint(np.asarray(centre_zyx, dtype=np.float64)).astype(int)
+    lo = np.maximum(nearest - size // 2 - halo, 0)
+    hi = np.minimum(nearest - size // 2 + size + halo, np.asarray(shape))
+    if np.any(hi <= lo):
+        raise InputError(f"particle at (z, y, x) {tuple(np.round(centre_zyx, 1))} lies outside the volume {tuple(shape)}")
+    return Cube(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.asarray(centre_zyx, float) - lo)
+
+
+def extreme_hit(values: np.ndarray, centre: np.ndarray, radius: float, *, largest: bool = True) -> bool:
+    """Whether the largest (or smallest) voxel of ``values`` `(d, h, w)` lies within ``radius`` voxels of
+    ``centre`` `(3,)` (the first such voxel in C order when several are equal)."""
+    flat = np.argmax(values) if largest else np.argmin(values)
+    where = np.array(np.unravel_index(flat, values.shape), dtype=np.float64)
+    return bool(np.linalg.norm(where - centre) <= radius)
+
+
+def ball_fraction(shape: Sequence[int], centre: np.ndarray, radius: float) -> float:
+    """Fraction of the voxels of a `shape` cube within ``radius`` of ``centre`` `(3,)`: the chance that a
+    uniformly random voxel of the cube is a pointing hit."""
+    grid = np.indices(tuple(shape), dtype=np.float64)
+    d2 = sum((g - c) ** 2 for g, c in zip(grid, centre))
+    return float((d2 <= radius**2).mean())
+
+
+def smoothed_cube(volume, cube: Cube, sigma: float) -> np.ndarray:
+    """The voxels of ``cube`` of ``volume`` `(z, y, x)` after Gaussian smoothing with ``sigma`` voxels: read with a
+    halo of ``ceil(4 sigma)`` (where the volume has it), smoothed, cropped back to the cube `cube.shape`."""
+    halo = int(math.ceil(4 * sigma))
+    lo = [max(s.start - halo, 0) for s in cube.slices]
+    hi = [min(s.stop + halo, n) for s, n in zip(cube.slices, volume.shape)]
+    block = np.asarray(volume[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)
+    smooth = ndimage.gaussian_filter(block, sigma, mode="nearest")
+    inner = tuple(slice(s.start - a, s.stop - a) for s, a in zip(cube.slices, lo))
+    return smooth[inner]
+
+
+def particle_centres(particles: pd.DataFrame) -> np.ndarray:
+    """Centres ``(n, 3)`` in ``(z, y, x)`` voxels of a particle table with columns ``x, y, z`` (voxels)."""
+    return particles[["z", "y", "x"]].to_numpy(np.float64)
+
+
+def competing_classes(classes: Sequence[str]) -> list[str]:
+    """The classes that compete for a particle: all but the background class."""
+    from tomocam.simulate.shapes import BACKGROUND
+
+    return [c for c in classes if c != BACKGROUND]
+
+
+def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequence[int], source: str) -> None:
+    """:class:`ClassError` for a particle class the store lacks, :class:`InputError` for a particle outside the
+    volume or a table without particles."""
+    if len(particles) == 0:
+        raise InputError(f"particle table '{source}' holds no particles")
+    unknown = sorted(set(particles["class_name"]) - set(competing_classes(classes)))
+    if unknown:
+        raise ClassError(f"particle class {unknown[0]!r} of '{source}' is not among the store's particle classes "
+                         f"({', '.join(competing_classes(classes))})")
+    centres = particle_centres(particles)
+    outside = ~np.all((centres > -0.5) & (centres < np.asarray(shape) - 0.5), axis=1)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise InputError(f"particle {i} of '{source}' at (x, y, z) {tuple(centres[i][::-1])} voxels lies outside the "
+                         f"tomogram ({tuple(shape)[::-1]} voxels x, y, z)")
+
+
+def pointing(heatmap, particles: pd.DataFrame, classes: Sequence[str], size: int, radius: float) -> np.ndarray:
+    """Pointing-game hits ``(n,)`` bool: per particle, is the maximum of its true class's channel of ``heatmap``
+    `(c, z, y, x)` in the cube around it within ``radius`` voxels of its centre."""
+    out = np.zeros(len(particles), dtype=bool)
+    for i, (centre, name) in enumerate(zip(particle_centres(particles), particles["class_name"])):
+        cube = cube_around(centre, size, heatmap.shape[1:])
+        values = np.asarray(heatmap[(classes.index(name), *cube.slices)])
+        out[i] = extreme_hit(values, cube.centre, radius)
+    return out
+
+
+def class_at_centres(heatmap, particles: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+    """Per particle, the name ``(n,)`` of the competing class with the largest ``heatmap`` `(c, z, y, x)` value at
+    the voxel nearest its centre."""
+    compete = competing_classes(classes)
+    channels = [classes.index(c) for c in compete]
+    names = []
+    for centre in particle_centres(particles):
+        z, y, x = np.rint(centre).astype(int)
+        values = np.asarray(heatmap[:, z, y, x])[channels]
+        names.append(compete[int(np.argmax(values))])
+    return np.array(names, dtype=object)
+
+
+def baseline_pointing(volume, particles: pd.DataFrame, size: int, radius: float, sigma: float,
+                      bright: bool) -> np.ndarray:
+    """No-model pointing hits ``(n,)`` bool: the extreme (max for ``bright`` particles, else min) of the tomogram
+    ``volume`` `(z, y, x)` smoothed with ``sigma`` voxels, in the cube around each particle."""
+    out = np.zeros(len(particles), dtype=bool)
+    for i, centre in enumerate(particle_centres(particles)):
+        cube = cube_around(centre, size, volume.shape)
+        out[i] = extreme_hit(smoothed_cube(volume, cube, sigma), cube.centre, radius, largest=bright)
+    return out
+
+
+def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, radius: float) -> float:
+    """Mean over particles of :func:`ball_fraction` of each particle's (clipped) cube."""
+    fractions = []
+    for centre in particle_centres(particles):
+        cube = cube_around(centre, size, shape)
+        fractions.append(ball_fraction(cube.shape, cube.centre, radius))
+    return float(np.mean(fractions))
+
+
+def random_picks_f1(particles: pd.DataFrame, shape: Sequence[int], classes: Sequence[str], tolerance: float,
+                    voxel_size: tuple[float, float, float], draws: int = 20, seed: int = 0) -> float:
+    """Mean F1 of ``draws`` sets of random picks (as many as particles, uniform positions in a volume of
+    ``shape`` `(z, y, x)`, uniform competing classes) against ``particles``; ``tolerance`` in angstrom."""
+    from tomocam.picking import evaluate_picks
+
+    rng = np.random.default_rng(seed)
+    compete = competing_classes(classes)
+    n = len(particles)
+    f1 = []
+    for _ in range(draws):
+        zyx = rng.uniform(-0.5, np.asarray(shape) - 0.5, size=(n, 3))
+        picks = pd.DataFrame({"class_name": rng.choice(compete, size=n), "x": zyx[:, 2], "y": zyx[:, 1],
+                              "z": zyx[:, 0]})
+        f1.append(evaluate_picks(picks, particles, tolerance, voxel_size, classes=compete)[1].f1)
+    return float(np.mean(f1))
+
+
+def heatmap_on_tomogram_grid(store: ExplainStore, method: str):
+    """The ``method`` heatmaps of ``store`` on the tomogram's grid, `(c, z, y, x)`, read lazily by slicing."""
+    return store.heatmap(method, 0)
+
+
+def evaluate_localisation(
+    store: ExplainStore,
+    particles: pd.DataFrame,
+    tomogram,
+    *,
+    bright: bool,
+    methods: Sequence[str] | None = None,
+    cube: int = 41,
+    radius: float = 6.0,
+    sigma: float = 2.0,
+    pick_radius: float = 10.0,
+    pick_threshold: float = 0.0,
+    source: str = "particles",
+) -> dict[str, Any]:
+    """Localisation figures of ``store``'s heatmaps for the particles of ``particles`` (``class_name, x, y, z``
+    in voxels of the tomogram) in ``tomogram`` `(z, y, x)` (array-like, read by cubes): a JSON-friendly dict.
+
+    ``cube``, ``radius``, ``sigma`` and ``pick_radius`` (non-maximum suppression) are in voxels; picks match
+    particles within ``radius`` voxels; ``pick_threshold`` in score units. ``bright``: particles are brighter
+    than the background in ``tomogram`` (the no-model baseline takes the maximum, else the minimum).
+
+    Keys: the settings, ``n`` (particles), ``methods`` -> per method ``pointing``, ``class_accuracy``,
+    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``precision``, ``recall``, ``f1``);
+    ``baseline`` -> ``pointing`` (and per class); ``chance`` -> ``pointing``, ``class_accuracy``, ``picks_f1``.
+    """
+    from tomocam.picking import evaluate_picks, pick_store
+    from tomocam.write.select import select_methods
+
+    if cube < 1 or radius < 0 or sigma <= 0 or pick_radius <= 0:
+        raise InputError(f"cube must be >= 1, radius >= 0, sigma and pick radius > 0 voxels; found {cube}, "
+                         f"{radius}, {sigma}, {pick_radius}")
+    methods = select_methods(store, methods)
+    classes = store.classes
+    shape = tuple(int(n) for n in tomogram.shape)
+    if tuple(heatmap_on_tomogram_grid(store, methods[0]).shape[1:]) != shape:
+        raise InputError(f"store '{store.path}' heatmaps are {tuple(heatmap_on_tomogram_grid(store, methods[0]).shape[1:])} "
+                         f"voxels but the tomogram is {shape}: they do not belong together")
+    check_particles(particles, classes, shape, source)
+    particles = particles.reset_index(drop=True)
+    compete = competing_classes(classes)
+    truth = particles["class_name"].to_numpy(dtype=object)
+    vs = store.voxel_size
+    tolerance = radius * min(vs)
+
+    def per_class(hits: np.ndarray) -> dict[str, float]:
+        return {c: float(hits[truth == c].mean()) for c in compete if (truth == c).any()}
+
+    out: dict[str, Any] = {"n": len(particles), "classes": compete, "cube": cube, "radius": radius, "sigma": sigma,
+                           "pick_radius": pick_radius, "pick_threshold": pick_threshold,
+                           "polarity": "bright" if bright else "dark", "methods": {}}
+    for method in methods:
+        heatmap = heatmap_on_tomogram_grid(store, method)
+        hits = pointing(heatmap, particles, classes, cube, radius)
+        right = class_at_centres(heatmap, particles, classes) == truth
+        picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
+                           radius=pick_radius * min(vs))
+        score = evaluate_picks(picks, particles, tolerance, vs, classes=compete)[1]
+        out["methods"][method] = {
+            "pointing": float(hits.mean()), "class_accuracy": float(right.mean()),
+            "per_class": {c: {"pointing": p, "class_accuracy": a}
+                          for (c, p), a in zip(per_class(hits).items(), per_class(right).values())},
+            "picks": {"n_picks": len(picks), "precision": score.precision, "recall": score.recall, "f1": score.f1},
+        }
+    base = baseline_pointing(tomogram, particles, cube, radius, sigma, bright)
+    out["baseline"] = {"pointing": float(base.mean()), "per_class": per_class(base)}
+    out["chance"] = {
+        "pointing": pointing_chance(particles, shape, cube, radius),
+        "class_accuracy": 1.0 / len(compete),
+        "picks_f1": random_picks_f1(particles, shape, classes, tolerance, vs),
+    }
+    return out
