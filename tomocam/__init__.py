@@ -8,10 +8,40 @@ The verbs users call from notebooks and scripts::
     heat = tomocam.resize_maps(result.maps["respond"], x.shape[2:])  # (n, k, d, h, w), score units
 """
 
-from tomocam.explain import CamResult, compute_cams, resize_maps
-from tomocam.models import load_checkpoint, register_architecture, save_checkpoint
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The verbs are imported on first use (PEP 562), so that ``import tomocam`` -- and ``tomocam --help`` -- do not
+# load torch; ``tomocam.compute_cams`` works as if imported here.
+_VERBS = {
+    "CamResult": "tomocam.explain",
+    "compute_cams": "tomocam.explain",
+    "resize_maps": "tomocam.explain",
+    "load_checkpoint": "tomocam.models",
+    "register_architecture": "tomocam.models",
+    "save_checkpoint": "tomocam.models",
+}
+
+if TYPE_CHECKING:
+    from tomocam.explain import CamResult, compute_cams, resize_maps
+    from tomocam.models import load_checkpoint, register_architecture, save_checkpoint
+
+
+def __getattr__(name: str) -> Any:
+    """The verbs above, and subpackages such as ``tomocam.models``, imported when first used."""
+    if name in _VERBS:
+        value = getattr(importlib.import_module(_VERBS[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"tomocam.{name}") is not None:
+        value = importlib.import_module(f"tomocam.{name}")
+    else:
+        raise AttributeError(f"module 'tomocam' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CamResult", "__version__", "compute_cams", "load_checkpoint", "register_architecture", "resize_maps",

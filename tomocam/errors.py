@@ -42,3 +42,9 @@ class OutputError(TomocamError, OSError):
     """An output cannot be written: it exists already, the folder is not writable, the disk is full..."""
 
     exit_code = 3
+
+
+class Interrupted(TomocamError):
+    """A run was stopped by Ctrl-C or SIGINT; the message says what was kept and how to continue."""
+
+    exit_code = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from tomocam.errors import Interrupted
 
 
 class Method(str, Enum):
@@ -117,12 +120,29 @@ def explain(
             console.print(f"[yellow]Warning:[/] {warning}")
         typer.echo(f"{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}")
 
-    summary = explain_tomogram(
-        config,
-        workers=workers,
-        scheduler_file=str(scheduler_file) if scheduler_file else None,
-        cluster=cluster.value,
-        progress=progress,
-        on_plan=show_plan,
-    )
+    try:
+        summary = explain_tomogram(
+            config,
+            workers=workers,
+            scheduler_file=str(scheduler_file) if scheduler_file else None,
+            cluster=cluster.value,
+            progress=progress,
+            on_plan=show_plan,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
     print_summary(summary)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted run: the same arguments, ``--resume`` instead of
+    ``--overwrite`` (which would delete what is done)."""
+    args = [a for a in argv if a not in ("--overwrite", "--no-overwrite", "--resume", "--no-resume")]
+    return shlex.join(["tomocam", *args, "--resume"])
+
+
+def interrupted_message(store: Path, argv: list[str]) -> str:
+    """What an interrupted ``tomocam explain`` tells the user: is there a store to continue, and how."""
+    if not (store / "zarr.json").is_file():
+        return "stopped before the output store was created; nothing to resume"
+    return f"store '{store}' is incomplete; finished blocks are kept, continue with: {resume_command(argv)}"

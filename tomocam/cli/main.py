@@ -8,13 +8,13 @@ libraries inside their bodies so that ``tomocam --help`` stays fast. Errors deri
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
 from tomocam import __version__
 from tomocam.cli import demo, evaluate, explain, export, info, picks, render, simulate, train
-from tomocam.errors import OutputError, TomocamError
+from tomocam.errors import Interrupted, OutputError, TomocamError
 
 app = typer.Typer(
     name="tomocam",
@@ -35,6 +35,8 @@ app.command("export")(export.export)
 app.command("picks")(picks.picks)
 
 _DEBUG = False
+USAGE = 2  # a bad command line, as click and POSIX tools use it
+INTERRUPTED = Interrupted.exit_code
 
 
 def _version(value: bool) -> None:
@@ -56,33 +58,60 @@ def _root(
     _DEBUG = debug
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str, code: int, prefix: str = "Error") -> NoReturn:
+    typer.secho(f"{prefix}: {_one_line(message)}", fg=typer.colors.RED, err=True)
+    sys.exit(code)
+
+
+def _is_usage_error(err: BaseException) -> bool:
+    """A click usage error, from whichever click Typer uses (``click`` up to Typer 0.2x, its bundled
+    ``typer._click`` since): recognised by what it does, not by the module that defines it."""
+    return callable(getattr(err, "format_message", None)) and isinstance(getattr(err, "exit_code", None), int)
+
+
+def _is_abort(err: BaseException) -> bool:
+    """click's ``Abort``: raised for Ctrl-C or end of input (older click, and Typer for end of input)."""
+    return any(cls.__name__ == "Abort" for cls in type(err).__mro__)
+
+
+def _usage_message(err: BaseException) -> str:
+    ctx = getattr(err, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{err.format_message()}{where}"  # type: ignore[attr-defined]
+
+
 def main() -> None:
-    """Entry point of the console script: run the app, turning tomocam errors into one line."""
+    """Entry point of the console script.
+
+    Exit codes: 0 success; 2 usage or input error; 3 output or OS error (exists already, not writable, disk
+    full); 130 interrupted. Every error is one red line on stderr; ``--debug`` shows the traceback instead.
+    Typer run with ``standalone_mode=False`` returns the exit code of ``--help``/``--version``/``typer.Exit``
+    and turns Ctrl-C outside a command's own handling into exit code 130.
+    """
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="tomocam", standalone_mode=False)
     except TomocamError as err:
         if _DEBUG:
             raise
-        typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
-        sys.exit(err.exit_code)
+        _fail(str(err), err.exit_code, "Interrupted" if isinstance(err, Interrupted) else "Error")
     except OSError as err:  # a full disk, a vanished or unreadable file: what the OS said, in one line
         if _DEBUG:
             raise
         where = f": {err.filename}" if err.filename else ""
-        typer.secho(f"Error: {err.strerror or err}{where}", fg=typer.colors.RED, err=True)
-        sys.exit(OutputError.exit_code)
+        _fail(f"{err.strerror or err}{where}", OutputError.exit_code)
     except KeyboardInterrupt:
+        code = INTERRUPTED
+    except Exception as err:
+        if _is_usage_error(err):
+            _fail(_usage_message(err), USAGE)
+        if _is_abort(err):
+            code = INTERRUPTED
+        else:
+            raise
+    if code == INTERRUPTED:
         typer.secho("Interrupted.", fg=typer.colors.RED, err=True)
-        sys.exit(130)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
-        typer.secho("Aborted.", fg=typer.colors.RED, err=True)
-        sys.exit(1)
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +44,26 @@ def cpu_layout(cores: int, workers: int | None) -> tuple[int, int]:
 def _quiet() -> None:
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def workers_ignore_interrupts() -> Iterator[None]:
+    """Start worker processes inside this block so that they ignore SIGINT.
+
+    Ctrl-C in a terminal (or ``kill -INT -PGID``) reaches every process of the group. A worker process that
+    inherits an ignored SIGINT keeps ignoring it (Python installs its KeyboardInterrupt handler only over the
+    default disposition), so only the client sees the interrupt: it stops, and closing the cluster shuts the
+    workers down quietly instead of each printing its own traceback. Outside the main thread signals cannot be
+    changed and the block does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _gpu_cluster(n: int):
@@ -93,13 +115,16 @@ def connect(
         import torch
 
         n = workers or torch.cuda.device_count()
-        with _gpu_cluster(n) as gpu, Client(gpu) as client:
+        with workers_ignore_interrupts():
+            gpu = _gpu_cluster(n)
+        with gpu, Client(gpu) as client:
             yield client, ClusterInfo("local-gpu", n, None)
         return
     n, threads = cpu_layout(os.cpu_count() or 1, workers)
-    local = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=":0", silence_logs=logging.CRITICAL
-    )
+    with workers_ignore_interrupts():
+        local = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=":0", silence_logs=logging.CRITICAL
+        )
     with local, Client(local) as client:
         _quiet()  # the cluster sets its own log levels on start
         yield client, ClusterInfo("local-cpu", n, threads)
