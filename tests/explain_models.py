@@ -48,7 +48,7 @@ if "matched-filter" not in registered_architectures():
 
 
 def matched_filter_checkpoint(path: Path, input_size: int = 16, delay: float = 0.0) -> Path:
-    """Save the matched-filter model for the classes of :data:`SHAPES` (normalisation none, bright)."""
+    """Save the matched-filter model for the classes of :data:`SHAPES` (normalisation raw, bright)."""
     k = len(SHAPES)
     model = tomocam.models.build_model("matched-filter", num_classes=k, input_size=input_size, delay=delay)
     with torch.no_grad():
@@ -63,7 +63,7 @@ def matched_filter_checkpoint(path: Path, input_size: int = 16, delay: float = 0
         model.classifier[1].weight.copy_(w.reshape(k, -1))
         model.classifier[1].bias.zero_()
     return tomocam.save_checkpoint(
-        model, path, classes=list(SHAPES), input_size=input_size, voxel_size=10.0, normalisation="none",
+        model, path, classes=list(SHAPES), input_size=input_size, voxel_size=10.0, normalisation="raw",
         cam_layer="features.1",
     )
 

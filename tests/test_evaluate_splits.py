@@ -39,5 +39,5 @@ def test_load_inputs_normalises_as_asked(tmp_path):
     assert x.shape == (2, 1, 8, 8, 8) and x.dtype == torch.float32
     torch.testing.assert_close(x.mean(dim=(1, 2, 3, 4)), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(x.std(dim=(1, 2, 3, 4), unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
-    raw = load_inputs(ds, np.array([1, 3]), normalisation="none")
+    raw = load_inputs(ds, np.array([1, 3]), normalisation="raw")
     np.testing.assert_array_equal(raw[:, 0].numpy(), ds.volumes.get_orthogonal_selection((np.array([1, 3]),)))

@@ -53,21 +53,47 @@ def test_same_seed_same_model(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+def test_time_limit_stops_after_the_epoch_in_which_it_runs_out(small_dataset, tmp_path):
+    kw = dict(batch_size=16, seed=0, device="cpu", arch_kwargs={"fc_width": 16})
+    limited = train_model(small_dataset, "cnn2", epochs=5, time_limit=1e-9, out=tmp_path / "t.pt", **kw)
+    assert len(limited.history) == 1 and limited.best_epoch == 1
+    _, meta = load_checkpoint(tmp_path / "t.pt")
+    assert meta.provenance["epochs_run"] == 1 and meta.provenance["time_limit_s"] == 1e-9
+    assert len(train_model(small_dataset, "cnn2", epochs=2, time_limit=3600, **kw).history) == 2
+
+
+def test_raw_normalisation_is_recorded_and_feeds_boxes_unchanged(small_dataset, tmp_path):
+    result = train_model(small_dataset, "cnn2", epochs=1, batch_size=16, seed=0, device="cpu",
+                         arch_kwargs={"fc_width": 16}, normalisation="raw", out=tmp_path / "raw.pt")
+    model, meta = load_checkpoint(tmp_path / "raw.pt")
+    assert meta.normalisation == "raw" and meta.provenance["normalisation"] == "raw"
+    idx = split_indices(small_dataset.labels, 0).test
+    x = torch.from_numpy(small_dataset.volumes.get_orthogonal_selection((idx,))).unsqueeze(1)
+    test_acc = float((model(x).argmax(1).numpy() == small_dataset.labels[idx]).mean())
+    assert test_acc == pytest.approx(result.test_accuracy)
+
+
 def test_bad_arguments(small_dataset):
     with pytest.raises(InputError):
         train_model(small_dataset, epochs=0)
     with pytest.raises(InputError, match="init"):
         train_model(small_dataset, epochs=1, init="zeros")
+    with pytest.raises(InputError, match="normalisation"):
+        train_model(small_dataset, epochs=1, normalisation="none")
+    with pytest.raises(InputError, match="time limit"):
+        train_model(small_dataset, epochs=1, time_limit=0)
 
 
 def test_cli_train_writes_checkpoint_and_refuses_overwrite(small_dataset, tmp_path):
     out = tmp_path / "cli.pt"
-    args = ["train", str(small_dataset.path), "-o", str(out), "--epochs", "1", "--fc-width", "16",
-            "--device", "cpu", "--threads", "1"]
+    args = ["train", str(small_dataset.path), "-o", str(out), "--epochs", "3", "--fc-width", "16",
+            "--device", "cpu", "--threads", "1", "--time-limit", "1e-9", "--normalisation", "raw"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and out.is_file()
     _, meta = load_checkpoint(out)
     assert meta.provenance["command"].startswith("tomocam")
+    assert meta.provenance["epochs_run"] == 1 and meta.provenance["time_limit_s"] == pytest.approx(6e-8)
+    assert meta.normalisation == "raw"
     again = CliRunner().invoke(app, args)
     assert again.exit_code != 0 and "exists" in str(again.exception)

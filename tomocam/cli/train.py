@@ -20,6 +20,10 @@ def train(
     fc_width: Annotated[Optional[int], typer.Option("--fc-width", help="Width of the FC layers (cnn1/cnn2).")] = None,
     dropout: Annotated[Optional[float], typer.Option("--dropout", help="Dropout of the FC layers (cnn1/cnn2).")] = None,
     init: Annotated[str, typer.Option("--init", help="'glorot' (the authors' Keras default) or 'none'.")] = "glorot",
+    normalisation: Annotated[str, typer.Option(
+        "--normalisation", help="Input per box: 'zscore' or 'raw' (as the authors); recorded in the checkpoint.")] = "zscore",
+    time_limit: Annotated[Optional[float], typer.Option(
+        "--time-limit", help="Minutes of training: stop after the epoch in which they run out.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
@@ -55,6 +59,7 @@ def train(
                 )
 
         result = train_model(ds, architecture, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                             arch_kwargs=kwargs, init=init, out=out, command=command, progress=report)
-    typer.echo(f"best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.3f}, "
+                             arch_kwargs=kwargs, init=init, normalisation=normalisation,
+                             time_limit=None if time_limit is None else 60 * time_limit, out=out, command=command, progress=report)
+    typer.echo(f"{len(result.history)} epochs; best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.3f}, "
                f"test accuracy {result.test_accuracy:.3f}; wrote {result.checkpoint}")

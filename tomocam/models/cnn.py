@@ -1,9 +1,13 @@
 """CNN-1 and CNN-2 of the Respond-CAM paper (Zhao et al. 2018, supplement section 2).
 
 CNN-1 (DSRF3D of Xu et al. 2017): conv32-conv32 (3^3, same padding, ReLU), max-pool 2, conv64-conv64, max-pool 2,
-FC512-ReLU-dropout, FC512-ReLU-dropout, FC(classes). CNN-2 puts a 2^3 average pool in front of CNN-1's layers.
+FC512-ReLU, FC512-ReLU, FC(classes). CNN-2 puts a 2^3 average pool in front of CNN-1's layers.
 The authors take the CAM layer at the last max-pool: ``features.pool2`` with 64 x 10^3 (CNN-1) or 64 x 5^3
 (CNN-2) feature maps for a 40^3 input.
+
+The authors' networks have no dropout (xulabs/aitom ``cnn_models.py``), so ``dropout`` defaults to 0; a
+non-zero value puts dropout after each hidden FC layer and is recorded, like every architecture argument, in the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -58,20 +62,20 @@ class SubtomogramCNN(nn.Module):
 
 
 @register_architecture("cnn1")
-def _cnn1(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.5) -> nn.Module:
+def _cnn1(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.0) -> nn.Module:
     return SubtomogramCNN(num_classes, input_size, fc_width, avgpool_first=False, dropout=dropout)
 
 
 @register_architecture("cnn2")
-def _cnn2(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.5) -> nn.Module:
+def _cnn2(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.0) -> nn.Module:
     return SubtomogramCNN(num_classes, input_size, fc_width, avgpool_first=True, dropout=dropout)
 
 
-def cnn1(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.5) -> nn.Module:
+def cnn1(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.0) -> nn.Module:
     """The paper's CNN-1 (DSRF3D) for ``(n, 1, input_size, input_size, input_size)`` inputs."""
     return build_model("cnn1", num_classes=num_classes, input_size=input_size, fc_width=fc_width, dropout=dropout)
 
 
-def cnn2(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.5) -> nn.Module:
+def cnn2(num_classes: int = 23, input_size: int = 40, fc_width: int = 512, dropout: float = 0.0) -> nn.Module:
     """The paper's CNN-2: a 2^3 average pool, then CNN-1's layers."""
     return build_model("cnn2", num_classes=num_classes, input_size=input_size, fc_width=fc_width, dropout=dropout)

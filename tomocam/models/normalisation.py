@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from torch import Tensor
 
-NORMALISATIONS: tuple[str, ...] = ("zscore", "none")
+NORMALISATIONS: tuple[str, ...] = ("zscore", "raw")
 
 
 def normalise(x: Tensor, method: str) -> Tensor:
     """Normalise each sample of ``(n, c, *s)`` independently.
 
     ``"zscore"``: zero mean and unit standard deviation per sample (over channels and space); a constant sample
-    becomes zeros. ``"none"``: returned unchanged.
+    becomes zeros. ``"raw"``: returned unchanged (the authors fed their CNNs the simulated densities as they are).
     """
-    if method == "none":
+    if method == "raw":
         return x
     if method != "zscore":
         raise ValueError(f"unknown normalisation {method!r}; expected one of {NORMALISATIONS}")
