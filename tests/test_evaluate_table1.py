@@ -50,6 +50,9 @@ def test_single_fc_model_has_exact_sum_to_score_for_respond_cam(trained):
     assert res["respond"]["l1_mean"] < 1e-4 and res["respond"]["l1_std"] < 1e-4
     assert res["respond"]["tau_mean"] == pytest.approx(1.0) and res["respond"]["tau_std"] == pytest.approx(0.0)
     assert res["gradcam"]["l1_mean"] > 100 * res["respond"]["l1_mean"]  # Grad-CAM does not have the property
+    # one bias-free Linear: R_c = y_c, so G_c - y_c = -Z * sum Cov and Grad-CAM's L1 is the mean |covariance term|
+    assert res["identity"]["covariance_abs_mean"] == pytest.approx(res["gradcam"]["l1_mean"], rel=1e-4)
+    assert res["identity"]["residual_max_rel"] < 1e-5
     assert 0 <= res["accuracy"] <= 1
 
 
@@ -83,3 +86,4 @@ def test_cli_json_and_table(trained):
     assert data["respond"]["tau_mean"] == pytest.approx(1.0) and data["n"] == 6
     table = CliRunner().invoke(app, ["evaluate", "table1", str(root / "m.pt"), str(root / "d.zarr"), "--device", "cpu"])
     assert table.exit_code == 0 and "Respond-CAM" in table.output and "Kendall" in table.output
+    assert "identity holds to" in table.output and data["identity"]["residual_max"] < 1e-3

@@ -56,6 +56,9 @@ def table1(
                   f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f}")
     console.print(table)
     typer.echo(f"accuracy {result['accuracy']:.4f}; mean |score| {result['score_abs_mean']:.3f}")
+    ident = result["identity"]
+    typer.echo(f"Grad-CAM sum = Respond-CAM sum - Z*sum_l Cov_s(A_l, dy/dA_l): mean |Z*sum Cov| "
+               f"{ident['covariance_abs_mean']:.3f}, identity holds to {ident['residual_max']:.1e}")
 
 
 @app.command("localisation")

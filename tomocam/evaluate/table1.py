@@ -55,9 +55,15 @@ def evaluate_model(
     with), and per method (``"gradcam"``, ``"respond"``) ``l1_mean``, ``l1_std``,
     ``tau_mean``, ``tau_std`` and ``tau_undefined`` (boxes whose tau is undefined, e.g. constant map sums; left out
     of the tau statistics). Maps are taken for every class, the scores being the pre-softmax logits.
+
+    ``identity`` checks ``G_c = R_c - Z * sum_l Cov_s(A_l, dy_c/dA_l)`` (:mod:`tomocam.explain.identity`) on every
+    box and class, with the covariance term computed from the full gradients: ``covariance_abs_mean`` (mean
+    ``|Z * sum Cov|``, what Grad-CAM's sum drops), ``residual_max`` (max ``|G + Z * sum Cov - R|``, float rounding
+    and Respond-CAM's eps) and ``residual_max_rel`` (that over ``score_abs_mean``).
     """
     from tomocam.explain import compute_cams
-    from tomocam.explain.metrics import kendall_tau, sum_to_score_l1
+    from tomocam.explain.identity import covariance_term
+    from tomocam.explain.metrics import kendall_tau, map_sums, sum_to_score_l1
 
     if list(meta.classes) != list(dataset.classes):
         raise ClassError(f"model classes {meta.classes} differ from dataset '{dataset.path}' classes {dataset.classes}")
@@ -71,7 +77,7 @@ def evaluate_model(
     methods = ("gradcam", "respond")
     l1: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     tau: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    correct, score_scale = 0, []
+    correct, score_scale, covariance, residual = 0, [], [], []
     for start in range(0, len(idx), batch_size):
         chunk = idx[start:start + batch_size]
         x = load_inputs(dataset, chunk, normalisation=meta.normalisation).to(device)
@@ -81,6 +87,9 @@ def evaluate_model(
         for m in methods:
             l1[m].append(sum_to_score_l1(res.maps[m], res.logits))
             tau[m].append(kendall_tau(res.maps[m], res.logits))
+        cov = covariance_term(model, x, layer).cpu().numpy()
+        covariance.append(np.abs(cov).mean(1))
+        residual.append(np.abs(map_sums(res.maps["gradcam"]) + cov - map_sums(res.maps["respond"])).max(1))
     out: dict[str, Any] = {"layer": layer, "split": split, "n": int(len(idx)), "accuracy": correct / len(idx),
                            "score_abs_mean": float(np.concatenate(score_scale).mean())}
     for m in methods:
@@ -92,4 +101,7 @@ def evaluate_model(
             "tau_std": float(t[ok].std()) if ok.any() else float("nan"),
             "tau_undefined": int((~ok).sum()),
         }
+    worst = float(np.concatenate(residual).max())
+    out["identity"] = {"covariance_abs_mean": float(np.concatenate(covariance).mean()), "residual_max": worst,
+                       "residual_max_rel": worst / out["score_abs_mean"] if out["score_abs_mean"] > 0 else float("nan")}
     return out
