@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tomocam.cli.main import app
 from tomocam.errors import InputError
+from tomocam.evaluate.splits import split_indices
 from tomocam.models import load_checkpoint
 from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
 from tomocam.train import train_model
