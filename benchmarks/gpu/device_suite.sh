@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The GPU measurements of issue #12 in one run of at most SUITE_BUDGET seconds (default 540) on a GPU machine.
+#
+#   bash benchmarks/gpu/device_suite.sh                          # on the GPU machine, from the repository root
+#   DEVICE=cpu SCALE=tiny PY=.venv/bin/python INSTALL_WHEELS=0 OUT=/tmp/suite bash benchmarks/gpu/device_suite.sh
+#                                                                # the CPU rehearsal: every step at toy size
+#
+# Steps, each under its own time budget (a step past it is ended with all its processes; the next one starts),
+# each logging to logs/<step>.log with a <step>.monitor.json beside it (wall time, peak host RSS of its process
+# tree, peak GPU memory: benchmarks/gpu/monitor.py):
+#   (first)    wheels from .whl/ into $SITE (the machine has no network)
+#   setup      benchmarks/gpu/env_check.py: versions, nvidia-smi, imports, `python -m tomocam`, a CUDA smoke test
+#   cam        benchmarks/bench_cam.py: all-class Respond+Grad-CAM vs forward vs the per-class loop, CNN-1/CNN-2,
+#              batch 64 and 256, float32 and bf16, contiguous and channels-last
+#   explain    benchmarks/bench_explain.py: tomocam explain on a simulated 256x928x928 tomogram, 23-class CNN-2
+#   table1     benchmarks/table1_recipe.py: Table 1 at the paper's scale (simulate 23 complexes, train, evaluate)
+#   localise   benchmarks/localisation_recipe.py, training stage: CNN-2/CNN-1 for heatmaps that localise
+# After every step the small results (logs, JSON, tables) are packed into $OUT/results.tar.gz and the tables
+# rewritten into $OUT/summary.md (benchmarks/gpu/summarise.py), so whatever ends the run, what was measured
+# comes back. Trained checkpoints go into $OUT/checkpoints.tar.gz.part-* (15 MiB parts, at most CKPT_MAX_MIB in
+# all, in the order of CKPT_ORDER; reassemble with `cat checkpoints.tar.gz.part-* | tar xz`).
+# $OUT holds at most 7 files: summary.md, results.tar.gz and the checkpoint parts.
+set -u
+cd "$(dirname "$0")/../.."
+START=$(date +%s)
+
+DEVICE=${DEVICE:-cuda}
+SCALE=${SCALE:-full}                       # full: the GPU run; tiny: the CPU rehearsal
+PY=${PY:-python3}
+OUT=${OUT:-$PWD/out/gpu-suite}
+WORK=${WORK:-/tmp/tomocam-suite}
+SITE=${SITE:-/tmp/site}
+INSTALL_WHEELS=${INSTALL_WHEELS:-1}
+STRUCTURES=${STRUCTURES:-.devdata/structures-10A}
+SUITE_BUDGET=${SUITE_BUDGET:-540}          # seconds for the whole suite, packing included
+CKPT_MAX_MIB=${CKPT_MAX_MIB:-60}
+STEPS=${STEPS:-setup cam explain table1 localise}
+# per-step budgets (seconds)
+T_SETUP=${T_SETUP:-40} T_CAM=${T_CAM:-75} T_EXPLAIN=${T_EXPLAIN:-120} T_TABLE1=${T_TABLE1:-270} T_LOCALISE=${T_LOCALISE:-90}
+
+LOGS=$WORK/logs
+mkdir -p "$OUT" "$LOGS"
+export PYTHONUNBUFFERED=1
+say() { echo "[suite $(date +%T) +$(( $(date +%s) - START ))s] $*" | tee -a "$LOGS/suite.log"; }
+
+if [ "$INSTALL_WHEELS" = 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+    > "$LOGS/pip-install.log" 2>&1 || say "pip install of .whl/ failed (see logs/pip-install.log)"
+  export PYTHONPATH=$SITE:$PWD
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+pack() {  # small results -> $OUT/results.tar.gz, tables -> $OUT/summary.md (both rewritten after every step)
+  "$PY" benchmarks/gpu/summarise.py "$WORK" > "$OUT/summary.md.tmp" 2>> "$LOGS/summarise.log" \
+    && mv "$OUT/summary.md.tmp" "$OUT/summary.md"
+  (cd "$WORK" && find . -type f -size -4M \( -name '*.log' -o -name '*.json' -o -name '*.jsonl' -o -name '*.md' \
+      -o -name '*.txt' -o -name '*.csv' -o -name '*.sh' -o -name '*.png' \) -not -path '*.zarr/*' -print0 \
+    | tar --null -czf "$OUT/results.tar.gz.tmp" -T -) && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"
+}
+
+remaining() { echo $(( SUITE_BUDGET - 15 - ($(date +%s) - START) )); }  # 15 s kept for the last packing
+
+step() {  # step NAME BUDGET COMMAND...: run under min(BUDGET, time left), monitored, logged
+  local name=$1 budget=$2; shift 2
+  local left; left=$(remaining)
+  if [ "$left" -lt 20 ]; then say "$name skipped: ${left}s left"; echo "$name skipped 0 0" >> "$LOGS/steps.txt"; return; fi
+  [ "$budget" -gt "$left" ] && budget=$left
+  say "$name start (budget ${budget}s): $*"
+  local t0; t0=$(date +%s)
+  timeout -k 15 "$budget" "$PY" benchmarks/gpu/monitor.py --json "$LOGS/$name.monitor.json" -- "$@" \
+    > "$LOGS/$name.log" 2>&1
+  local rc=$?
+  echo "$name $rc $budget $(( $(date +%s) - t0 ))" >> "$LOGS/steps.txt"
+  say "$name end rc=$rc after $(( $(date +%s) - t0 ))s"
+  pack
+}
+
+
+# --- the steps at each scale -----------------------------------------------------------------------------------
+if [ "$SCALE" = full ]; then
+  CAM_ARGS="--batch 64 256 --dtype float32 bf16 --layout contiguous channels_last --models cnn2 cnn1 --repeats 5"
+  EXPLAIN_ARGS=(--device "$DEVICE" --shape 256 928 928)
+  TABLE1_ARGS=()
+  LOCALISE_ARGS=()
+else
+  CAM_ARGS="--batch 2 --dtype float32 bf16 --layout contiguous channels_last --models cnn2 --repeats 1 --loop-repeats 0"
+  EXPLAIN_ARGS=(--device "$DEVICE" --shape 48 96 96)
+  TABLE1_ARGS=()
+  LOCALISE_ARGS=()
+fi
+
+say "suite start: DEVICE=$DEVICE SCALE=$SCALE PY=$PY WORK=$WORK OUT=$OUT steps: $STEPS"
+for s in $STEPS; do
+  case $s in
+    setup)    step setup "$T_SETUP" "$PY" benchmarks/gpu/env_check.py --device "$DEVICE" --json "$LOGS/env.json" ;;
+    cam)      step cam "$T_CAM" "$PY" benchmarks/bench_cam.py --device "$DEVICE" $CAM_ARGS --json "$LOGS/bench_cam.jsonl" ;;
+    explain)  step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
+    table1)   step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
+    localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;
+    *)        say "unknown step $s" ;;
+  esac
+done
+
+# checkpoints: whole files in CKPT_ORDER's order while they fit CKPT_MAX_MIB, one gzip tar cut in 15 MiB parts
+CKPT_ORDER=${CKPT_ORDER:-}
+picked=() total=0
+for f in $CKPT_ORDER; do
+  [ -f "$WORK/$f" ] || continue
+  size=$(( $(stat -c %s "$WORK/$f") / 1048576 + 1 ))
+  if [ $(( total + size )) -le "$CKPT_MAX_MIB" ]; then picked+=("$f"); total=$(( total + size )); fi
+done
+if [ ${#picked[@]} -gt 0 ]; then
+  (cd "$WORK" && tar -czf - "${picked[@]}") | split -b 15M -d -a 1 - "$OUT/checkpoints.tar.gz.part-"
+  say "checkpoints returned: ${picked[*]} (${total} MiB before compression)"
+fi
+say "suite end"
+pack
+ls -la "$OUT"
