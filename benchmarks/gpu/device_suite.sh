@@ -21,7 +21,7 @@
 # all, in the order of CKPT_ORDER; reassemble with `cat checkpoints.tar.gz.part-* | tar xz`).
 # $OUT holds at most 7 files: summary.md, results.tar.gz and the checkpoint parts.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 START=$(date +%s)
 
 DEVICE=${DEVICE:-cuda}
@@ -36,7 +36,8 @@ SUITE_BUDGET=${SUITE_BUDGET:-540}          # seconds for the whole suite, packin
 CKPT_MAX_MIB=${CKPT_MAX_MIB:-60}
 STEPS=${STEPS:-setup cam explain table1 localise}
 # per-step budgets (seconds)
-T_SETUP=${T_SETUP:-40} T_CAM=${T_CAM:-75} T_EXPLAIN=${T_EXPLAIN:-120} T_TABLE1=${T_TABLE1:-270} T_LOCALISE=${T_LOCALISE:-90}
+T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_TABLE1=${T_TABLE1:-260}
+T_LOCALISE=${T_LOCALISE:-85}
 
 LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
@@ -64,7 +65,9 @@ remaining() { echo $(( SUITE_BUDGET - 15 - ($(date +%s) - START) )); }  # 15 s k
 step() {  # step NAME BUDGET COMMAND...: run under min(BUDGET, time left), monitored, logged
   local name=$1 budget=$2; shift 2
   local left; left=$(remaining)
-  if [ "$left" -lt 20 ]; then say "$name skipped: ${left}s left"; echo "$name skipped 0 0" >> "$LOGS/steps.txt"; return; fi
+  if [ "$left" -lt 20 ]; then
+    say "$name skipped: ${left}s left"; echo "$name skipped 0 0" >> "$LOGS/steps.txt"; return
+  fi
   [ "$budget" -gt "$left" ] && budget=$left
   say "$name start (budget ${budget}s): $*"
   local t0; t0=$(date +%s)
@@ -79,12 +82,12 @@ step() {  # step NAME BUDGET COMMAND...: run under min(BUDGET, time left), monit
 
 # --- the steps at each scale -----------------------------------------------------------------------------------
 if [ "$SCALE" = full ]; then
-  CAM_ARGS="--batch 64 256 --dtype float32 bf16 --layout contiguous channels_last --models cnn2 cnn1 --repeats 5"
+  CAM_ARGS=(--batch 64 256 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 cnn1 --repeats 5)
   EXPLAIN_ARGS=(--device "$DEVICE" --shape 256 928 928)
   TABLE1_ARGS=()
   LOCALISE_ARGS=()
 else
-  CAM_ARGS="--batch 2 --dtype float32 bf16 --layout contiguous channels_last --models cnn2 --repeats 1 --loop-repeats 0"
+  CAM_ARGS=(--batch 2 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 --repeats 1 --loop-repeats 0)
   EXPLAIN_ARGS=(--device "$DEVICE" --shape 48 96 96)
   TABLE1_ARGS=()
   LOCALISE_ARGS=()
@@ -94,7 +97,8 @@ say "suite start: DEVICE=$DEVICE SCALE=$SCALE PY=$PY WORK=$WORK OUT=$OUT steps: 
 for s in $STEPS; do
   case $s in
     setup)    step setup "$T_SETUP" "$PY" benchmarks/gpu/env_check.py --device "$DEVICE" --json "$LOGS/env.json" ;;
-    cam)      step cam "$T_CAM" "$PY" benchmarks/bench_cam.py --device "$DEVICE" $CAM_ARGS --json "$LOGS/bench_cam.jsonl" ;;
+    cam)      step cam "$T_CAM" "$PY" benchmarks/bench_cam.py --device "$DEVICE" "${CAM_ARGS[@]}" \
+                --json "$LOGS/bench_cam.jsonl" ;;
     explain)  step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
     table1)   step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
     localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;

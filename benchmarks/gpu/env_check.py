@@ -65,7 +65,8 @@ def smoke(device: str) -> None:
         r = tomocam.compute_cams(model, x, model.default_cam_layer, autocast=cast)
         maps[cast] = r.maps["respond"]  # (8, 23, 5, 5, 5)
         assert maps[cast].dtype == torch.float32 and torch.isfinite(maps[cast]).all(), "non-finite maps"
-        print(f"compute_cams on {device}, autocast={cast}: {tuple(maps[cast].shape)} in {time.perf_counter() - t0:.2f} s")
+        seconds = time.perf_counter() - t0
+        print(f"compute_cams on {device}, autocast={cast}: {tuple(maps[cast].shape)} in {seconds:.2f} s")
     cos = torch.nn.functional.cosine_similarity(maps[None].flatten(), maps[torch.bfloat16].flatten(), dim=0)
     print(f"bf16 vs float32 maps: cosine similarity {float(cos):.4f}")
     assert cos > 0.9, "bf16 maps far from float32 maps"

@@ -3,8 +3,9 @@
 Host memory is the peak of the summed resident set of the command and all its descendants (Dask workers
 included), polled with psutil; GPU memory is the card's used memory polled through NVML (``nvidia-ml-py``), or
 ``nvidia-smi`` where NVML is missing, minus what was in use when the command started. The command runs in its own
-process session: when the monitor is stopped (``timeout`` sends SIGTERM) it ends the whole session, so a step that
-overruns its budget leaves no worker behind holding the GPU, and the JSON still says how far it got. Usage::
+process session: when the monitor is stopped (``timeout`` sends SIGTERM) it ends that session and every descendant
+it has seen (also those that started sessions of their own), so a step that overruns its budget leaves no worker
+behind holding the GPU or the cores, and the JSON still says how far it got. Usage::
 
     python3 benchmarks/gpu/monitor.py --json step.json [--interval 0.25] -- COMMAND [ARGS...]
 
@@ -60,15 +61,41 @@ def gpu_memory_reader() -> tuple[Callable[[], tuple[float, float]] | None, str]:
     return None, "none"
 
 
-def tree_rss_mib(proc: psutil.Process) -> float:
-    """Resident MiB of ``proc`` and every descendant (processes that vanish meanwhile count as zero)."""
+def tree_rss_mib(proc: psutil.Process, seen: dict[int, psutil.Process]) -> float:
+    """Resident MiB of ``proc`` and every descendant (processes that vanish meanwhile count as zero).
+
+    Every descendant met is added to ``seen``, so that it can be ended later even after its parent is gone.
+    """
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in tree:
+        seen.setdefault(p.pid, p)
         try:
             total += p.memory_info().rss
         except psutil.Error:
             pass
     return total / 2**20
+
+
+def end_all(processes: list[psutil.Process], grace: float = 10.0) -> None:
+    """SIGTERM to every process still running, SIGKILL to those still there after ``grace`` seconds."""
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running():  # also checks the process is the same (creation time), not a reused pid
+                p.terminate()
+                alive.append(p)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(alive, timeout=grace)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
 
 
 def main() -> int:
@@ -87,12 +114,12 @@ def main() -> int:
     t0 = time.perf_counter()
     child = subprocess.Popen(command, start_new_session=True)
     proc = psutil.Process(child.pid)
+    seen: dict[int, psutil.Process] = {child.pid: proc}
     stopped = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
         stopped.set()
         record["stopped_by_signal"] = signal.Signals(signum).name
-        with_group(signal.SIGTERM)
 
     def with_group(sig: int) -> None:
         try:
@@ -103,7 +130,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while child.poll() is None:
-        record["peak_host_rss_mib"] = max(record["peak_host_rss_mib"], tree_rss_mib(proc))
+        record["peak_host_rss_mib"] = max(record["peak_host_rss_mib"], tree_rss_mib(proc, seen))
         if read_gpu:
             try:
                 used, util = read_gpu()
@@ -112,13 +139,14 @@ def main() -> int:
             except Exception:
                 pass
         if stopped.wait(args.interval):
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with_group(signal.SIGKILL)
             break
+    if stopped.is_set():
+        tree_rss_mib(proc, seen)  # the descendants alive now, whatever session they made for themselves
+        with_group(signal.SIGTERM)
+        end_all(list(seen.values()))
     rc = child.wait()
     with_group(signal.SIGKILL)  # anything the command left running in its session (e.g. a Dask nanny)
+    end_all([p for pid, p in seen.items() if pid != child.pid], grace=5.0)  # and outside it
     samples = record.pop("gpu_util_samples")
     record.update(
         returncode=124 if stopped.is_set() else rc,

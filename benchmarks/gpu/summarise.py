@@ -83,7 +83,8 @@ def cam_section(logs: Path) -> str:
     rows = read_jsonl(logs / "bench_cam.jsonl")
     if not rows:
         return "No bench_cam rows (the step did not run or ended before its first row)."
-    body = [[r["model"], r.get("card", "-"), r["layout"], r["dtype"], str(r["batch"]), fmt(r["forward_tiles_per_s"], 0),
+    body = [[r["model"], r.get("card", "-"), r["layout"], r["dtype"], str(r["batch"]),
+             fmt(r["forward_tiles_per_s"], 0),
              fmt(r["tomocam_tiles_per_s"], 0), fmt(r["ratio"], 2), fmt(r["plain_vjp_ratio"], 2),
              fmt(r.get("loop_ratio")), fmt(r.get("speedup_vs_loop")), fmt(r.get("peak_gpu_mib"), 0)] for r in rows]
     return table(["model", "card", "layout", "precision", "batch", "forward tiles/s", "all-class Respond+Grad tiles/s",
