@@ -100,7 +100,8 @@ def explain_section(logs: Path, card: str) -> str:
         text = (logs / "explain.log").read_text()
     except OSError:
         return "No explain benchmark output."
-    return f"No bench_explain.json; the end of its log ({card}):\n\n```\n" + "\n".join(text.splitlines()[-30:]) + "\n```"
+    tail = "\n".join(text.splitlines()[-30:])
+    return f"No bench_explain.json; the end of its log ({card}):\n\n```\n{tail}\n```"
 
 
 def included(path: Path, what: str, card: str) -> str:
