@@ -75,3 +75,35 @@ def test_summary_names_the_card_on_every_table_and_keeps_the_figures(tmp_path):
             in text)
     assert "Measured on NVIDIA H200 (`table1.md`)" in text and "| CNN-2 | 0.97 |" in text
     assert "No explain benchmark output." in text
+
+
+def _tiles_store(path: Path, logits, respond) -> Path:
+    import numpy as np
+    import zarr
+
+    tiles = zarr.open_group(path, mode="w").create_group("tiles")
+    tiles.create_array("logits", data=np.asarray(logits, dtype=np.float32))
+    tiles.create_array("respond", data=np.asarray(respond, dtype=np.float32))
+    return path
+
+
+def test_compare_tiles_reports_relative_differences_and_top_class_agreement(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    logits, respond = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 4, 5, 2, 2, 2))
+    cpu = _tiles_store(tmp_path / "cpu.zarr", logits, respond)
+    close = respond.copy()
+    close.flat[7] += 1e-5 * np.abs(respond).max()
+    gpu = _tiles_store(tmp_path / "gpu.zarr", logits, close)
+    swapped = logits.copy()
+    swapped[0, 0, 0, swapped[0, 0, 0].argmax()] -= 10  # one tile of 24 gets another top class
+    far = _tiles_store(tmp_path / "far.zarr", swapped, respond)
+
+    def run(a: Path, b: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, GPU / "compare_tiles.py", a, b], capture_output=True, text=True)
+
+    ok = run(gpu, cpu)
+    assert ok.returncode == 0 and "| tiles/respond | 1.00e-05 |" in ok.stdout and "agrees on 100.0%" in ok.stdout
+    bad = run(far, cpu)
+    assert bad.returncode == 1 and "agrees on 95.8% of tiles" in bad.stdout

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue #12 in one run of at most SUITE_BUDGET seconds (default 540) on a GPU machine.
 #
-#   bash benchmarks/gpu/device_suite.sh                          # on the GPU machine, from the repository root
+#   bash benchmarks/gpu/device_suite.sh            # on the GPU machine, from the repository root, $OUT set
 #   DEVICE=cpu SCALE=tiny PY=.venv/bin/python INSTALL_WHEELS=0 OUT=/tmp/suite bash benchmarks/gpu/device_suite.sh
-#                                                                # the CPU rehearsal: every step at toy size
+#                                                  # the CPU rehearsal: every step at toy size
 #
-# Steps, each under its own time budget (a step past it is ended with all its processes; the next one starts),
-# each logging to logs/<step>.log with a <step>.monitor.json beside it (wall time, peak host RSS of its process
-# tree, peak GPU memory: benchmarks/gpu/monitor.py):
-#   (first)    wheels from .whl/ into $SITE (the machine has no network)
+# First the wheels in .whl/ go into $SITE (the GPU machine has no network). Then the steps, each under its own
+# time budget (a step past it is ended with all its processes and the next one starts), each logging to
+# $WORK/logs/<step>.log with <step>.monitor.json beside it (wall time, peak host RSS of its process tree, peak
+# GPU memory: benchmarks/gpu/monitor.py). Steps joined by '+' in STEPS run at the same time.
 #   setup      benchmarks/gpu/env_check.py: versions, nvidia-smi, imports, `python -m tomocam`, a CUDA smoke test
-#   cam        benchmarks/bench_cam.py: all-class Respond+Grad-CAM vs forward vs the per-class loop, CNN-1/CNN-2,
-#              batch 64 and 256, float32 and bf16, contiguous and channels-last
-#   explain    benchmarks/bench_explain.py: tomocam explain on a simulated 256x928x928 tomogram, 23-class CNN-2
+#   cam        benchmarks/bench_cam.py: all-class Respond+Grad-CAM vs forward vs the per-class loop, CNN-2/CNN-1,
+#              batch 64 and 256, float32 and bf16, channels-last and contiguous
+#   explain    benchmarks/bench_explain.py: tomocam explain of a 256x928x928 tomogram, 23-class CNN-2 and the
+#              pipeline's ceiling model, whole run vs forward-only tiles/s
 #   table1     benchmarks/table1_recipe.py: Table 1 at the paper's scale (simulate 23 complexes, train, evaluate)
 #   localise   benchmarks/localisation_recipe.py, training stage: CNN-2/CNN-1 for heatmaps that localise
+#   demo       `python -m tomocam demo`: the CLI's own path on the GPU (a Dask nanny per GPU, GPU=1,
+#              CUDA_VISIBLE_DEVICES), bundled model; its tiles/ come back to compare with a CPU run
+#              (benchmarks/gpu/compare_tiles.py)
 # After every step the small results (logs, JSON, tables) are packed into $OUT/results.tar.gz and the tables
 # rewritten into $OUT/summary.md (benchmarks/gpu/summarise.py), so whatever ends the run, what was measured
-# comes back. Trained checkpoints go into $OUT/checkpoints.tar.gz.part-* (15 MiB parts, at most CKPT_MAX_MIB in
-# all, in the order of CKPT_ORDER; reassemble with `cat checkpoints.tar.gz.part-* | tar xz`).
-# $OUT holds at most 7 files: summary.md, results.tar.gz and the checkpoint parts.
+# comes back. The demo's tiles/ go into $OUT/demo_tiles.tar.gz; trained checkpoints into
+# $OUT/checkpoints.tar.gz.part-N (15 MiB parts, at most CKPT_MAX_MIB before compression, in CKPT_ORDER's order;
+# reassemble with `cat checkpoints.tar.gz.part-* | tar xz`). $OUT gets at most 7 files.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 START=$(date +%s)
@@ -33,11 +37,12 @@ SITE=${SITE:-/tmp/site}
 INSTALL_WHEELS=${INSTALL_WHEELS:-1}
 STRUCTURES=${STRUCTURES:-.devdata/structures-10A}
 SUITE_BUDGET=${SUITE_BUDGET:-540}          # seconds for the whole suite, packing included
-CKPT_MAX_MIB=${CKPT_MAX_MIB:-60}
-STEPS=${STEPS:-setup cam explain table1 localise}
+STEPS=${STEPS:-setup cam explain table1 localise+demo}
 # per-step budgets (seconds)
 T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_TABLE1=${T_TABLE1:-260}
-T_LOCALISE=${T_LOCALISE:-85}
+T_LOCALISE=${T_LOCALISE:-85} T_DEMO=${T_DEMO:-60}
+CKPT_MAX_MIB=${CKPT_MAX_MIB:-55}
+CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt table1-work/cnn2_snr0.1.pt table1-work/cnn2_snrinf.pt}
 
 LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
@@ -53,11 +58,12 @@ else
 fi
 
 pack() {  # small results -> $OUT/results.tar.gz, tables -> $OUT/summary.md (both rewritten after every step)
-  "$PY" benchmarks/gpu/summarise.py "$WORK" > "$OUT/summary.md.tmp" 2>> "$LOGS/summarise.log" \
-    && mv "$OUT/summary.md.tmp" "$OUT/summary.md"
+  local tmp=".tmp.$BASHPID"
+  "$PY" benchmarks/gpu/summarise.py "$WORK" > "$OUT/summary.md$tmp" 2>> "$LOGS/summarise.log" \
+    && mv "$OUT/summary.md$tmp" "$OUT/summary.md"
   (cd "$WORK" && find . -type f -size -4M \( -name '*.log' -o -name '*.json' -o -name '*.jsonl' -o -name '*.md' \
       -o -name '*.txt' -o -name '*.csv' -o -name '*.sh' -o -name '*.png' \) -not -path '*.zarr/*' -print0 \
-    | tar --null -czf "$OUT/results.tar.gz.tmp" -T -) && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"
+    | tar --null -czf "$OUT/results.tar.gz$tmp" -T -) && mv "$OUT/results.tar.gz$tmp" "$OUT/results.tar.gz"
 }
 
 remaining() { echo $(( SUITE_BUDGET - 15 - ($(date +%s) - START) )); }  # 15 s kept for the last packing
@@ -79,35 +85,46 @@ step() {  # step NAME BUDGET COMMAND...: run under min(BUDGET, time left), monit
   pack
 }
 
-
-# --- the steps at each scale -----------------------------------------------------------------------------------
+# --- the steps' arguments at each scale ---------------------------------------------------------------------------
 if [ "$SCALE" = full ]; then
   CAM_ARGS=(--batch 64 256 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 cnn1 --repeats 5)
-  EXPLAIN_ARGS=(--device "$DEVICE" --shape 256 928 928)
-  TABLE1_ARGS=()
-  LOCALISE_ARGS=()
+  EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 256 928 928 --tmp "$WORK")
+  TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE")
+  LOCALISE_ARGS=(train "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE")
+  DEMO_ARGS=()
 else
   CAM_ARGS=(--batch 2 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 --repeats 1 --loop-repeats 0)
-  EXPLAIN_ARGS=(--device "$DEVICE" --shape 48 96 96)
-  TABLE1_ARGS=()
-  LOCALISE_ARGS=()
+  EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 48 96 96 --tmp "$WORK")
+  TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
+               -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 2)
+  LOCALISE_ARGS=(train "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 4 --epochs-cnn2 1
+                 --epochs-cnn1 1 --jobs 2)
+  DEMO_ARGS=(--size 96 --particles 8)
 fi
 
-say "suite start: DEVICE=$DEVICE SCALE=$SCALE PY=$PY WORK=$WORK OUT=$OUT steps: $STEPS"
-for s in $STEPS; do
-  case $s in
+run_step() {
+  case $1 in
     setup)    step setup "$T_SETUP" "$PY" benchmarks/gpu/env_check.py --device "$DEVICE" --json "$LOGS/env.json" ;;
     cam)      step cam "$T_CAM" "$PY" benchmarks/bench_cam.py --device "$DEVICE" "${CAM_ARGS[@]}" \
                 --json "$LOGS/bench_cam.jsonl" ;;
-    explain)  step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
+    explain)  step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" \
+                --json "$LOGS/bench_explain.json" ;;
     table1)   step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
     localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;
-    *)        say "unknown step $s" ;;
+    demo)     step demo "$T_DEMO" "$PY" -m tomocam demo -o "$WORK/demo" --overwrite --no-progress "${DEMO_ARGS[@]}"
+              [ -d "$WORK/demo/tomogram.zarr/tiles" ] \
+                && tar -C "$WORK/demo" -czf "$OUT/demo_tiles.tar.gz" tomogram.zarr/zarr.json tomogram.zarr/tiles ;;
+    *)        say "unknown step $1" ;;
   esac
+}
+
+say "suite start: DEVICE=$DEVICE SCALE=$SCALE PY=$PY WORK=$WORK OUT=$OUT steps: $STEPS"
+for group in $STEPS; do
+  for s in ${group//+/ }; do run_step "$s" & done
+  wait
 done
 
 # checkpoints: whole files in CKPT_ORDER's order while they fit CKPT_MAX_MIB, one gzip tar cut in 15 MiB parts
-CKPT_ORDER=${CKPT_ORDER:-}
 picked=() total=0
 for f in $CKPT_ORDER; do
   [ -f "$WORK/$f" ] || continue
