@@ -5,7 +5,15 @@
 #   DEVICE=cpu SCALE=tiny PY=.venv/bin/python INSTALL_WHEELS=0 OUT=/tmp/suite bash benchmarks/gpu/device_suite.sh
 #                                                  # the CPU rehearsal: every step at toy size
 #
-# First the wheels in .whl/ go into $SITE (the GPU machine has no network). Then the steps, each under its own
+# The GPU machine has no network: the wheels of what its image lacks (CPython 3.12, x86_64) are made beforehand
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     dask==2026.8.0 distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 \
+#     mrcfile==1.5.4 gemmi==0.7.5 starfile==0.5.13 dask-jobqueue==0.9.0 partd==1.4.2 locket==1.0.0 tblib==3.2.2 \
+#     zict==3.0.0 tornado==6.6.1 typer==0.28.0
+# (typer 0.28 pins what the CLI was rehearsed with: 0.29 needs pydantic, which the image lacks) and the maps copied to
+# .devdata/structures-10A; both folders are git-ignored and travel with the call. Here they go into $SITE first.
+# Then the steps, each under its own
 # time budget (a step past it is ended with all its processes and the next one starts), each logging to
 # $WORK/logs/<step>.log with <step>.monitor.json beside it (wall time, peak host RSS of its process tree, peak
 # GPU memory: benchmarks/gpu/monitor.py). Steps joined by '+' in STEPS run at the same time.
@@ -96,7 +104,8 @@ else
   CAM_ARGS=(--batch 2 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 --repeats 1 --loop-repeats 0)
   EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 48 96 96 --tmp "$WORK")
   TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
-               -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 2)
+               -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 2 --budget 1200
+               --limit-factor 10)
   LOCALISE_ARGS=(train "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 4 --epochs-cnn2 1
                  --epochs-cnn1 1 --jobs 2)
   DEMO_ARGS=(--size 96 --particles 8)
@@ -138,3 +147,4 @@ fi
 say "suite end"
 pack
 ls -la "$OUT"
+cat "$OUT/summary.md"
