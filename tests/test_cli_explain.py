@@ -12,6 +12,7 @@ import pytest
 
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from tomocam.cli.main import main
+from tomocam.cli.report import disk_usage, human_bytes
 from tomocam.errors import InputError
 from tomocam.write import open_store
 
@@ -93,6 +94,8 @@ def test_good_run_prints_summary_and_writes_a_complete_store(tmp_path, model, mo
                          "-m", "respond", "-m", "gradcam", "-c", "rod", "-c", "0", "--workers", "1")
     assert code == 0, err
     assert "tiles" in out and "tiles/s" in out and str(tmp_path / "o.zarr") in out
+    size = disk_usage(tmp_path / "o.zarr")
+    assert f"{tmp_path / 'o.zarr'} ({human_bytes(size)} on disk)" in out and size > 0
     store = open_store(tmp_path / "o.zarr")
     assert store.classes == ["rod", "small"] and store.methods == ["respond", "gradcam"]
     assert store.attrs["command"].startswith("tomocam explain")
@@ -122,3 +125,27 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, model, monkeypatch
     code, out, _ = run(monkeypatch, capsys, str(mrc), "--model", str(model), "--dry-run")
     assert code == 0 and "3 x 3 x 4 = 36 tiles" in out
     assert not (tmp_path / "t.zarr").exists()
+
+
+def test_dry_run_reports_what_a_real_run_would_refuse(tmp_path, model, monkeypatch, capsys):
+    mrc = write_mrc(tmp_path / "t.mrc", np.zeros((32, 32, 40), np.float32))
+    (tmp_path / "exists.zarr").mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = {
+        "exists": ([str(tmp_path / "exists.zarr")], 3, "a real run would stop here: output"),
+        "resume of a non-store": ([str(tmp_path / "exists.zarr"), "--resume"], 3, "it is not a zarr store"),
+        "unwritable": ([str(blocker / "o.zarr")], 3, f"folder '{blocker}' is not writable"),
+    }
+    for name, (out, expected, message) in cases.items():
+        code, stdout, err = run(monkeypatch, capsys, str(mrc), "--model", str(model), "--dry-run", "-o", *out)
+        assert code == expected and "36 tiles" in stdout, name  # the plan, then the refusal
+        assert len(err.strip().splitlines()) == 1 and message in err, (name, err)
+    code, stdout, _ = run(monkeypatch, capsys, str(mrc), "--model", str(model), "--dry-run", "--overwrite",
+                          "-o", str(tmp_path / "exists.zarr"))
+    assert code == 0 and "checks  passed: --overwrite replaces the existing output" in stdout
+    assert (tmp_path / "exists.zarr").is_dir()  # a dry run deletes nothing
+    code, stdout, _ = run(monkeypatch, capsys, str(mrc), "--model", str(model), "--dry-run", "-o",
+                          str(tmp_path / "new" / "o.zarr"))
+    assert code == 0 and "checks  passed: the output folder is writable" in stdout
+    assert not (tmp_path / "new").exists()

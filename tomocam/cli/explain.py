@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from enum import Enum
@@ -10,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tomocam.errors import Interrupted
+from tomocam.errors import Interrupted, OutputError
 
 
 class Method(str, Enum):
@@ -113,6 +114,13 @@ def explain(
     )
     if dry_run:
         typer.echo(make_plan(config, str(Path(config.output).absolute())).describe())
+        refusal = output_refusal(Path(config.output), resume=resume, overwrite=overwrite)
+        if refusal:
+            raise OutputError(f"a real run would stop here: {refusal}")
+        exists = Path(config.output).exists()
+        what = ("--resume continues the existing store" if exists and resume else
+                "--overwrite replaces the existing output" if exists else "the output folder is writable")
+        typer.echo(f"{'checks':<7} passed: {what}")
         return
 
     def show_plan(plan) -> None:
@@ -132,6 +140,21 @@ def explain(
     except KeyboardInterrupt:
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
     print_summary(summary)
+
+
+def output_refusal(path: Path, *, resume: bool, overwrite: bool) -> str | None:
+    """Why a real run would refuse to write ``path`` (``None`` if it would not), found without touching the disk:
+    the checks of :func:`tomocam.write.store.prepare_output`, for ``--dry-run``."""
+    path = path.expanduser().absolute()
+    if path.exists():
+        if resume and not (path / "zarr.json").is_file():
+            return f"cannot resume '{path}': it is not a zarr store"
+        if not resume and not overwrite:
+            return f"output '{path}' exists already; pass --resume to continue it or --overwrite to replace it"
+    folder = next(p for p in path.parents if p.exists())  # prepare_output creates the missing ones below it
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write output '{path}': folder '{folder}' is not writable"
+    return None
 
 
 def resume_command(argv: list[str]) -> str:

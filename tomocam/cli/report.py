@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 
+def disk_usage(path: str | Path) -> int:
+    """Bytes that the files under ``path`` occupy on disk (allocated blocks, as ``du`` counts them)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:  # removed while walking
+                continue
+    return total
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``: binary units, three significant figures."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 def print_summary(summary) -> None:
-    """A short summary on stdout: tiles, blocks, time per phase, throughput, output path, top predicted classes."""
+    """A short summary on stdout: tiles, blocks, time per phase, throughput, output path and its size on disk,
+    top predicted classes."""
     s = summary.seconds
     top = ", ".join(f"{name} ({n} tiles, mean p {p:.2f})" for name, n, p in summary.top_classes)
     rows = [
@@ -14,7 +39,7 @@ def print_summary(summary) -> None:
         ("time", f"{s['total']:.1f} s (phase 1 {s['phase1']:.1f} s, stitch {s['phase2']:.1f} s, "
                  f"finalize {s['finalize']:.1f} s)"),
         ("throughput", f"{summary.tiles_per_second:.1f} tiles/s"),
-        ("output", summary.store),
+        ("output", f"{summary.store} ({human_bytes(disk_usage(summary.store))} on disk)"),
         ("top classes", top or "-"),
     ]
     for label, value in rows:

@@ -133,6 +133,20 @@ def _count_outputs(model: nn.Module) -> int | None:
     return linears[-1].out_features if linears else None
 
 
+def _hint(record: object) -> str:
+    """For a file that holds only weights (a ``state_dict``, bare or under a ``"state_dict"``/``"model"`` key, as
+    ``torch.save(model.state_dict())`` and training frameworks write them): how to make a checkpoint of it."""
+    weights = record
+    if isinstance(record, dict) and not all(isinstance(v, torch.Tensor) for v in record.values()):
+        weights = next((record[k] for k in ("state_dict", "model") if isinstance(record.get(k), dict)), None)
+    if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return ""
+    return (f"; it holds only weights ({len(weights)} tensors): load them into a model built with "
+            "tomocam.models.build_model (register your architecture first) and save that with "
+            "tomocam.save_checkpoint(model, PATH, classes=..., input_size=..., voxel_size=...), which records what "
+            "tomocam needs (README: Models and checkpoints)")
+
+
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Rebuild the model stored in ``path`` (in eval mode, on ``device``) and return it with its metadata.
 
@@ -151,7 +165,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{str(path)!r} is not a tomocam checkpoint ({reason[:160]})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a tomocam checkpoint (no '{FORMAT}' header)")
+        raise CheckpointError(f"{str(path)!r} is not a tomocam checkpoint (no '{FORMAT}' header){_hint(record)}")
     if record.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format version {record.get('format_version')!r}; "
