@@ -10,7 +10,7 @@ hold on a noisy machine. ``--dtype bf16`` runs every variant under ``torch.autoc
 tomocam's GPU workers do. Usage::
 
     python benchmarks/bench_cam.py [--batch 16] [--dtype float32 bf16] [--layout contiguous channels_last]
-                                   [--device cuda] [--models cnn1 cnn2] [--json rows.jsonl]
+                                   [--device auto] [--models cnn1 cnn2] [--json rows.jsonl]
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from unittest import mock
 import torch
 
 import tomocam
+from tomocam.device import DEVICE_HELP, resolve_device
 from tomocam.explain import cam as cam_module
+from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.models import cnn1, cnn2
 
-DTYPES = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"float32": None, **{name: getattr(torch, dtype) for name, dtype in AUTOCAST_DTYPES.items()}}
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last_3d}
 
 
@@ -152,13 +154,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[16])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--loop-repeats", type=int, default=1, help="repeats of the slow per-class loops (0: skip)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--models", nargs="+", default=["cnn1", "cnn2"], choices=["cnn1", "cnn2"])
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
     parser.add_argument("--layout", nargs="+", default=["contiguous"], choices=list(LAYOUTS))
     parser.add_argument("--json", help="append one JSON line per row to this file")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     captum = args.loop_repeats > 0 and importlib.util.find_spec("captum") is not None
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device={device} ({card}) torch={torch.__version__} threads={torch.get_num_threads()} "

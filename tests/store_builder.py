@@ -14,7 +14,7 @@ import zarr
 
 from tomocam.write.ome import image_metadata, label_metadata
 from tomocam.write.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
-from tomocam.write.store import METHOD_GROUPS, create_root, mark_complete, record_whole
+from tomocam.write.store import create_root, mark_complete, record_whole
 
 
 def gaussian_blobs(shape, centres, amplitudes, sigma=2.0) -> np.ndarray:
@@ -64,10 +64,10 @@ def build_store(
         },
     )
     for method, maps in heatmaps.items():
-        group = root.create_group(METHOD_GROUPS[method])
+        group = root.create_group(method)
         group.create_array("0", data=maps.astype(np.float32), chunks=(1, chunk, chunk, chunk))
         write_heatmap_pyramid(group, range(1, n_levels))
-        group.attrs["ome"] = image_metadata(METHOD_GROUPS[method], vs, n_levels, classes, (-1.0, 1.0))
+        group.attrs["ome"] = image_metadata(method, vs, n_levels, classes, (-1.0, 1.0))
     labels_root = root.create_group("labels")
     labels = labels_root.create_group("segmentation")
     level0 = label_block(first, label_threshold, ())

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("tomocam")  # written once, in pyproject.toml
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 # The verbs are imported on first use (PEP 562), so that ``import tomocam`` -- and ``tomocam --help`` -- do not
 # load torch; ``tomocam.compute_cams`` works as if imported here.

@@ -22,22 +22,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from tomocam.device import resolve_device
 from tomocam.errors import CheckpointError, InputError
 from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
 from tomocam.simulate.dataset import Dataset
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch names it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise InputError(f"unknown device {device!r}: {err}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but CUDA is not available here")
-    return dev
 
 
 @torch.no_grad()

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tomocam.device import DEVICE_HELP
+
 app = typer.Typer(help="Measure a model and its heatmaps.", no_args_is_help=True)
 
 
@@ -18,7 +20,7 @@ def table1(
     layer: Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the checkpoint's).")] = None,
     split: Annotated[str, typer.Option("--split", help="'test' (the model's test split) or 'all'.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Boxes per batch.")] = 32,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda ...")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -29,10 +31,10 @@ def table1(
     from rich.console import Console
     from rich.table import Table
 
+    from tomocam.device import resolve_device
     from tomocam.evaluate.table1 import evaluate_model
     from tomocam.models import load_checkpoint
     from tomocam.simulate import open_dataset
-    from tomocam.train import resolve_device
 
     if threads:
         torch.set_num_threads(threads)

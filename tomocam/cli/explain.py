@@ -11,17 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from tomocam.device import DEVICE_HELP
 from tomocam.errors import Interrupted, OutputError
+from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
 
-class Method(str, Enum):
-    respond = "respond"
-    gradcam = "gradcam"
-
-
-class Autocast(str, Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
+Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
+Autocast = Enum("Autocast", {a: a for a in AUTOCAST_DTYPES}, type=str)  # type: ignore[misc]
 
 
 class Cluster(str, Enum):
@@ -54,7 +50,7 @@ def explain(
     stride: Annotated[Optional[int], typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
     batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 32,
     block: Annotated[int, typer.Option(help="Tiles per block edge: one phase-1 task (and resume unit).")] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     autocast: Annotated[
         Optional[Autocast], typer.Option(help="Mixed-precision forward pass on GPU (maps stay float32).")
     ] = None,

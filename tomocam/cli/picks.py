@@ -50,7 +50,7 @@ def picks(
 
     from tomocam.errors import InputError, OutputError
     from tomocam.picking import evaluate_picks, pick_store
-    from tomocam.simulate.shapes import BACKGROUND
+    from tomocam.classes import is_background
     from tomocam.write.picks_table import read_particles, write_csv, write_star
     from tomocam.write.select import select_classes
     from tomocam.write.store import open_store
@@ -58,7 +58,7 @@ def picks(
     if radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius}")
     opened = open_store(store)
-    classes = select_classes(opened, classes or [c for c in opened.classes if c != BACKGROUND])
+    classes = select_classes(opened, classes or [c for c in opened.classes if not is_background(c)])
     base = output if output is not None else Path(store).absolute().with_name(
         f"{Path(store).name.removesuffix('.zarr')}_{method}_picks")
     star_path, csv_path = base.with_name(base.name + ".star"), base.with_name(base.name + ".csv")

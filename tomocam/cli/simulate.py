@@ -83,16 +83,14 @@ def subtomograms(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Simulate a labelled dataset of subtomograms (N per class) for training and evaluation."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
+    from tomocam.progress import progress_bars
     from tomocam.simulate import Sampling, simulate_subtomograms
 
     structures = _structures(structure, shapes, voxel_size)
     acq = _acquisition(snr, tilt_range, voltage, cs, defocus, amplitude_contrast, no_ctf)
     sampling = Sampling(box=box, max_shift=max_shift, distractors=distractors, background=background, min_snr=min_snr)
     command = shlex.join(["tomocam", *sys.argv[1:]])
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=False) as bar:
+    with progress_bars() as bar:
         task = bar.add_task("simulating", total=None)
         simulate_subtomograms(
             structures, out, n_per_class=n_per_class, acquisition=acq, sampling=sampling, seed=seed,

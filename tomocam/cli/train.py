@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tomocam.device import DEVICE_HELP
+
 
 def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
@@ -25,15 +27,15 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option(
         "--time-limit", help="Minutes of training: stop after the epoch in which they run out.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
 ) -> None:
     """Train a classifier (train/test 4:1, fit/validation 80/20) and save the best-validation checkpoint."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tomocam.errors import OutputError
+    from tomocam.progress import progress_bars
     from tomocam.simulate import open_dataset
     from tomocam.train import train_model
 
@@ -44,8 +46,7 @@ def train(
     ds = open_dataset(dataset)
     kwargs = {k: v for k, v in (("fc_width", fc_width), ("dropout", dropout)) if v is not None}
     command = shlex.join(["tomocam", *sys.argv[1:]])
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn()) as bar:
+    with progress_bars("{task.fields[info]}") as bar:
         task = bar.add_task("epoch 1", total=None, info="")
 
         def report(event: str, v: dict) -> None:

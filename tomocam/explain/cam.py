@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from tomocam.errors import ClassError, LayerError
+from tomocam.classes import class_indices
+from tomocam.errors import LayerError
+from tomocam.explain.methods import METHODS
 
-METHODS: tuple[str, ...] = ("respond", "gradcam")
 DEFAULT_EPS = 1e-7
 # Upper bound on the elements of one batched gradient (k x n x l x s) on the generic path; classes are
 # processed in chunks above it so that shallow layers (large ``s``) stay within memory.
@@ -230,16 +231,6 @@ def _weights_generic(
     return {m: torch.cat(p, dim=1) for m, p in parts.items()}
 
 
-def _resolve_classes(classes: Sequence[int] | None, k_total: int) -> tuple[int, ...]:
-    if classes is None:
-        return tuple(range(k_total))
-    resolved = tuple(int(c) for c in classes)
-    bad = [c for c in resolved if not 0 <= c < k_total]
-    if bad:
-        raise ClassError(f"class index {bad[0]} out of range: the model has {k_total} classes (0..{k_total - 1})")
-    return resolved
-
-
 def compute_cams(
     model: nn.Module,
     x: Tensor,
@@ -258,7 +249,7 @@ def compute_cams(
         layer: dotted module name as ``model.named_modules()`` lists it; its output ``(n, l, *s)`` must have
             at least one spatial axis.
         methods: any of ``"respond"``, ``"gradcam"``.
-        classes: class indices to explain; ``None`` means every class.
+        classes: class indices to explain, in this order; ``None`` means every class.
         eps: Respond-CAM's stabiliser in ``sum_s a + eps``.
         autocast: run the forward pass under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``); the
             weights and maps are still accumulated in float32.
@@ -293,7 +284,7 @@ def compute_cams(
             )
         if logits.dim() != 2:
             raise LayerError(f"the model returns shape {tuple(logits.shape)}; expected logits (n, classes)")
-        wanted = _resolve_classes(classes, logits.shape[1])
+        wanted = class_indices(classes, [str(i) for i in range(logits.shape[1])])
         if logits.grad_fn is None:
             raise LayerError(f"the model's output does not depend on layer {layer!r}")
         head = _head_linear(capture, logits)

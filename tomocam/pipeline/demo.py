@@ -85,12 +85,13 @@ def run_demo(
     methods), draw ``out/overview.png`` and score the pointing game against the truth."""
     import pandas as pd
 
+    from tomocam.classes import is_background
     from tomocam.models import load_checkpoint
-    from tomocam.simulate import BACKGROUND, Acquisition, builtin_structures, shape_names, simulate_tomogram, write_tomogram
+    from tomocam.simulate import Acquisition, builtin_structures, shape_names, simulate_tomogram, write_tomogram
     from tomocam.write import open_store
 
     _, meta = load_checkpoint(model)
-    names = [c for c in meta.classes if c != BACKGROUND]
+    names = [c for c in meta.classes if not is_background(c)]
     unknown = [c for c in names if c not in shape_names()]
     if unknown:
         raise CheckpointError(

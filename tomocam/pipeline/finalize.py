@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 import zarr
 
+from tomocam.classes import background_indices
 from tomocam.pipeline.phase2 import label_method
 from tomocam.pipeline.plan import Plan
 from tomocam.write import ome
-from tomocam.write.pyramid import (
-    background_classes, n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores,
-)
-from tomocam.write.store import METHOD_GROUPS, forget_whole, is_whole, record_whole, update_attrs
+from tomocam.write.pyramid import n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores
+from tomocam.write.store import forget_whole, is_whole, record_whole, update_attrs
 
 
 def _unless_whole(store: str, names: list[str], write: Callable[[], None]) -> None:
@@ -41,20 +40,20 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     levels = n_levels_for(shape, plan.chunk)
     names = list(plan.class_names)
     for method in plan.methods:
-        group = root[METHOD_GROUPS[method]]
-        _unless_whole(plan.store, [f"{METHOD_GROUPS[method]}/{n}" for n in range(2, levels)],
+        group = root[method]
+        _unless_whole(plan.store, [f"{method}/{n}" for n in range(2, levels)],
                       lambda: write_heatmap_pyramid(group, range(2, levels)))
         coarsest = np.asarray(group[str(levels - 1)][...])  # (k, ...) small
         lo, hi = float(coarsest.min()), float(coarsest.max())
-        group.attrs["ome"] = ome.image_metadata(METHOD_GROUPS[method], vs, levels, names, (lo, hi))
+        group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi))
     first = label_method(plan)
-    ignore = background_classes(names)
+    ignore = background_indices(names)
     labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}
     seg = labels["segmentation"]
     _unless_whole(plan.store, [f"labels/segmentation/{n}" for n in range(1, levels)],
                   lambda: write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(levels)]))
-    seg.attrs["ome"] = ome.label_metadata("segmentation", vs, levels, names, f"../../{METHOD_GROUPS[first]}")
+    seg.attrs["ome"] = ome.label_metadata("segmentation", vs, levels, names, f"../../{first}")
     scores = root.require_group("scores")
     _unless_whole(plan.store, ["scores/logits", "scores/probabilities"],
                   lambda: write_scores(root["tiles"]["logits"], scores))

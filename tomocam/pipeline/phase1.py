@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from tomocam.pipeline.plan import AUTOCAST_DTYPES, Plan
+from tomocam.explain.methods import AUTOCAST_DTYPES
+from tomocam.pipeline.plan import Plan
 from tomocam.read import check_finite
 from tomocam.tile import Block, cut_tiles, read_slab
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
+from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
 from tomocam.stitch import stitch_region
-from tomocam.write.pyramid import HEATMAP_CODEC, background_classes, downsample_mean, label_block, n_levels_for
-from tomocam.write.store import METHOD_GROUPS
+from tomocam.write.pyramid import HEATMAP_CODEC, downsample_mean, label_block, n_levels_for
 
 
 def label_method(plan: Plan) -> str:
@@ -29,7 +29,7 @@ def create_output_arrays(root: zarr.Group, plan: Plan) -> None:
     shape = plan.tomogram.shape
     c = plan.chunk
     for method in plan.methods:
-        group = root.create_group(METHOD_GROUPS[method])
+        group = root.create_group(method)
         group.create_array("0", shape=(k, *shape), chunks=(1, c, c, c), dtype="float32", fill_value=0.0,
                            compressors=HEATMAP_CODEC)
         if n_levels_for(shape, c) > 1:
@@ -42,7 +42,7 @@ def create_output_arrays(root: zarr.Group, plan: Plan) -> None:
 def output_array_names(plan: Plan) -> list[str]:
     """Store paths of the arrays phase 2 writes (those :func:`create_output_arrays` makes)."""
     levels = ("0", "1") if n_levels_for(plan.tomogram.shape, plan.chunk) > 1 else ("0",)
-    return [f"{METHOD_GROUPS[m]}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
+    return [f"{m}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
 
 
 def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]], threshold: float) -> int:
@@ -64,12 +64,12 @@ def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]], threshold: float) -
     for method in plan.methods:
         maps = np.asarray(root["tiles"][method][ranges])  # (a, b, c, k, *feat)
         heat = stitch_region(lo, shape, starts, maps, plan.grid.tile, plan.window)  # (k, *shape)
-        group = root[METHOD_GROUPS[method]]
+        group = root[method]
         group["0"][(slice(None), *region)] = heat
         if "1" in group:
             group["1"][(slice(None), *half)] = downsample_mean(heat)
         if method == label_method(plan):
-            ignore = background_classes(list(plan.class_names))
+            ignore = background_indices(plan.class_names)
             root["labels/segmentation/0"][region] = label_block(heat, threshold, ignore)
     return len(chunks)
 

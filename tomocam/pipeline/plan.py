@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tomocam.errors import ClassError, InputError, LayerError
+from tomocam.classes import class_indices
+from tomocam.device import worker_device
+from tomocam.errors import InputError, LayerError
+from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
 from tomocam.tile import Block, TileGrid, make_blocks
-
-AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass(frozen=True)
@@ -99,36 +100,6 @@ class Plan:
         )
 
 
-def resolve_classes(wanted: tuple[str, ...] | None, classes: list[str]) -> tuple[int, ...]:
-    """Class indices for ``wanted`` names or indices (all classes when ``None``); :class:`ClassError` if unknown."""
-    if not wanted:
-        return tuple(range(len(classes)))
-    out = []
-    for w in wanted:
-        if w in classes:
-            out.append(classes.index(w))
-        elif w.isdigit() and int(w) < len(classes):
-            out.append(int(w))
-        else:
-            raise ClassError(f"unknown class '{w}'; the model's classes are: {', '.join(classes)}")
-    return tuple(dict.fromkeys(out))
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; a CUDA device is always ``cuda:0`` in a worker."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device} asked for, but no CUDA device is available")
-        return "cuda:0"
-    if device != "cpu":
-        raise InputError(f"unknown --device '{device}'; expected auto, cpu or cuda")
-    return device
-
-
 def polarity_skew(volume: np.ndarray, max_samples: int = 2_000_000) -> float:
     """Skewness of a strided sample of ``volume``: positive when sparse features are brighter than background."""
     step = max(1, math.ceil((np.prod(volume.shape) / max_samples) ** (1 / volume.ndim)))
@@ -163,7 +134,7 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
     if not layer:
         raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")
     methods = tuple(dict.fromkeys(config.methods))
-    indices = resolve_classes(config.classes, list(meta.classes))
+    indices = class_indices(config.classes, meta.classes)
     # Tiles cover the model's field of view in angstrom: at another voxel size they are resampled to the
     # model's input grid (binned when the tomogram is finer), and the heatmaps land on the tomogram's own grid.
     ratio = tuple(meta.voxel_size / v for v in tomo.voxel_size)  # tomogram voxels per model voxel, (z, y, x)
@@ -218,7 +189,7 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         normalisation=meta.normalisation,
         invert=config.invert,
         batch_size=max(1, config.batch_size),
-        device=resolve_device(config.device),
+        device=worker_device(config.device),
         autocast=config.autocast,
         window=config.window,
         chunk=config.chunk,

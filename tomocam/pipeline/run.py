@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,13 @@ from tomocam.pipeline.finalize import finalize
 from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
 from tomocam.pipeline.phase2 import create_output_arrays, group_edge, label_method, output_array_names, stitch_chunks
 from tomocam.pipeline.plan import Plan, make_plan
+from tomocam.progress import progress_bars
 from tomocam.write.pyramid import label_threshold
 from tomocam.write.store import (
     ATTRS_KEY, create_root, forget_whole, is_whole, mark_complete, prepare_output, record_whole, update_attrs,
     whole_arrays,
 )
+
 
 
 @dataclass
@@ -120,18 +120,6 @@ def open_or_create_store(plan: Plan, config: ExplainConfig) -> None:
     os.replace(partial, plan.store)
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()
-    )
-    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as progress:
-        yield progress
-
-
 def _gather(client, futures: list, progress, task, advance) -> list:
     """Results of ``futures`` as they complete, advancing ``task``; on the first error cancel the rest and raise."""
     from distributed import as_completed
@@ -167,7 +155,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
     todo = [b for b in blocks if b.index not in done]
     resources = phase1_resources(client)
     seconds: dict[str, float] = {}
-    with _progress(progress) as bars:
+    with progress_bars(enabled=progress) as bars:
         n_todo = sum(b.n_tiles for b in todo)
         task = bars.add_task("phase 1: CAMs of tiles", total=n_todo)
         futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]

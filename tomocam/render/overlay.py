@@ -17,7 +17,6 @@ from matplotlib.image import AxesImage
 CMAP = "RdBu_r"
 #: Contour levels as fractions of the colour limit; mirrored (dashed) for negative values.
 CONTOUR_FRACTIONS = (0.3, 0.6)
-METHOD_TITLES = {"respond": "Respond-CAM", "gradcam": "Grad-CAM"}
 
 
 def extent(n_rows: int, n_cols: int, row0: float, col0: float, row_step: float, col_step: float) -> list[float]:

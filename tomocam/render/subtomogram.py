@@ -20,8 +20,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from tomocam.errors import ClassError, InputError
-from tomocam.render.overlay import METHOD_TITLES, draw_overlay, extent, symmetric_limit
+from tomocam.classes import class_indices
+from tomocam.errors import InputError
+from tomocam.explain.methods import METHOD_TITLES
+from tomocam.render.overlay import draw_overlay, extent, symmetric_limit
 
 #: Layers shown in Fig. 4: everything before the fully connected part that changes the feature maps.
 FIG4_LAYER_TYPES = (nn.Conv2d, nn.Conv3d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.AvgPool3d)
@@ -71,11 +73,8 @@ def _prepare(volume: np.ndarray, meta) -> torch.Tensor:
 
 
 def _class_index(meta, class_name: str | None, logits: torch.Tensor) -> int:
-    if class_name is None:
-        return int(logits.argmax())
-    if class_name not in meta.classes:
-        raise ClassError(f"class {class_name!r} is not one of the model's classes: {', '.join(meta.classes)}")
-    return meta.classes.index(class_name)
+    """Index of ``class_name`` (a name or an index) among the model's classes; the predicted class when None."""
+    return int(logits.argmax()) if class_name is None else class_indices([class_name], meta.classes)[0]
 
 
 def explain_subtomogram(

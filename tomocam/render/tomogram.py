@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from tomocam.render.overlay import METHOD_TITLES, draw_overlay, extent, symmetric_limit
+from tomocam.explain.methods import METHOD_TITLES
+from tomocam.render.overlay import draw_overlay, extent, symmetric_limit
 from tomocam.write.grid import Grid, choose_level, level_grid
 from tomocam.write.select import ChannelView, select_classes, select_methods
 from tomocam.write.store import ExplainStore

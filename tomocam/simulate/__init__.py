@@ -10,13 +10,13 @@ The verbs users call:
 
 from tomocam.simulate.acquisition import Acquisition
 from tomocam.simulate.dataset import Dataset, open_dataset
-from tomocam.simulate.shapes import BACKGROUND, builtin_structures, shape_names
+from tomocam.simulate.shapes import builtin_structures, shape_names
 from tomocam.simulate.structures import Structure, load_structures
 from tomocam.simulate.subtomograms import Sampling, simulate_subtomograms
 from tomocam.simulate.tomogram import SimulatedTomogram, simulate_tomogram, write_tomogram
 
 __all__ = [
-    "Acquisition", "BACKGROUND", "Dataset", "Sampling", "SimulatedTomogram", "Structure", "builtin_structures",
+    "Acquisition", "Dataset", "Sampling", "SimulatedTomogram", "Structure", "builtin_structures",
     "load_structures", "open_dataset", "shape_names", "simulate_subtomograms", "simulate_tomogram",
     "write_tomogram",
 ]

@@ -17,9 +17,6 @@ from tomocam.simulate.structures import Structure, normalise_density
 
 Sdf = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-BACKGROUND = "background"
-
-
 def _sphere(c: tuple[float, float, float], r: float) -> Sdf:
     return lambda x, y, z: np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) - r
 

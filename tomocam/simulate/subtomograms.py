@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from tomocam.classes import BACKGROUND
 from tomocam.errors import InputError
 from tomocam.simulate.acquisition import Acquisition, acquire, place, random_rotation, transfer
 from tomocam.simulate.dataset import create_dataset, mark_complete
-from tomocam.simulate.shapes import BACKGROUND
 from tomocam.simulate.structures import Structure
 
 

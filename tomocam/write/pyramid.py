@@ -36,15 +36,6 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     return F.avg_pool3d(tensor[None], 2)[0].numpy()
 
 
-#: Class names that mean "no particle": they never label a voxel.
-BACKGROUND_NAMES = ("background", "bg", "noise")
-
-
-def background_classes(names: list[str]) -> tuple[int, ...]:
-    """Indices of the classes in ``names`` that are background (:data:`BACKGROUND_NAMES`)."""
-    return tuple(i for i, n in enumerate(names) if n.lower() in BACKGROUND_NAMES)
-
-
 def label_block(block: np.ndarray, threshold: float, ignore: tuple[int, ...]) -> np.ndarray:
     """``(k, *s)`` heatmaps -> ``(*s)`` uint16 labels: argmax + 1 where the max exceeds ``threshold``, else 0.
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tomocam.errors import ClassError, InputError
+from tomocam.classes import class_indices
+from tomocam.errors import InputError
 from tomocam.write.store import ExplainStore
 
 
 def select_classes(store: ExplainStore, names: Sequence[str] | None) -> list[str]:
-    """``names`` checked against the store's classes (all of them when ``names`` is empty or None).
+    """Class names of ``store`` for ``names`` (names or indices; all of them when empty or None).
 
     Raises :class:`ClassError` naming the unknown class and listing the known ones.
     """
-    known = store.classes
-    if not names:
-        return list(known)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ClassError(f"class {unknown[0]!r} is not in store '{store.path}'; its classes are {', '.join(known)}")
-    return list(dict.fromkeys(names))
+    known = list(store.classes)
+    return [known[i] for i in class_indices(names, known, owner=f"store '{store.path}'")]
 
 
 def select_methods(store: ExplainStore, methods: Sequence[str] | None) -> list[str]:

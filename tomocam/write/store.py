@@ -23,9 +23,6 @@ import zarr
 
 from tomocam.errors import InputError, OutputError
 
-#: Store group of each CAM method.
-METHOD_GROUPS: dict[str, str] = {"respond": "respond", "gradcam": "gradcam"}
-
 ATTRS_KEY = "tomocam"
 #: Key of the manifest of whole arrays in the root ``tomocam`` attributes.
 MANIFEST_KEY = "arrays"
@@ -169,7 +166,7 @@ class ExplainStore:
         """The stitched heatmaps of ``method`` at pyramid ``level``: ``(c, z, y, x)`` float32, score units."""
         if method not in self.methods:
             raise InputError(f"store '{self.path}' has no '{method}' heatmaps; it has {', '.join(self.methods)}")
-        return self._level(f"{METHOD_GROUPS[method]}", level)
+        return self._level(method, level)
 
     def labels(self, level: int = 0) -> zarr.Array:
         """The label image ``(z, y, x)`` uint16: 0 background, ``i + 1`` class ``i``."""

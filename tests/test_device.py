@@ -1,0 +1,44 @@
+"""``--device``: one resolver for train and evaluate, and the device each explain worker uses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tomocam.device import resolve_device, worker_device
+from tomocam.errors import InputError
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def test_auto_is_a_gpu_when_one_is_visible_else_the_cpu():
+    assert resolve_device("auto") == torch.device("cuda" if HAS_CUDA else "cpu")
+    assert worker_device("auto") == ("cuda:0" if HAS_CUDA else "cpu")
+
+
+def test_cpu():
+    assert resolve_device("cpu") == torch.device("cpu") and worker_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "", "meta"])
+def test_unknown_or_unsupported_devices_are_refused(name):
+    with pytest.raises(InputError, match="device"):
+        resolve_device(name)
+
+
+def test_a_cuda_device_that_is_not_there_is_refused():
+    with pytest.raises(InputError, match="cuda:99"):
+        resolve_device("cuda:99")
+    if not HAS_CUDA:
+        with pytest.raises(InputError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")
+def test_train_takes_any_visible_gpu_and_explain_workers_use_their_own():
+    last = torch.cuda.device_count() - 1
+    assert resolve_device(f"cuda:{last}") == torch.device("cuda", last)
+    assert worker_device("cuda") == worker_device("cuda:0") == "cuda:0"
+    if last > 0:
+        with pytest.raises(InputError, match="CUDA_VISIBLE_DEVICES"):
+            worker_device(f"cuda:{last}")

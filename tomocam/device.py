@@ -1,0 +1,60 @@
+"""The ``--device`` option of every command (explain, train, evaluate): one help text and one resolver.
+
+:func:`resolve_device` turns the option into a torch device; :func:`worker_device` maps it to what each worker of
+``tomocam explain`` uses (workers see one GPU each).
+
+torch is imported inside :func:`resolve_device`, so the CLI can show :data:`DEVICE_HELP` without loading it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tomocam.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_HELP = "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N."
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device that ``name`` (see :data:`DEVICE_HELP`) means on this machine.
+
+    Raises :class:`InputError` for a name torch does not know, a device type other than cpu or cuda, or a CUDA
+    device that is not visible here (no GPU, or an index beyond the GPUs there are).
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}; expected {DEVICE_HELP}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {name!r}; expected {DEVICE_HELP}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device {name!r} asked for, but no CUDA device is available here")
+        if device.index is not None and device.index >= count:
+            raise InputError(f"device {name!r} asked for, but only {count} CUDA device(s) are visible here")
+    return device
+
+
+def worker_device(name: str) -> str:
+    """The device an explain worker uses for ``--device name``: ``cpu``, or ``cuda:0`` for a GPU.
+
+    Every GPU worker sees only its own GPU (``CUDA_VISIBLE_DEVICES``), as ``cuda:0``; which GPUs a run uses is
+    chosen with ``CUDA_VISIBLE_DEVICES`` (or the cluster's workers), so ``cuda:N`` other than 0 is refused.
+    """
+    device = resolve_device(name)
+    if device.type == "cpu":
+        return "cpu"
+    if device.index:
+        raise InputError(
+            f"--device {name}: explain runs one worker per visible GPU, each seeing its own as cuda:0; "
+            "choose the GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    return "cuda:0"
