@@ -15,7 +15,7 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 from tomocam.cli.main import app, main
 from tomocam.errors import ClassError, InputError
 from tomocam.evaluate.localisation import (
-    ball_fraction, baseline_pointing, class_at_centres, cube_around, evaluate_localisation, pointing,
+    ball_fraction, baseline_pointing, best_threshold, class_at_centres, cube_around, evaluate_localisation, pointing,
     pointing_chance,
 )
 from tomocam.write.store import open_store
@@ -84,6 +84,15 @@ def test_class_at_centre_is_the_largest_competing_class(tmp_path):
     assert (predicted == np.array(NAMES, dtype=object)).mean() == pytest.approx(4 / 6)
 
 
+def test_best_threshold_maximises_f1():
+    truth = _particles([(5, 5, 5), (5, 5, 20), (5, 20, 5)], ["a", "a", "b"])
+    # three right picks scored 5, 4, 1 and two wrong ones scored 3 and 0.5
+    picks = _particles([(5, 5, 5), (5, 5, 20), (5, 20, 5), (15, 30, 30), (15, 30, 50)], ["a", "a", "b", "a", "b"])
+    picks["score"] = [5.0, 4.0, 1.0, 3.0, 0.5]
+    threshold, score = best_threshold(picks, truth, 20.0, (VOXEL,) * 3, ["a", "b"])
+    assert threshold == 1.0 and score.f1 == pytest.approx(6 / 7)  # P 3/4, R 1: better than t = 4 (P 1, R 2/3)
+
+
 def test_baseline_finds_bright_blobs_and_honours_polarity():
     # blobs at four particles' centres, two further blobs 4 voxels off (misses at radius 3)
     shifted = [(z, y, x + (4 if i in (1, 4) else 0)) for i, (z, y, x) in enumerate(CENTRES)]
@@ -120,7 +129,8 @@ def test_evaluate_localisation_end_to_end(tmp_path):
     respond, gradcam = r["methods"]["respond"], r["methods"]["gradcam"]
     assert r["n"] == 6 and r["classes"] == ["a", "b"]
     assert respond["pointing"] == 1.0 and respond["class_accuracy"] == 1.0
-    assert respond["picks"] == {"n_picks": 6, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    picks = respond["picks"]
+    assert (picks["n_picks"], picks["precision"], picks["recall"], picks["f1"], picks["best_f1"]) == (6, 1, 1, 1, 1)
     assert gradcam["pointing"] == 0.0 and gradcam["class_accuracy"] == 0.0 and gradcam["picks"]["f1"] == 0.0
     assert respond["per_class"] == {"a": {"pointing": 1.0, "class_accuracy": 1.0},
                                     "b": {"pointing": 1.0, "class_accuracy": 1.0}}

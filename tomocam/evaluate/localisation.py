@@ -10,7 +10,8 @@ Three measures per CAM method, each beside chance and (pointing) beside a baseli
   class left out of the competition. Chance: one over the number of competing classes.
 - **Picks**: :func:`tomocam.picking.pick_store` (local maxima of each class heatmap, one class per site) scored by
   :func:`tomocam.picking.evaluate_picks` (a pick matches a particle of its class within ``radius`` voxels).
-  Chance: as many picks as particles at uniformly random positions and classes, F1 averaged over draws.
+  Chance: as many picks as particles at uniformly random positions and classes, F1 averaged over draws. Also
+  given: the threshold with the best F1 (tuned on the truth, so an upper bound for any threshold chosen without it).
 - **No-model baseline** (pointing only; without a model there are no classes): the same cube of the tomogram
   smoothed by a Gaussian of ``sigma`` voxels, its largest voxel for bright particles (smallest for dark). The
   cube is read with a halo of 4 sigma, so the smoothing equals smoothing the whole tomogram.
@@ -177,6 +178,25 @@ def random_picks_f1(particles: pd.DataFrame, shape: Sequence[int], classes: Sequ
     return float(np.mean(f1))
 
 
+def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: float,
+                   voxel_size: tuple[float, float, float], classes: Sequence[str], steps: int = 50) -> tuple[float, Any]:
+    """The pick-score threshold with the best F1 against ``particles`` (tuned on the truth: an upper bound of what
+    a threshold chosen without it can reach), and its :class:`tomocam.picks.PickScore`. Candidates: ``steps``
+    quantiles of the pick scores (every score when fewer)."""
+    from tomocam.picking import evaluate_picks
+
+    scores = picks["score"].to_numpy()
+    if len(scores) == 0:
+        return math.inf, evaluate_picks(picks, particles, tolerance, voxel_size, classes=classes)[1]
+    candidates = np.unique(scores) if len(scores) <= steps else np.unique(np.quantile(scores, np.linspace(0, 1, steps)))
+    best = None
+    for t in candidates:
+        score = evaluate_picks(picks[picks["score"] >= t], particles, tolerance, voxel_size, classes=classes)[1]
+        if best is None or score.f1 > best[1].f1:
+            best = (float(t), score)
+    return best
+
+
 def heatmap_on_tomogram_grid(store: ExplainStore, method: str):
     """The ``method`` heatmaps of ``store`` on the tomogram's grid, `(c, z, y, x)`, read lazily by slicing."""
     return store.heatmap(method, 0)
@@ -204,7 +224,8 @@ def evaluate_localisation(
     than the background in ``tomogram`` (the no-model baseline takes the maximum, else the minimum).
 
     Keys: the settings, ``n`` (particles), ``methods`` -> per method ``pointing``, ``class_accuracy``,
-    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``precision``, ``recall``, ``f1``);
+    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``precision``, ``recall``, ``f1``,
+    ``best_threshold``, ``best_f1``);
     ``baseline`` -> ``pointing`` (and per class); ``chance`` -> ``pointing``, ``class_accuracy``, ``picks_f1``.
     """
     from tomocam.picking import evaluate_picks, pick_store
@@ -239,11 +260,13 @@ def evaluate_localisation(
         picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
                            radius=pick_radius * min(vs))
         score = evaluate_picks(picks, particles, tolerance, vs, classes=compete)[1]
+        tuned, tuned_score = best_threshold(picks, particles, tolerance, vs, compete)
         out["methods"][method] = {
             "pointing": float(hits.mean()), "class_accuracy": float(right.mean()),
             "per_class": {c: {"pointing": p, "class_accuracy": a}
                           for (c, p), a in zip(per_class(hits).items(), per_class(right).values())},
-            "picks": {"n_picks": len(picks), "precision": score.precision, "recall": score.recall, "f1": score.f1},
+            "picks": {"n_picks": len(picks), "precision": score.precision, "recall": score.recall, "f1": score.f1,
+                      "best_threshold": tuned, "best_f1": tuned_score.f1},
         }
     base = baseline_pointing(tomogram, particles, cube, radius, sigma, bright)
     out["baseline"] = {"pointing": float(base.mean()), "per_class": per_class(base)}
