@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from store_builder import gaussian_blobs
-from tomocam.picks import PickScore, ball, find_peaks, local_maxima, match_points, score_picks, suppress
+from tomocam.picking.peaks import ball, find_peaks, local_maxima, suppress
+from tomocam.picking.scoring import PickScore, match_points, score_picks
 
 
 CENTRES = [(10, 12, 9), (30, 8, 40), (22, 35, 25), (5, 44, 44), (40, 40, 5)]

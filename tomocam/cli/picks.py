@@ -14,7 +14,11 @@ def picks(
         float, typer.Option("--radius", "-r", help="Particle radius in angstrom: peaks of a class closer than this "
                             "are merged (non-maximum suppression).")
     ],
-    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Minimum heatmap value, score units.")] = 0.0,
+    threshold: Annotated[
+        Optional[float], typer.Option("--threshold", "-t", help="Minimum heatmap value, score units. Default: "
+                                      "chosen per class from the data, 3 robust standard deviations (1.4826 x "
+                                      "MAD) above the median of all that class's heatmap peaks.")
+    ] = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
                                      "written. Default: <store>_<method>_picks beside the store.")
@@ -71,6 +75,9 @@ def picks(
     write_csv(table, csv_path, overwrite=overwrite)
     write_star(table, star_path, overwrite=overwrite)
     console = Console()
+    rule = "given" if threshold is not None else "median + 3 robust sd of the class's peaks"
+    console.print(f"threshold ({rule}): " + ", ".join(f"{name} {t:.3g}" for name, t in
+                                                      table.attrs["thresholds"].items()), highlight=False)
     console.print(f"{len(table)} picks -> {star_path}, {csv_path}")
     if expected is not None:
         per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size, classes)

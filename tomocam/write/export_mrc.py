@@ -16,7 +16,7 @@ import mrcfile
 import numpy as np
 
 from tomocam.errors import OutputError
-from tomocam.picks import ArrayLike, blocks
+from tomocam.picking.peaks import ArrayLike, blocks
 from tomocam.write.grid import Grid, level_grid
 from tomocam.write.select import ChannelView, select_classes, select_methods
 from tomocam.write.store import ExplainStore

@@ -1,6 +1,6 @@
 """Particle picks of a whole explain store, and their scores against a known particle table.
 
-Glue between the store and the pure maths of :mod:`tomocam.picks`: each class channel of a heatmap level is
+Glue between the store and the pure maths of :mod:`tomocam.picking.peaks` and :mod:`tomocam.picking.scoring`: each class channel of a heatmap level is
 searched block by block (the store's own chunks, a halo of one radius), positions are converted to voxels of
 the tomogram's grid and to angstrom, and the result is one table for all classes.
 """
@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tomocam.picks import PickScore, find_peaks, score_picks
+from tomocam.picking.peaks import find_peaks
+from tomocam.picking.scoring import PickScore, score_picks
+from tomocam.picking.threshold import SIGMAS, robust_threshold
 from tomocam.write.grid import Grid, level_grid
 from tomocam.write.picks_table import picks_frame
 from tomocam.write.select import ChannelView, select_classes
@@ -24,35 +26,46 @@ def pick_store(
     *,
     method: str = "respond",
     classes: Sequence[str] | None = None,
-    threshold: float,
+    threshold: float | None = None,
     radius: float,
     level: int = 0,
     exclusive: bool = True,
+    sigmas: float = SIGMAS,
 ) -> pd.DataFrame:
     """Picks of every chosen class (default: all) in the ``method`` heatmaps at pyramid ``level``.
 
-    ``threshold``: minimum heatmap value, score units. ``radius``: particle radius in angstrom; peaks of
-    one class closer than this are suppressed. ``exclusive``: keep a class's peak only where that class
-    has the highest heatmap of all the store's classes (a particle is one class; a class map also answers,
-    more weakly, to particles of similar classes). Returns a :func:`tomocam.write.picks_table.picks_frame`
-    table, coordinates in level-0 voxels (fractional at coarser levels) and angstrom, sorted by class then
-    decreasing score.
+    ``threshold``: minimum heatmap value, score units; ``None`` chooses one per class from the data
+    (:func:`tomocam.picking.threshold.robust_threshold` of all the class's peaks, ``sigmas`` robust standard
+    deviations above their median). ``radius``: particle radius in angstrom; peaks of one class closer than this
+    are suppressed. ``exclusive``: keep a class's peak only where that class has the highest heatmap of all the
+    store's classes (a particle is one class; a class map also answers, more weakly, to particles of similar
+    classes). Returns a :func:`tomocam.write.picks_table.picks_frame` table, coordinates in level-0 voxels
+    (fractional at coarser levels) and angstrom, sorted by class then decreasing score; ``table.attrs
+    ["thresholds"]`` holds the threshold used for each class.
     """
     array = store.heatmap(method, level)  # (c, z, y, x)
     grid = level_grid(store, method, level)
     base = Grid(store.voxel_size)
     radius_vox = radius / min(grid.voxel_size)
     block = tuple(array.chunks[1:])
-    frames = []
+    frames, thresholds = [], {}
     for name in select_classes(store, classes):
         c = store.classes.index(name)
-        coords, scores = find_peaks(ChannelView(array, c), threshold, radius_vox, block)
+        # Peaks above a threshold are the peaks above -inf that pass it: suppression never lets a lower peak
+        # remove a higher one, so the data-driven threshold can be chosen after one search.
+        coords, scores = find_peaks(ChannelView(array, c), -np.inf if threshold is None else threshold,
+                                    radius_vox, block)
+        thresholds[name] = robust_threshold(scores, sigmas) if threshold is None else float(threshold)
+        keep = scores > thresholds[name]
+        coords, scores = coords[keep], scores[keep]
         if exclusive and len(coords):
             keep = winning_class(array, coords) == c
             coords, scores = coords[keep], scores[keep]
         voxels = base.to_index(grid.to_space(coords))  # (n, 3) level-0 voxels
         frames.append(picks_frame(voxels, scores, [name] * len(scores), np.full(len(scores), c), store.voxel_size))
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["thresholds"] = thresholds
+    return table
 
 
 def winning_class(array, coords: np.ndarray) -> np.ndarray:
