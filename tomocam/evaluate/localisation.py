@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError
 from tomocam.write.store import ExplainStore
 
@@ -93,10 +94,8 @@ def particle_centres(particles: pd.DataFrame) -> np.ndarray:
 
 
 def competing_classes(classes: Sequence[str]) -> list[str]:
-    """The classes that compete for a particle: all but the background class."""
-    from tomocam.simulate.shapes import BACKGROUND
-
-    return [c for c in classes if c != BACKGROUND]
+    """The classes that compete for a particle: all but the background class (:func:`tomocam.classes.is_background`)."""
+    return [c for c in classes if not is_background(c)]
 
 
 def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequence[int], source: str) -> None:
