@@ -74,7 +74,7 @@ def test_summary_names_the_card_on_every_table_and_keeps_the_figures(tmp_path):
     assert ("| cnn2 | NVIDIA H200 | channels_last | bf16 | 256 | 52000 | 41000 | 1.27 | 2.50 | 70.0 | 55.2 | 3000 |"
             in text)
     assert "Measured on NVIDIA H200 (`table1.md`)" in text and "| CNN-2 | 0.97 |" in text
-    assert "No explain benchmark output." in text
+    assert "No explain benchmark output." in text and "No localisation output." in text
 
 
 def _tiles_store(path: Path, logits, respond) -> Path:

@@ -50,7 +50,7 @@ STEPS=${STEPS:-setup cam explain table1 localise+demo}
 T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_TABLE1=${T_TABLE1:-260}
 T_LOCALISE=${T_LOCALISE:-85} T_DEMO=${T_DEMO:-60}
 CKPT_MAX_MIB=${CKPT_MAX_MIB:-55}
-CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt table1-work/cnn2_snr0.1.pt table1-work/cnn2_snrinf.pt}
+CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt table1-work/cnn2-snr-0.1.pt table1-work/cnn2-snr-inf.pt}
 
 LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
@@ -116,8 +116,8 @@ run_step() {
     setup)    step setup "$T_SETUP" "$PY" benchmarks/gpu/env_check.py --device "$DEVICE" --json "$LOGS/env.json" ;;
     cam)      step cam "$T_CAM" "$PY" benchmarks/bench_cam.py --device "$DEVICE" "${CAM_ARGS[@]}" \
                 --json "$LOGS/bench_cam.jsonl" ;;
-    explain)  step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" \
-                --json "$LOGS/bench_explain.json" ;;
+    explain)  grep -q -- '"--json"' benchmarks/bench_explain.py && EXPLAIN_ARGS+=(--json "$LOGS/bench_explain.json")
+              step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
     table1)   step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
     localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;
     demo)     step demo "$T_DEMO" "$PY" -m tomocam demo -o "$WORK/demo" --overwrite --no-progress "${DEMO_ARGS[@]}"

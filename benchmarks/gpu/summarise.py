@@ -2,8 +2,8 @@
 docs' GPU figures, each table naming the card it was measured on.
 
 Reads ``FOLDER/logs/`` (``env.json``, ``steps.txt``, ``<step>.monitor.json``, ``bench_cam.jsonl``,
-``bench_explain.json``) and the recipes' own tables (``FOLDER/table1/table1.md``,
-``FOLDER/localise/*.md``); whatever is missing is said, not guessed. FOLDER is the suite's ``WORK`` folder, or
+``bench_explain.json``), the recipes' own tables (``FOLDER/table1/table1.md``, ``FOLDER/localise/*.md``; the
+end of a step's log where a table is missing) and the demo's summary; whatever is missing is said, not guessed. FOLDER is the suite's ``WORK`` folder, or
 where ``results.tar.gz`` was unpacked. Prints to standard output. Usage::
 
     python benchmarks/gpu/summarise.py FOLDER > summary.md
@@ -91,25 +91,29 @@ def cam_section(logs: Path) -> str:
                   "ratio", "plain batched VJP ratio", "per-class loop ratio", "speed-up vs loop", "peak GPU MiB"], body)
 
 
+def log_tail(log: Path, card: str, lines: int = 30) -> str:
+    """The last ``lines`` lines of a step's log, as a code block naming the card; '' when there is no log."""
+    try:
+        tail = "\n".join(log.read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
+    return f"The end of `{log.name}` ({card}):\n\n```\n{tail}\n```"
+
+
 def explain_section(logs: Path, card: str) -> str:
     data = read_json(logs / "bench_explain.json")
     if data and isinstance(data.get("rows"), list) and data["rows"]:
         keys = list(data["rows"][0])
         return table(["card", *keys], [[card, *(fmt(r.get(k), 2) for k in keys)] for r in data["rows"]])
-    try:
-        text = (logs / "explain.log").read_text()
-    except OSError:
-        return "No explain benchmark output."
-    tail = "\n".join(text.splitlines()[-30:])
-    return f"No bench_explain.json; the end of its log ({card}):\n\n```\n{tail}\n```"
+    return log_tail(logs / "explain.log", card) or "No explain benchmark output."
 
 
-def included(path: Path, what: str, card: str) -> str:
-    """A recipe's own Markdown table, prefixed with the card it ran on."""
-    try:
-        return f"Measured on {card} (`{path.name}`):\n\n" + path.read_text().strip()
-    except OSError:
-        return f"No {what} table ({path} missing)."
+def included(paths: list[Path], log: Path, what: str, card: str) -> str:
+    """A recipe's own Markdown tables, prefixed with the card they were made on; else the end of its log."""
+    found = [p for p in paths if p.is_file()]
+    if found:
+        return "\n\n".join(f"Measured on {card} (`{p.name}`):\n\n" + p.read_text().strip() for p in found)
+    return log_tail(log, card) or f"No {what} output."
 
 
 def summarise(folder: Path) -> str:
@@ -120,10 +124,11 @@ def summarise(folder: Path) -> str:
              "## All-class CAMs vs forward vs per-class loop (benchmarks/bench_cam.py)", cam_section(logs),
              "## tomocam explain on a whole tomogram (benchmarks/bench_explain.py)", explain_section(logs, card),
              "## Table 1 at the paper's scale (benchmarks/table1_recipe.py)",
-             included(folder / "table1" / "table1.md", "Table 1", card)]
-    localise = sorted((folder / "localise").glob("*.md")) if (folder / "localise").is_dir() else []
-    parts.append("## Localisation training stage (benchmarks/localisation_recipe.py)")
-    parts += [included(p, "localisation", card) for p in localise] or ["No localisation table."]
+             included([folder / "table1" / "table1.md"], logs / "table1.log", "Table 1", card),
+             "## Localisation training stage (benchmarks/localisation_recipe.py)",
+             included(sorted((folder / "localise").glob("*.md")), logs / "localise.log", "localisation", card),
+             "## tomocam demo through the CLI's GPU workers",
+             log_tail(logs / "demo.log", card, lines=12) or "No demo output."]
     return "\n\n".join(parts) + "\n"
 
 
