@@ -49,8 +49,8 @@ STEPS=${STEPS:-setup cam explain table1 localise+demo}
 # per-step budgets (seconds)
 T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_TABLE1=${T_TABLE1:-260}
 T_LOCALISE=${T_LOCALISE:-85} T_DEMO=${T_DEMO:-60}
-CKPT_MAX_MIB=${CKPT_MAX_MIB:-55}
-CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt table1-work/cnn2-snr-0.1.pt table1-work/cnn2-snr-inf.pt}
+CKPT_MAX_MIB=${CKPT_MAX_MIB:-57}
+CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt localise/cnn1.pt table1-work/cnn2-snr-0.1.pt table1-work/cnn2-snr-inf.pt}
 
 LOGS=$WORK/logs
 mkdir -p "$OUT" "$LOGS"
