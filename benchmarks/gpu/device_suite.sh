@@ -22,11 +22,12 @@
 #              batch 64 and 256, float32 and bf16, channels-last and contiguous
 #   explain    benchmarks/bench_explain.py: tomocam explain of a 256x928x928 tomogram, 23-class CNN-2 and the
 #              pipeline's ceiling model, whole run vs forward-only tiles/s
-#   table1     benchmarks/table1_recipe.py: Table 1 at the paper's scale (simulate 23 complexes, train, evaluate)
 #   localise   benchmarks/localisation_recipe.py, training stage: CNN-2/CNN-1 for heatmaps that localise
 #   demo       `python -m tomocam demo`: the CLI's own path on the GPU (a Dask nanny per GPU, GPU=1,
 #              CUDA_VISIBLE_DEVICES), bundled model; its tiles/ come back to compare with a CPU run
 #              (benchmarks/gpu/compare_tiles.py)
+#   table1     benchmarks/table1_recipe.py: Table 1 at the paper's scale (simulate 23 complexes, train, evaluate),
+#              last: it takes the time left, less TABLE1_MARGIN, as its own --budget
 # After every step the small results (logs, JSON, tables) are packed into $OUT/results.tar.gz and the tables
 # rewritten into $OUT/summary.md (benchmarks/gpu/summarise.py), so whatever ends the run, what was measured
 # comes back. The demo's tiles/ go into $OUT/demo_tiles.tar.gz; trained checkpoints into
@@ -45,10 +46,11 @@ SITE=${SITE:-/tmp/site}
 INSTALL_WHEELS=${INSTALL_WHEELS:-1}
 STRUCTURES=${STRUCTURES:-.devdata/structures-10A}
 SUITE_BUDGET=${SUITE_BUDGET:-540}          # seconds for the whole suite, packing included
-STEPS=${STEPS:-setup cam explain table1 localise+demo}
-# per-step budgets (seconds)
-T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_TABLE1=${T_TABLE1:-260}
-T_LOCALISE=${T_LOCALISE:-85} T_DEMO=${T_DEMO:-60}
+STEPS=${STEPS:-setup cam explain localise+demo table1}
+# per-step caps (seconds); the last step, table1, gets what is left (~270 s) and passes it on as its own --budget
+T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-110} T_LOCALISE=${T_LOCALISE:-90} T_DEMO=${T_DEMO:-60}
+T_TABLE1=${T_TABLE1:-330} TABLE1_MARGIN=${TABLE1_MARGIN:-40}  # the recipe's last steps end ~20-30 s after its budget
+LOCALISE_STAGE=${LOCALISE_STAGE:-train}  # train: D2's stage (a-b); all: also (c-e) on the GPU, needs T_LOCALISE ~240
 CKPT_MAX_MIB=${CKPT_MAX_MIB:-57}
 CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt localise/cnn1.pt table1-work/cnn2-snr-0.1.pt table1-work/cnn2-snr-inf.pt}
 
@@ -98,7 +100,10 @@ if [ "$SCALE" = full ]; then
   CAM_ARGS=(--batch 64 256 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 cnn1 --repeats 5)
   EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 256 928 928 --tmp "$WORK")
   TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE")
-  LOCALISE_ARGS=(train "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE")
+  LOCALISE_ARGS=("$LOCALISE_STAGE" "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 700
+                 --epochs-cnn2 200 --epochs-cnn1 60 --time-limit-cnn2 0.6 --time-limit-cnn1 0.6)
+  [ "$LOCALISE_STAGE" = all ] \
+    && LOCALISE_ARGS+=(--dark --runs cnn2:features.pool2 cnn2:features.pool1 cnn1:features.pool2)
   DEMO_ARGS=()
 else
   CAM_ARGS=(--batch 2 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 --repeats 1 --loop-repeats 0)
@@ -106,7 +111,7 @@ else
   TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
                -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 2 --budget 1200
                --limit-factor 10)
-  LOCALISE_ARGS=(train "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 4 --epochs-cnn2 1
+  LOCALISE_ARGS=("$LOCALISE_STAGE" "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 4 --epochs-cnn2 1
                  --epochs-cnn1 1 --jobs 2)
   DEMO_ARGS=(--size 96 --particles 8)
 fi
@@ -118,7 +123,8 @@ run_step() {
                 --json "$LOGS/bench_cam.jsonl" ;;
     explain)  grep -q -- '"--json"' benchmarks/bench_explain.py && EXPLAIN_ARGS+=(--json "$LOGS/bench_explain.json")
               step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
-    table1)   step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
+    table1)   [ "$SCALE" = full ] && TABLE1_ARGS+=(--budget $(( $(remaining) - TABLE1_MARGIN )))
+              step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
     localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;
     demo)     step demo "$T_DEMO" "$PY" -m tomocam demo -o "$WORK/demo" --overwrite --no-progress "${DEMO_ARGS[@]}"
               [ -d "$WORK/demo/tomogram.zarr/tiles" ] \
