@@ -12,8 +12,9 @@ The steps run in four lanes at once: the CPU lane simulates the datasets one aft
 two; the CNN-1, CNN-2 and tau-vs-shift lanes train and evaluate on the device as soon as their dataset exists. Each step
 has its own budget: training stops after the epoch in which ``--cnn1-minutes`` / ``--cnn2-minutes`` run out
 (``tomocam train --time-limit``), and every step is killed past its hard limit so a slow step never eats the
-others; a step that fails or is killed is reported in the table, the others go on. No step starts after
-``--budget`` seconds, and the tau-vs-shift extras are cut at it. Usage (a GPU machine with 16 cores; the paper's 1000 boxes per class)::
+others; a step that fails or is killed is reported in the table, the others go on. No simulation or training
+starts after ``--budget`` seconds (a trained model is still evaluated), and the tau-vs-shift extras are cut at
+it. The tables are rewritten after every step, so a run killed from outside keeps what it finished. Usage (a GPU machine with 16 cores; the paper's 1000 boxes per class)::
 
     python benchmarks/table1_recipe.py --structures .devdata/structures-10A --out out/table1 \
         --work /tmp/table1-work --device cuda
@@ -37,6 +38,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch  # imported before the lanes start: reading checkpoints must not stall them later
 
 # The 23 complexes of docs/table1.md: the 26 maps of structures-10A minus 4v94, 5mrc and 8tux, whose particle
 # radius (17-19 voxels) does not fit a 40^3 box with room to spare.
@@ -63,10 +66,12 @@ class Step:
 class Recipe:
     """Runs lanes of steps in threads, logs every command and its output, and never lets one step overrun."""
 
-    def __init__(self, out: Path, budget_s: float, python: str, limit_factor: float):
+    def __init__(self, out: Path, budget_s: float, python: str, limit_factor: float, on_step=None):
         self.out, self.budget_s, self.python, self.limit_factor = out, budget_s, python, limit_factor
+        self.on_step = on_step  # called after every step, under the lock (writes the tables so far)
         self.t0 = time.monotonic()
         self.steps: dict[str, Step] = {}
+        self.training: dict[str, dict] = {}  # model name -> its checkpoint's training record
         self.lock = threading.Lock()
         (out / "logs").mkdir(parents=True, exist_ok=True)
         self.commands = open(out / "commands.sh", "w")
@@ -86,15 +91,19 @@ class Recipe:
                 self._run(step)
             finally:
                 step.done.set()
+                if self.on_step is not None:
+                    with self.lock:
+                        self.on_step()
 
     def _run(self, step: Step) -> None:
         for need in step.needs:
             self.steps[need].done.wait()
             if self.steps[need].status != "ok":
-                step.status = f"skipped ({need} {self.steps[need].status})"
+                step.status = f"skipped ({need} did not finish)"
                 return
         left = self.budget_s - self.elapsed()
-        if left <= 0 or (step.optional and left < 20):
+        evaluation = step.argv[0] == "evaluate"  # a trained model is always evaluated (seconds on a GPU)
+        if (left <= 0 and not (evaluation and not step.optional)) or (step.optional and left < 20):
             step.status = f"skipped (budget: {max(left, 0):.0f} s left)"
             return
         limit = self.limit_factor * step.limit_s
@@ -158,7 +167,8 @@ def main() -> None:
     out = args.out.resolve()
     work = (args.work or args.out / "work").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    recipe = Recipe(out, args.budget, sys.executable, args.limit_factor)
+    recipe = Recipe(out, args.budget, sys.executable, args.limit_factor,
+                    on_step=lambda: _report(recipe, args, out, work, quiet=True))
     workers = args.workers or max(1, (os.cpu_count() or 2) - 2)
     structures = [a for m in maps for a in ("-s", str(m.resolve()))]
 
@@ -218,20 +228,22 @@ def _cell(res: dict | None, method: str, key: str) -> str:
     return f"{m[key + '_mean']:.3f} ± {m[key + '_std']:.3f}"
 
 
-def _report(recipe: Recipe, args: argparse.Namespace, out: Path, work: Path) -> None:
-    """Collect every evaluation's JSON (from its log) into table1.json and the tables into table1.md."""
-    import torch
-
+def _report(recipe: Recipe, args: argparse.Namespace, out: Path, work: Path, quiet: bool = False) -> None:
+    """Collect every evaluation's JSON into table1.json and the tables into table1.md (after every step, so that
+    a run killed from outside keeps what it finished)."""
     results: dict[str, dict] = {}
     for name, step in recipe.steps.items():
         if name.startswith("evaluate-") and step.status == "ok":
             res = _load(out / f"{name.removeprefix('evaluate-')}.json")
             if res is not None:
                 model = name.removeprefix("evaluate-")
-                ckpt = torch.load(work / f"{model}.pt", map_location="cpu", weights_only=True)
-                prov = ckpt["meta"]["provenance"]
-                res["training"] = {k: prov.get(k) for k in ("epochs_run", "best_epoch", "train_seconds",
-                                                             "test_accuracy", "val_accuracy", "split", "device")}
+                if model not in recipe.training:
+                    ckpt = torch.load(work / f"{model}.pt", map_location="cpu", weights_only=True)
+                    prov = ckpt["meta"]["provenance"]
+                    recipe.training[model] = {k: prov.get(k) for k in (
+                        "epochs_run", "best_epoch", "train_seconds", "test_accuracy", "val_accuracy", "split",
+                        "device", "history")}
+                res["training"] = recipe.training[model]
                 results[model] = res
     steps = {n: {"status": s.status, "seconds": round(s.seconds, 1)} for n, s in recipe.steps.items()}
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "total_seconds": round(recipe.elapsed(), 1),
@@ -273,7 +285,8 @@ def _report(recipe: Recipe, args: argparse.Namespace, out: Path, work: Path) -> 
     lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
     lines += [f"| {n} | {s['status']} | {s['seconds']} |" for n, s in steps.items()]
     (out / "table1.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if not quiet:
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
