@@ -56,19 +56,54 @@ def test_scripts_pass_shellcheck():
 
 
 @pytest.mark.parametrize("script", ["explain.sbatch", "explain-multinode.sbatch", "explain-array.sbatch"])
-def test_missing_arguments_print_usage_and_submit_nothing(script):
-    out = subprocess.run([str(SCRIPTS / script), "only-one-argument"], capture_output=True, text=True)
+def test_missing_arguments_print_usage_and_submit_nothing(script, tmp_path):
+    out = subprocess.run([str(SCRIPTS / script), "only-one-argument"], capture_output=True, text=True,
+                         env=login_env(tmp_path))
     assert out.returncode == 2
     assert "expected" in out.stderr and "Usage:" in out.stderr and "TOMOCAM_" in out.stderr
     assert "#SBATCH" not in out.stderr
 
 
+def login_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A login node's environment: tomocam on PATH, behind a fake `sbatch` that prints its arguments."""
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "ARG $a"; done\necho "Submitted batch job 1"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOMOCAM_", "SLURM_"))}
+    return env | {"PATH": f"{fake.parent}:{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"} | settings
+
+
 def test_array_of_an_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "t_mask.mrc").write_text("")  # excluded by default
     out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), str(tmp_path / "empty"), str(tmp_path / "out")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=login_env(tmp_path))
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[0].startswith("tomocam: no tomograms in")
+
+
+@pytest.mark.parametrize(
+    ("given", "settings", "expected", "array"),
+    [
+        ("{d}", {}, ["a.mrc", "b.rec", "sub_c.mrc"], "--array=0-2"),  # a folder: *_mask.mrc left out
+        ("{d}/*_c.mrc", {}, ["sub_c.mrc"], "--array=0-0"),  # a glob pattern
+        ("{d}", {"TOMOCAM_ARRAY_EXCLUDE": "'*_mask.mrc' 'sub_*'", "TOMOCAM_ARRAY_LIMIT": "1"}, ["a.mrc", "b.rec"],
+         "--array=0-1%1"),
+        ("{d}", {"TOMOCAM_ARRAY_EXCLUDE": ""}, ["a.mrc", "a_mask.mrc", "b.rec", "sub_c.mrc"], "--array=0-3"),
+    ],
+    ids=["folder", "glob", "excludes-and-limit", "no-excludes"],
+)
+def test_array_input_by_folder_or_glob_with_excludes_and_a_limit(tmp_path, given, settings, expected, array):
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("a.mrc", "a_mask.mrc", "b.rec", "sub_c.mrc", "notes.txt"):
+        (folder / name).write_text("")
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), given.format(d=folder), str(tmp_path / "out")],
+                         capture_output=True, text=True, env=login_env(tmp_path, **settings))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "tomograms.txt").read_text().split() == [str(folder / n) for n in expected]
+    assert f"ARG {array}" in out.stdout.splitlines()
 
 
 # --- on SLURM --------------------------------------------------------------------------------------------------
@@ -236,8 +271,34 @@ def test_explain_job_equals_local_run(data, job_env, tmp_path):
     assert wait_for(job) == ["COMPLETED"]
     log = job_log(tmp_path, f"tomocam-explain-{job}.out")
     assert "all 1 worker(s) joined" in log
+    assert_clean_log(log)
     assert_same_store(out, data["references"][0])
     assert not any((tmp_path / "shared").iterdir()), "the job's scheduler file was not removed"
+
+
+def assert_clean_log(log: str) -> None:
+    """A successful job's log: no Dask INFO chatter, and its job steps ended without srun errors."""
+    assert " - INFO - " not in log, log[-3000:]
+    assert "srun: error" not in log and "CANCELLED" not in log, log[-3000:]
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(200)
+def test_worker_failing_at_start_ends_the_job_at_once_with_its_reason(data, job_env, tmp_path):
+    """Workers told to use GPUs on a node without any: the job fails within seconds, saying why (not a 600 s
+    wait for workers that will never join)."""
+    out = tmp_path / "tomo0.zarr"
+    env = {**job_env, "TOMOCAM_GPUS_PER_NODE": "1"}
+    submitted = run("sbatch", "--ntasks=1", "--cpus-per-task=1", "--time=5", str(SCRIPTS / "explain.sbatch"),
+                    str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]), env=env, cwd=tmp_path)
+    job = int(re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1))
+    start = time.monotonic()
+    assert wait_for(job, timeout=120) == ["FAILED"]
+    assert time.monotonic() - start < 90
+    log = job_log(tmp_path, f"tomocam-explain-{job}.out")
+    assert "tomocam: a Dask worker failed at start: task 0 on" in log and "sees no GPU" in log, log[-3000:]
+    assert not any((tmp_path / "shared").iterdir()), "the job's scheduler file or notes were not removed"
 
 
 @needs_slurm
@@ -266,7 +327,8 @@ def test_multinode_job_runs_scheduler_workers_and_client_as_separate_tasks(data,
     assert wait_for(job) == ["COMPLETED"]
     log = job_log(tmp_path, f"tomocam-multinode-{job}.out")
     assert "all 2 worker(s) joined" in log
-    assert len(set(re.findall(r"Worker name:\s+(tomocam-\d+-\d+)", log))) == 2  # one per srun task
+    assert f"[tomocam] workers: tomocam-{job}-0, tomocam-{job}-1" in log  # one per srun task
+    assert_clean_log(log)
     assert_same_store(out, data["references"][0])
     assert not any((tmp_path / "shared").iterdir())
 
@@ -324,6 +386,30 @@ def test_cluster_slurm_from_a_login_node_submits_worker_jobs(data, job_env, tmp_
     deadline = time.monotonic() + 60  # the worker job ends when the client closes the cluster
     while set(run("squeue", "-h", "-o", "%i").stdout.split()) - before and time.monotonic() < deadline:
         time.sleep(0.5)
+    assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"TOMOCAM_MEM_PER_WORKER": "3000M"}, "SLURM refuses the worker job"),  # the node has 2000 MB
+        ({"TOMOCAM_ACTIVATE": "echo activation failed >&2; exit 3"}, "ended before a Dask worker joined"),
+    ],
+    ids=["rejected", "dies-at-start"],
+)
+def test_cluster_slurm_fails_in_bounded_time_with_one_line(data, job_env, tmp_path, settings, message):
+    before = set(run("squeue", "-h", "-o", "%i").stdout.split())
+    start = time.monotonic()
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "tomocam"), "explain", str(data["tomograms"][0]), "--model",
+         str(data["checkpoint"]), "-o", str(tmp_path / "o.zarr"), "--device", "cpu", "--cluster", "slurm",
+         "--no-progress"], env={**job_env, **settings}, cwd=tmp_path, capture_output=True, text=True, timeout=150)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip().count("\n") == 0 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and time.monotonic() - start < 120
     assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"
 
 

@@ -1,30 +1,38 @@
-"""SLURM site settings (tomocam.pipeline.slurm): loading and precedence, validation, the sbatch options of each
-job kind, the shell assignments the batch scripts evaluate, and the dask-jobqueue job script of --cluster slurm.
-Pure tests: no SLURM needed (tests/test_slurm.py runs the scripts on a real one)."""
+"""SLURM site settings (tomocam.deploy.slurm): the packaged defaults (found by an installed wheel too), loading and
+precedence, validation, memory sizes as sbatch reads them, the sbatch options of each job kind, the shell
+assignments the batch scripts evaluate, the dask-jobqueue job script of --cluster slurm, the workers' device, and
+the `tomocam slurm` command. No SLURM needed (tests/test_slurm.py runs the scripts on a real one)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from tomocam.errors import InputError
-from tomocam.pipeline.slurm import (
-    DEFAULTS,
-    REPO_CONFIG,
+from tomocam.cli.main import app
+from tomocam.deploy.slurm import (
+    check_submittable,
+    default_settings,
     env_name,
     load_slurm_config,
-    main,
+    memory_bytes,
     sbatch_options,
     shell_assignments,
     slurm_cluster,
+    slurm_device,
     walltime_seconds,
     worker_lifetime_seconds,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_yaml(path: Path, settings: dict) -> Path:
@@ -32,9 +40,35 @@ def write_yaml(path: Path, settings: dict) -> Path:
     return path
 
 
-def test_repository_yaml_holds_exactly_the_builtin_defaults():
-    assert yaml.safe_load(REPO_CONFIG.read_text()) == DEFAULTS
-    assert load_slurm_config(REPO_CONFIG, environ={}) == DEFAULTS
+def test_packaged_yaml_is_the_one_copy_of_the_defaults():
+    defaults = default_settings()
+    assert load_slurm_config(environ={}) == defaults
+    assert defaults["gpus_per_node"] == 1 and defaults["array_exclude"] == ["*_mask.mrc"]
+    assert not (REPO / "configs").exists()
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_finds_its_packaged_settings(tmp_path):
+    """Built into a wheel and installed with pip --target (not the source tree): the defaults load from the
+    package data and `tomocam slurm settings --defaults` prints the packaged file."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(REPO)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("tomocam-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    code = ("import tomocam.deploy.slurm as s, tomocam, json; "
+            "print(json.dumps([tomocam.__file__, s.load_slurm_config(environ={})]))")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOMOCAM_")}, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    where, settings = json.loads(out.stdout)
+    assert where.startswith(str(tmp_path / "site"))
+    assert settings == default_settings()
+    printed = subprocess.run([sys.executable, "-m", "tomocam", "slurm", "settings", "--defaults"], capture_output=True,
+                             text=True, env=env, cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == (REPO / "tomocam" / "deploy" / "slurm.yaml").read_text()
 
 
 def test_environment_beats_file_beats_defaults(tmp_path):
@@ -48,7 +82,7 @@ def test_environment_beats_file_beats_defaults(tmp_path):
     assert config["time"] == "1-00:00:00"
     assert config["gpus_per_node"] == 0 and isinstance(config["gpus_per_node"], int)
     assert config["sbatch_extra"] == ["--exclusive", "--mail-type=END"]
-    assert config["cpus_per_worker"] == DEFAULTS["cpus_per_worker"]  # default
+    assert config["cpus_per_worker"] == default_settings()["cpus_per_worker"]  # default
 
 
 def test_config_file_is_found_through_environment_variable(tmp_path):
@@ -108,7 +142,7 @@ def test_walltime_forms_of_sbatch(text, seconds):
 
 
 def config_with(**settings) -> dict:
-    return load_slurm_config(REPO_CONFIG, environ={env_name(k): str(v) for k, v in settings.items()})
+    return load_slurm_config(environ={env_name(k): str(v) for k, v in settings.items()})
 
 
 def test_sbatch_options_one_worker_per_gpu():
@@ -146,7 +180,7 @@ def test_shell_assignments_round_trip_through_bash():
     script = shell_assignments(config) + "\nenv -0"
     out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={}).stdout.decode()
     environ = dict(item.split("=", 1) for item in out.split("\0") if item.startswith("TOMOCAM_"))
-    assert load_slurm_config(REPO_CONFIG, environ=environ) == config
+    assert load_slurm_config(environ=environ) == config
     assert config["sbatch_extra"] == ["--mail-type=END", "--comment=two words"]
 
 
@@ -178,23 +212,27 @@ def test_jobqueue_cpu_workers_and_overrides():
         slurm_cluster(config_with(), gpu=1)
 
 
-def test_module_command_prints_settings_and_options(tmp_path, capsys, monkeypatch):
-    for key in DEFAULTS:
+def test_slurm_command_prints_settings_and_options(tmp_path, monkeypatch):
+    for key in default_settings():
         monkeypatch.delenv(env_name(key), raising=False)
-    file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu", "gpus_per_node": 2})
-    assert main(["--config", str(file), "sbatch-options", "explain"]) == 0
-    assert "--gpus-per-node=2" in capsys.readouterr().out.splitlines()
-    assert main(["--config", str(file), "env"]) == 0
-    assert "export TOMOCAM_PARTITION=gpu" in capsys.readouterr().out.splitlines()
+    file = write_yaml(tmp_path / "site.yaml", {"partition": "gpu", "gpus_per_node": 2, "array_limit": 4})
+    runner = CliRunner()
+    out = runner.invoke(app, ["slurm", "sbatch-options", "explain-array", "--array-size", "10", "--config", str(file)])
+    assert out.exit_code == 0, out.output
+    assert {"--gpus-per-node=2", "--array=0-9%4"} <= set(out.output.splitlines())
+    out = runner.invoke(app, ["slurm", "env", "--config", str(file)])
+    assert "export TOMOCAM_PARTITION=gpu" in out.output.splitlines()
+    out = runner.invoke(app, ["slurm", "settings", "--config", str(file)])
+    assert yaml.safe_load(out.output) == {**default_settings(), "partition": "gpu", "gpus_per_node": 2, "array_limit": 4}
     write_yaml(file, {"partition": "gpu", "gpus": 2})
-    assert main(["--config", str(file), "env"]) == 2
-    assert "unknown key(s) 'gpus'" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"unknown key\(s\) 'gpus'"):  # main() turns it into one line, exit 2
+        runner.invoke(app, ["slurm", "env", "--config", str(file)], catch_exceptions=False)
 
 
 def test_seconds_left_parses_squeue_time_left(tmp_path):
     """The batch scripts size worker lifetimes from squeue's %L (time left) in each of its forms."""
     fake = tmp_path / "squeue"
-    common = REPO_CONFIG.parents[1] / "scripts" / "slurm" / "common.sh"
+    common = REPO / "scripts" / "slurm" / "common.sh"
     for shown, seconds in [("1-02:03:04", 93784), ("3:59:30", 14370), ("45:07", 2707), ("UNLIMITED", None)]:
         fake.write_text(f"#!/bin/sh\necho {shlex.quote(shown)}\n")
         fake.chmod(0o755)
@@ -204,3 +242,41 @@ def test_seconds_left_parses_squeue_time_left(tmp_path):
             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_JOB_ID": "1"},
         ).stdout.strip()
         assert out == ("" if seconds is None else str(seconds))
+
+
+@pytest.mark.parametrize(
+    ("text", "nbytes"),
+    [("4000", 4000 * 2**20), ("1500M", 1500 * 2**20), ("32G", 32 * 2**30), ("1T", 2**40), ("512K", 2**19),
+     ("32GB", 32 * 10**9), ("500MiB", 500 * 2**20)],
+)
+def test_memory_sizes_read_as_sbatch_reads_them(text, nbytes):
+    assert memory_bytes(text) == nbytes
+
+
+def test_worker_jobs_ask_sbatch_for_exactly_the_memory_set():
+    """dask-jobqueue alone rounds 1.5 GB up to --mem=2G, which a 2000 MB node refuses: the request is exact."""
+    with slurm_cluster(config_with(gpus_per_node=0, mem_per_worker="1500M")) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH --mem=1500M" in script and "--memory-limit 1.46GiB" in script
+    assert "export DASK_LOGGING__DISTRIBUTED=warning" in script  # no Dask INFO lines in worker logs
+    assert sbatch_options(config_with(gpus_per_node=2, mem_per_worker="1.5GB"), "explain")[-1] == "--mem=2862M"
+
+
+def test_cluster_slurm_device_follows_the_settings_not_this_node():
+    gpus, cpus = config_with(gpus_per_node=4), config_with(gpus_per_node=0)
+    assert slurm_device("auto", gpus) == "cuda:0" and slurm_device("cuda", gpus) == "cuda:0"
+    assert slurm_device("auto", cpus) == "cpu" and slurm_device("cpu", gpus) == "cpu"
+    with pytest.raises(InputError, match="gpus_per_node 0"):
+        slurm_device("cuda", cpus)
+
+
+def test_a_job_slurm_would_refuse_is_one_clear_error(tmp_path, monkeypatch):
+    fake = tmp_path / "sbatch"  # sbatch --test-only as SLURM answers a GPU request on a CPU-only partition
+    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'sbatch: error: Invalid generic resource (gres) specification' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(InputError, match=r"SLURM refuses the worker job \(sbatch: error: Invalid generic resource"):
+        check_submittable("#!/bin/bash\n#SBATCH --gpus=1\n")
+    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'sbatch: Job 3 to start at now' >&2\n")
+    check_submittable("#!/bin/bash\n")

@@ -2,26 +2,43 @@
 # Shared by scripts/slurm/*.sbatch (sourced, not run). Two halves:
 #
 # On a login node (the script run as a program, not by SLURM): tomocam_submit resolves the site settings
-# (configs/slurm.yaml, overridden by TOMOCAM_<KEY> variables; see `python3 -m tomocam.pipeline.slurm env`),
+# (packaged defaults < $TOMOCAM_SLURM_CONFIG < TOMOCAM_<KEY> variables; `tomocam slurm settings` prints them),
 # exports them so that the job sees the same values, and submits the script with the matching sbatch options.
 #
 # Inside the job: tomocam_job_setup activates the environment and installs the signal traps;
 # tomocam_start_cluster starts a Dask scheduler (one srun task, per-job scheduler file on the shared filesystem)
 # and one Dask worker per SLURM task (dask-worker.sh: one GPU each, or CPU workers); tomocam_run_client runs
 # the client in the background so that the traps fire while it runs; tomocam_explain_one puts these together.
+# Dask's INFO messages are off (DASK_LOGGING__DISTRIBUTED=warning); each job logs to the --output file of its
+# script's #SBATCH header, in the folder it was submitted from.
 #
 # Signals: SIGUSR1 (sent by `#SBATCH --signal=B:USR1@120` 120 s before the walltime) stops the client and requeues
 # the job, at most TOMOCAM_REQUEUE_LIMIT times; the rerun resumes from the finished blocks. SIGTERM (preemption or
 # scancel) stops the client; a preempted job with --requeue is requeued by SLURM and resumes the same way.
-# The scheduler file is removed and the srun steps are stopped on exit, whatever the reason.
+# A Dask worker that fails at start ends the job at once with its reason and exit status 1 (dask-worker.sh leaves
+# a note beside the scheduler file); when every worker has ended and one failed, the client is stopped too. On success the scheduler and
+# workers are shut down through Dask, so their job steps end cleanly; the scheduler file is removed on exit,
+# whatever the reason.
 
 tomocam_python=${TOMOCAM_PYTHON:-python3}
+export DASK_LOGGING__DISTRIBUTED=${DASK_LOGGING__DISTRIBUTED:-warning}
 
 # --- login node ------------------------------------------------------------------------------------------------
 
 # tomocam_submit SCRIPT KIND ARRAY_SIZE [ARGS...]: submit SCRIPT (kind explain, explain-array, explain-multinode or
 # train; ARRAY_SIZE is the number of array tasks, or "" for other kinds) with the configured sbatch options.
 # Extra sbatch options go in TOMOCAM_SBATCH_EXTRA (or sbatch_extra in the settings file).
+# tomocam_settings: resolve the site settings into TOMOCAM_<KEY> variables (once; the job inherits them through
+# sbatch's default --export=ALL and need not resolve them again).
+tomocam_settings() {
+    if [[ -z ${TOMOCAM_SETTINGS_RESOLVED:-} ]]; then
+        local settings
+        settings=$(tomocam slurm env) || exit 1
+        eval "$settings"
+        export TOMOCAM_SETTINGS_RESOLVED=1
+    fi
+}
+
 tomocam_submit() {
     local script=$1 kind=$2 array_size=$3 settings
     shift 3
@@ -29,12 +46,9 @@ tomocam_submit() {
     if [[ -n $array_size ]]; then
         size_args=(--array-size "$array_size")
     fi
-    settings=$("$tomocam_python" -m tomocam.pipeline.slurm env) || exit 1
-    eval "$settings"
-    # The job inherits these variables (sbatch's default --export=ALL) and need not resolve them again.
-    export TOMOCAM_SETTINGS_RESOLVED=1
+    tomocam_settings
     local options=()
-    mapfile -t options < <("$tomocam_python" -m tomocam.pipeline.slurm sbatch-options "$kind" "${size_args[@]}")
+    mapfile -t options < <(tomocam slurm sbatch-options "$kind" "${size_args[@]}")
     if [[ ${#options[@]} -eq 0 ]]; then
         echo "tomocam: could not build the sbatch options of '$kind'" >&2
         exit 1
@@ -50,6 +64,7 @@ tomocam_client_pid=""
 tomocam_step_pids=()
 tomocam_scheduler_file=""
 tomocam_stop_reason=""
+tomocam_watchdog_pid=""
 
 tomocam_log() {
     echo "[tomocam $(date +%H:%M:%S) job ${SLURM_JOB_ID:-?}] $*" >&2
@@ -62,11 +77,7 @@ tomocam_job_setup() {
         eval "$TOMOCAM_ACTIVATE"
         set -u
     fi
-    if [[ -z ${TOMOCAM_SETTINGS_RESOLVED:-} ]]; then  # submitted with plain sbatch
-        local settings
-        settings=$("$tomocam_python" -m tomocam.pipeline.slurm env) || exit 1
-        eval "$settings"
-    fi
+    tomocam_settings  # a no-op unless submitted with plain sbatch
     trap tomocam_on_walltime USR1
     trap tomocam_on_term TERM
     trap tomocam_cleanup EXIT
@@ -94,6 +105,18 @@ tomocam_stop_client() {
 
 tomocam_cleanup() {
     local pid
+    if [[ -n $tomocam_watchdog_pid ]]; then
+        kill "$tomocam_watchdog_pid" 2>/dev/null || true
+    fi
+    if [[ -s $tomocam_scheduler_file ]]; then  # ask Dask to stop its scheduler and workers: their steps end cleanly
+        timeout 30 "$tomocam_python" -c 'import sys; from distributed import Client
+with Client(scheduler_file=sys.argv[1], timeout="10s") as c: c.shutdown()' "$tomocam_scheduler_file" \
+            >/dev/null 2>&1 || true
+        for _ in $(seq 100); do
+            tomocam_steps_alive || break
+            sleep 0.2
+        done
+    fi
     for pid in "${tomocam_step_pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -101,8 +124,22 @@ tomocam_cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [[ -n $tomocam_scheduler_file ]]; then
-        rm -f "$tomocam_scheduler_file"
+        rm -f "$tomocam_scheduler_file" "$tomocam_scheduler_file".failed-*
     fi
+}
+
+# tomocam_steps_alive: true while any srun step of this job script (scheduler, workers) runs.
+tomocam_steps_alive() {
+    local pid
+    for pid in "${tomocam_step_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+# tomocam_worker_failures: the notes dask-worker.sh left for workers that failed, one per line (none: empty).
+tomocam_worker_failures() {
+    cat "$tomocam_scheduler_file".failed-* 2>/dev/null || true
 }
 
 # tomocam_seconds_left: seconds until this job's walltime, or nothing when it has none.
@@ -156,14 +193,26 @@ tomocam_start_cluster() {
     tomocam_step_pids+=($!)
     tomocam_log "scheduler file $tomocam_scheduler_file;" \
         "waiting for $workers worker(s) (lifetime ${lifetime:-unlimited} s)"
-    "$tomocam_python" - "$tomocam_scheduler_file" "$workers" <<'PY' || exit 1
-import sys
+    # Wait until every worker has joined; stop at once when one fails (its note) or the worker step has ended.
+    "$tomocam_python" - "$tomocam_scheduler_file" "$workers" "${tomocam_step_pids[1]}" <<'PY' || exit 1
+import glob, os, sys, time
 from distributed import Client
-with Client(scheduler_file=sys.argv[1], timeout="120s") as client:
-    try:
-        client.wait_for_workers(int(sys.argv[2]), timeout=600)
-    except TimeoutError:
-        sys.exit(f"tomocam: only {len(client.scheduler_info()['workers'])} of {sys.argv[2]} Dask workers joined")
+scheduler_file, n, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with Client(scheduler_file=scheduler_file, timeout="120s") as client:
+    deadline = time.monotonic() + 600
+    while (joined := len(client.scheduler_info(n_workers=-1)["workers"])) < n:
+        failed = [open(f).read().strip() for f in sorted(glob.glob(scheduler_file + ".failed-*"))]
+        if failed:
+            sys.exit("tomocam: a Dask worker failed at start: " + " | ".join(failed))
+        try:
+            os.kill(step, 0)
+        except ProcessLookupError:
+            sys.exit(f"tomocam: the Dask workers' job step ended after {joined} of {n} joined; see the lines above")
+        if time.monotonic() > deadline:
+            sys.exit(f"tomocam: only {joined} of {n} Dask workers joined within 600 s")
+        time.sleep(0.5)
+    names = sorted(w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    print(f"[tomocam] workers: {', '.join(map(str, names))}", file=sys.stderr)
 PY
     tomocam_log "all $workers worker(s) joined"
 }
@@ -173,12 +222,25 @@ PY
 tomocam_run_client() {
     "$@" &
     tomocam_client_pid=$!
+    if ((${#tomocam_step_pids[@]} > 1)); then
+        tomocam_watch_workers &
+        tomocam_watchdog_pid=$!
+    fi
     while kill -0 "$tomocam_client_pid" 2>/dev/null; do
         wait "$tomocam_client_pid" || true
     done
     local status=0
     wait "$tomocam_client_pid" || status=$?
     tomocam_client_pid=""
+    if [[ -n $tomocam_watchdog_pid ]]; then
+        kill "$tomocam_watchdog_pid" 2>/dev/null || true
+        wait "$tomocam_watchdog_pid" 2>/dev/null || true
+        tomocam_watchdog_pid=""
+    fi
+    if [[ -z $tomocam_stop_reason && $status -ne 0 && -n $(tomocam_worker_failures) ]]; then
+        tomocam_log "stopped: the Dask workers ended: $(tomocam_worker_failures | tr '\n' ' ')"
+        return 1
+    fi
     if [[ $tomocam_stop_reason == walltime ]]; then
         if ((${SLURM_RESTART_COUNT:-0} < TOMOCAM_REQUEUE_LIMIT)); then
             tomocam_log "requeueing job $SLURM_JOB_ID; the rerun resumes from the finished blocks"
@@ -193,6 +255,19 @@ tomocam_run_client() {
         exit 143
     fi
     return "$status"
+}
+
+# tomocam_watch_workers: (in the background while the client runs) once the workers' job step has ended with a
+# failed worker among them, i.e. no Dask worker is left, stop the client, which would otherwise wait for workers
+# until the walltime. Workers that retire before the walltime (--lifetime) end without a note: the job then
+# waits for SIGUSR1 and requeues itself.
+tomocam_watch_workers() {
+    local step=${tomocam_step_pids[1]}
+    while kill -0 "$step" 2>/dev/null || [[ -z $(tomocam_worker_failures) ]]; do
+        sleep 2
+    done
+    tomocam_log "every Dask worker has ended; stopping the client"
+    kill -TERM "$tomocam_client_pid" 2>/dev/null || true
 }
 
 # tomocam_explain_one TOMOGRAM OUTPUT [EXPLAIN OPTIONS...]: explain one tomogram on this job's Dask cluster.

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from tomocam import __version__
-from tomocam.cli import demo, evaluate, explain, export, info, picks, render, simulate, train
+from tomocam.cli import demo, evaluate, explain, export, info, picks, render, simulate, slurm, train
 from tomocam.errors import Interrupted, OutputError, TomocamError
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(evaluate.app, name="evaluate")
 app.command("render")(render.render)
 app.command("export")(export.export)
 app.command("picks")(picks.picks)
+app.add_typer(slurm.app, name="slurm")
 
 _DEBUG = False
 USAGE = 2  # a bad command line, as click and POSIX tools use it

@@ -147,7 +147,7 @@ def _top_classes(plan: Plan, n: int = 5) -> list[tuple[str, int, float]]:
 
 def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = False) -> RunSummary:
     """Phases 1 and 2 and finalize on ``client`` for a plan whose store exists (see :func:`explain_tomogram`)."""
-    from tomocam.pipeline.cluster import phase1_resources
+    from tomocam.deploy.cluster import phase1_resources
 
     t0 = time.perf_counter()
     blocks = plan.blocks
@@ -209,13 +209,19 @@ def explain_tomogram(
 
     Inputs and settings are checked (and the output folder probed) before anything is written; the store gets
     its completion marker only once every part is written. With ``client`` given, it is used as is; otherwise a
-    cluster is started or joined (:func:`tomocam.pipeline.cluster.connect`). ``on_plan(plan)`` is called once
+    cluster is started or joined (:func:`tomocam.deploy.cluster.connect`). ``on_plan(plan)`` is called once
     the plan is made (the CLI prints warnings there).
     """
-    from tomocam.pipeline.cluster import connect
+    from tomocam.deploy.cluster import connect
 
     store = str(Path(config.output).expanduser().absolute())
-    plan = make_plan(config, store)
+    if cluster == "slurm":  # the workers' device comes from the SLURM settings, not from this (login) node
+        from tomocam.deploy.slurm import load_slurm_config, slurm_device
+
+        device = slurm_device(config.device, load_slurm_config())
+        plan = dataclasses.replace(make_plan(dataclasses.replace(config, device="cpu"), store), device=device)
+    else:
+        plan = make_plan(config, store)
     prepare_output(store, resume=config.resume, overwrite=config.overwrite)
     if on_plan is not None:
         on_plan(plan)

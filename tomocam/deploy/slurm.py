@@ -1,28 +1,29 @@
-"""SLURM site settings, and the two things built from them: sbatch options and a dask-jobqueue cluster.
+"""SLURM site settings, and what is built from them: sbatch options, shell variables, a dask-jobqueue cluster.
 
-The settings are the keys of ``configs/slurm.yaml`` (partition, account, walltime, GPUs per node, how to activate
-the environment, ...). They resolve in one place, :func:`load_slurm_config`: built-in defaults, then the YAML
-file, then ``TOMOCAM_<KEY>`` environment variables. Everything else reads the resolved dict:
+The settings are the keys of the packaged ``slurm.yaml`` (partition, account, walltime, GPUs per node, how to
+activate the environment, ...), which is also the one copy of their defaults. They resolve in one place,
+:func:`load_slurm_config`: the packaged defaults, then a site file (``$TOMOCAM_SLURM_CONFIG`` or ``--config``),
+then ``TOMOCAM_<KEY>`` environment variables. Everything else reads the resolved dict:
 
-- :func:`sbatch_options` gives the ``sbatch`` command-line options with which ``scripts/slurm/*.sbatch`` submit
-  themselves (GPU requests are left out when ``gpus_per_node`` is 0, which is how CI runs them CPU-only);
+- :func:`sbatch_options` gives the ``sbatch`` options with which ``scripts/slurm/*.sbatch`` submit themselves
+  (GPU requests are left out when ``gpus_per_node`` is 0, which is how CI runs them CPU-only);
 - :func:`shell_assignments` gives ``export TOMOCAM_...`` lines that the batch scripts evaluate inside the job;
-- :func:`slurm_cluster` gives a :class:`dask_jobqueue.SLURMCluster` whose worker jobs hold one GPU each, for
-  ``tomocam explain --cluster slurm`` started from a login node.
+- :func:`slurm_cluster` gives a :class:`dask_jobqueue.SLURMCluster` whose worker jobs hold one GPU each (or are
+  CPU workers), for ``tomocam explain --cluster slurm`` started from a login node.
 
-``python -m tomocam.pipeline.slurm {env,sbatch-options,job-script}`` prints these for the shell scripts and for
-users who want to see what would be submitted.
+``tomocam slurm {settings,env,sbatch-options,job-script}`` (:mod:`tomocam.cli.slurm`) prints these.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
 import shlex
-import sys
-from collections.abc import Mapping, Sequence
+import subprocess
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,33 +34,29 @@ from tomocam.errors import InputError
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
 
-#: The built-in defaults: the same values as the repository's configs/slurm.yaml (a test keeps them equal).
-DEFAULTS: dict[str, Any] = {
-    "partition": None,
-    "account": None,
-    "qos": None,
-    "time": "04:00:00",
-    "gpus_per_node": 4,
-    "cpus_per_worker": 8,
-    "mem_per_worker": "32GB",
-    "constraint": None,
-    "sbatch_extra": [],
-    "activate": None,
-    "shared_dir": "~/.tomocam/slurm",
-    "local_dir": None,
-    "retire_margin": 180,
-    "lifetime_stagger": 30,
-    "requeue_limit": 3,
-}
 
-_INTEGER_KEYS = ("gpus_per_node", "cpus_per_worker", "retire_margin", "lifetime_stagger", "requeue_limit")
+
+@cache
+def default_settings_text() -> str:
+    """The packaged ``slurm.yaml``, comments included: every setting, its default and what it means."""
+    return resources.files("tomocam.deploy").joinpath("slurm.yaml").read_text()
+
+
+def default_settings() -> dict[str, Any]:
+    """The built-in defaults: the settings of the packaged ``slurm.yaml``."""
+    return dict(yaml.safe_load(default_settings_text()))
+
+
+_INTEGER_KEYS = (
+    "gpus_per_node", "cpus_per_worker", "retire_margin", "lifetime_stagger", "requeue_limit", "array_limit",
+)
 _POSITIVE_KEYS = ("cpus_per_worker",)
+_LIST_KEYS = ("sbatch_extra", "array_exclude")
 
 #: The kinds of batch job in scripts/slurm/, each named after its script.
 JOB_KINDS = ("explain", "explain-array", "explain-multinode", "train")
 
 CONFIG_ENV = "TOMOCAM_SLURM_CONFIG"
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "slurm.yaml"
 
 
 def env_name(key: str) -> str:
@@ -68,34 +65,31 @@ def env_name(key: str) -> str:
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The settings file used when none is given: ``$TOMOCAM_SLURM_CONFIG``, else the repository's
-    ``configs/slurm.yaml`` when tomocam runs from a checkout, else None (built-in defaults only)."""
+    """The site settings file used when none is given: ``$TOMOCAM_SLURM_CONFIG``, else None (defaults only)."""
     environ = os.environ if environ is None else environ
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV]).expanduser()
-    return REPO_CONFIG if REPO_CONFIG.is_file() else None
+    return Path(environ[CONFIG_ENV]).expanduser() if environ.get(CONFIG_ENV) else None
 
 
 def load_slurm_config(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Resolve the SLURM settings: built-in defaults, then the YAML file, then ``TOMOCAM_<KEY>`` variables.
+    """Resolve the SLURM settings: packaged defaults, then the YAML file, then ``TOMOCAM_<KEY>`` variables.
 
     ``path`` None means :func:`default_config_path`. ``environ`` defaults to ``os.environ``; pass ``{}`` to ignore
     the environment. Raises InputError for a missing or malformed file, an unknown key, or a bad value.
     """
     environ = os.environ if environ is None else environ
-    config = dict(DEFAULTS)
+    config = default_settings()
     file = Path(path).expanduser() if path is not None else default_config_path(environ)
     if file is not None:
-        config.update(_read_yaml(file))
-    for key in DEFAULTS:
+        config.update(_read_yaml(file, keys=list(config)))
+    for key in list(config):
         if env_name(key) in environ:
             config[key] = _from_env(key, environ[env_name(key)])
     return _validated(config, source=f"{file}" if file is not None else "the built-in defaults")
 
 
-def _read_yaml(file: Path) -> dict[str, Any]:
+def _read_yaml(file: Path, keys: list[str]) -> dict[str, Any]:
     try:
         text = file.read_text()
     except OSError as exc:
@@ -108,18 +102,18 @@ def _read_yaml(file: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InputError(f"SLURM settings file '{file}' must hold a mapping of settings, found {type(data).__name__}")
-    unknown = sorted(set(data) - set(DEFAULTS))
+    unknown = sorted(set(data) - set(keys))
     if unknown:
         raise InputError(
             f"SLURM settings file '{file}' has unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"expected some of: {', '.join(DEFAULTS)}"
+            f"expected some of: {', '.join(keys)}"
         )
     return data
 
 
 def _from_env(key: str, text: str) -> Any:
-    """An environment variable's text as a setting value: empty or 'null' is None; sbatch_extra is shell-split."""
-    if key == "sbatch_extra":
+    """An environment variable's text as a setting value: empty or 'null' is None; lists are shell-split."""
+    if key in _LIST_KEYS:
         return shlex.split(text)
     if text.strip() in ("", "null", "None"):
         return None
@@ -141,12 +135,11 @@ def _validated(config: dict[str, Any], source: str) -> dict[str, Any]:
         if number < lowest:
             raise InputError(f"{where} must be {'positive' if lowest else '>= 0'}, found {number}")
         config[key] = number
-    extra = config["sbatch_extra"]
-    if extra is None:
-        extra = []
-    if isinstance(extra, str) or not all(isinstance(item, str) for item in extra):
-        raise InputError(f"SLURM setting 'sbatch_extra' must be a list of option strings, found {extra!r}")
-    config["sbatch_extra"] = list(extra)
+    for key in _LIST_KEYS:
+        items = config[key] if config[key] is not None else []
+        if isinstance(items, str) or not all(isinstance(item, str) for item in items):
+            raise InputError(f"SLURM setting '{key}' must be a list of strings, found {items!r}")
+        config[key] = list(items)
     if config["time"] is None:
         raise InputError(f"SLURM setting 'time' (from {source} or $TOMOCAM_TIME) must be a walltime, found null")
     config["time"] = str(config["time"])
@@ -183,14 +176,27 @@ def walltime_seconds(text: str) -> int:
     )
 
 
+_SLURM_MEMORY = re.compile(r"^(\d+)([KMGT]?)$", re.IGNORECASE)
+
+
 def memory_bytes(text: str) -> int:
-    """Bytes in a memory size such as ``32GB``, ``500MiB`` or ``4G`` (dask's parser)."""
+    """Bytes in a memory size: as ``sbatch --mem`` reads it (``32G``, ``500M``, ``4000``: binary units, a bare
+    number is MiB) or with a unit dask reads (``32GB``, ``500MiB``)."""
+    match = _SLURM_MEMORY.match(text.strip())
+    if match:
+        number, unit = int(match.group(1)), match.group(2).upper() or "M"
+        return number * 1024 ** ("KMGT".index(unit) + 1)
     from dask.utils import parse_bytes
 
     try:
         return int(parse_bytes(text))
     except (ValueError, TypeError):
-        raise InputError(f"memory size {text!r} is not a size such as '32GB' or '500MiB'") from None
+        raise InputError(f"memory size {text!r} is not a size such as '32G' (sbatch), '32GB' or '500MiB'") from None
+
+
+def sbatch_memory(nbytes: int) -> str:
+    """A byte count as an ``sbatch --mem`` value in MiB, rounded up (never more than 1 MiB above the request)."""
+    return f"{math.ceil(nbytes / 2**20)}M"
 
 
 def workers_per_node(config: Mapping[str, Any]) -> int:
@@ -203,7 +209,8 @@ def sbatch_options(config: Mapping[str, Any], kind: str, array_size: int | None 
 
     explain, explain-array, explain-multinode: ``workers_per_node`` tasks per node, ``cpus_per_worker`` cores each,
     one GPU per task (``--gpus-per-node``; none when ``gpus_per_node`` is 0), ``mem_per_worker`` per task.
-    explain-array needs ``array_size`` (number of tomograms) and gets ``--array=0-(n-1)``. train: one task with one
+    explain-array needs ``array_size`` (number of tomograms) and gets ``--array=0-(n-1)``, ``%array_limit`` when
+    that is set (tasks running at once). train: one task with one
     GPU (or none). ``sbatch_extra`` comes last, so that it can override anything before it.
     """
     if kind not in JOB_KINDS:
@@ -217,27 +224,39 @@ def sbatch_options(config: Mapping[str, Any], kind: str, array_size: int | None 
     if gpus:
         options.append(f"--gpus-per-node={gpus}")
     if config["mem_per_worker"] is not None:
-        megabytes = math.ceil(memory_bytes(config["mem_per_worker"]) * tasks / 2**20)
-        options.append(f"--mem={megabytes}M")
+        options.append(f"--mem={sbatch_memory(memory_bytes(config['mem_per_worker']) * tasks)}")
     if kind == "explain-array":
         if array_size is None or array_size < 1:
             raise InputError(f"an array job needs at least one tomogram, found {array_size}")
-        options.append(f"--array=0-{array_size - 1}")
+        limit = f"%{config['array_limit']}" if config["array_limit"] else ""
+        options.append(f"--array=0-{array_size - 1}{limit}")
     options.extend(config["sbatch_extra"])
     return options
 
 
 def shell_assignments(config: Mapping[str, Any]) -> str:
-    """``export TOMOCAM_<KEY>=<value>`` lines for every setting, shell-quoted; None becomes an empty string."""
+    """``export TOMOCAM_<KEY>=<value>`` lines for every setting, shell-quoted (None becomes an empty string), and
+    ``TOMOCAM_WORKER_MEMORY``: ``mem_per_worker`` in bytes, for the workers' memory limit."""
     lines = []
-    for key in DEFAULTS:
+    for key in config:
         value = config[key]
-        if key == "sbatch_extra":
+        if key in _LIST_KEYS:
             text = shlex.join(value)
         else:
             text = "" if value is None else str(value)
         lines.append(f"export {env_name(key)}={shlex.quote(text)}")
+    if config["mem_per_worker"] is not None:  # in bytes for dask worker --memory-limit (which reads 4000 as bytes)
+        lines.append(f"export TOMOCAM_WORKER_MEMORY={memory_bytes(config['mem_per_worker'])}")
     return "\n".join(lines)
+
+
+#: Shell line that keeps Dask's INFO messages out of job logs (warnings and errors still show).
+QUIET_DASK = "export DASK_LOGGING__DISTRIBUTED=warning"
+
+
+def worker_device(config: Mapping[str, Any]) -> str:
+    """The device of the settings' worker jobs: ``cuda`` when they ask for GPUs, else ``cpu``."""
+    return "cuda" if config["gpus_per_node"] else "cpu"
 
 
 def worker_lifetime_seconds(config: Mapping[str, Any]) -> int:
@@ -261,10 +280,10 @@ def slurm_cluster(
     from dask_jobqueue import SLURMCluster
 
     resolved = dict(load_slurm_config() if config is None else config)
-    unknown = sorted(set(overrides) - set(DEFAULTS))
+    unknown = sorted(set(overrides) - set(resolved))
     if unknown:
         raise InputError(
-            f"unknown SLURM setting(s) {', '.join(map(repr, unknown))}; expected some of: {', '.join(DEFAULTS)}"
+            f"unknown SLURM setting(s) {', '.join(map(repr, unknown))}; expected some of: {', '.join(resolved)}"
         )
     resolved.update(overrides)
     resolved = _validated(resolved, source="the given settings")
@@ -279,16 +298,19 @@ def slurm_cluster(
         worker_args += ["--resources", "GPU=1"]
     directives += resolved["sbatch_extra"]
     local_dir = resolved["local_dir"] or os.environ.get("TMPDIR") or "/tmp"
+    nbytes = memory_bytes(resolved["mem_per_worker"] or "16G")
+    prologue = [QUIET_DASK] + ([resolved["activate"]] if resolved["activate"] else [])
     cluster = SLURMCluster(
         queue=resolved["partition"],
         account=resolved["account"],
         walltime=resolved["time"],
         cores=resolved["cpus_per_worker"],
         processes=1,
-        memory=resolved["mem_per_worker"] or "16GB",
+        memory=f"{nbytes}B",  # the worker's memory limit
+        job_mem=sbatch_memory(nbytes),  # what sbatch is asked for: exactly that, in MiB (jobqueue would round up)
         job_name="tomocam-worker",
         job_extra_directives=directives,
-        job_script_prologue=[resolved["activate"]] if resolved["activate"] else [],
+        job_script_prologue=prologue,
         worker_extra_args=worker_args,
         local_directory=local_dir,
     )
@@ -299,31 +321,48 @@ def slurm_cluster(
     return cluster
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tomocam.pipeline.slurm``: print resolved settings for the batch scripts (and for users)."""
-    parser = argparse.ArgumentParser(prog="python -m tomocam.pipeline.slurm", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="settings file (default: $TOMOCAM_SLURM_CONFIG or configs/slurm.yaml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("env", help="print 'export TOMOCAM_<KEY>=value' lines for every setting")
-    options = commands.add_parser("sbatch-options", help="print the sbatch options of a job, one per line")
-    options.add_argument("kind", choices=JOB_KINDS)
-    options.add_argument("--array-size", type=int, help="number of array tasks (explain-array)")
-    commands.add_parser("job-script", help="print the worker job script of --cluster slurm")
-    args = parser.parse_args(argv)
+def slurm_device(requested: str, config: Mapping[str, Any]) -> str:
+    """The device of ``--cluster slurm``'s worker jobs for ``--device requested``, whatever the login node has:
+    ``auto`` follows the settings (``cuda:0`` when ``gpus_per_node`` > 0), ``cpu`` makes CPU workers, and
+    ``cuda`` needs settings that ask for GPUs."""
+    if requested == "auto":
+        return "cuda:0" if worker_device(config) == "cuda" else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested.startswith("cuda"):
+        if not config["gpus_per_node"]:
+            raise InputError(
+                f"--device {requested} with --cluster slurm needs GPU worker jobs, but the SLURM settings have "
+                "gpus_per_node 0; set it (or TOMOCAM_GPUS_PER_NODE) to the GPUs of a node"
+            )
+        return "cuda:0"
+    raise InputError(f"unknown --device '{requested}'; expected auto, cpu or cuda")
+
+
+def check_submittable(job_script: str) -> None:
+    """Ask SLURM whether it would accept ``job_script`` (``sbatch --test-only``: nothing is submitted).
+
+    :class:`InputError` with SLURM's reason when not (an unknown partition, a GPU request on a CPU partition, more
+    memory than a node has), so that a rejected worker job is one line rather than a cluster waiting forever.
+    """
     try:
-        config = load_slurm_config(args.config)
-        if args.command == "env":
-            print(shell_assignments(config))
-        elif args.command == "sbatch-options":
-            print("\n".join(sbatch_options(config, args.kind, args.array_size)))
-        else:
-            with slurm_cluster(config) as cluster:
-                print(cluster.job_script())
-    except InputError as exc:
-        print(f"tomocam: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+        out = subprocess.run(["sbatch", "--test-only"], input=job_script, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise InputError("--cluster slurm needs SLURM's sbatch on the PATH (run it on a login node)") from None
+    except subprocess.TimeoutExpired:
+        raise InputError("sbatch --test-only did not answer within 60 s: is the SLURM controller up?") from None
+    if out.returncode != 0:
+        reason = "; ".join(line.strip() for line in (out.stderr + out.stdout).splitlines() if line.strip())
+        raise InputError(
+            f"SLURM refuses the worker job ({reason}); check partition, gpus_per_node (0 on a CPU partition) and "
+            "mem_per_worker in the SLURM settings ('tomocam slurm job-script' shows the job)"
+        )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def active_jobs(job_ids: list[str]) -> set[str]:
+    """The jobs of ``job_ids`` that SLURM still has pending or running (``squeue``); ended ones are left out."""
+    if not job_ids:
+        return set()
+    out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
+                         timeout=60)
+    return set(out.stdout.split()) & set(job_ids)  # an ended job purged from the controller is an error: none left

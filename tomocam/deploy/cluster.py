@@ -1,5 +1,5 @@
 """Dask clients for explain runs: a local cluster sized to the machine, an existing cluster through its
-scheduler file, or SLURM worker jobs (:func:`tomocam.pipeline.slurm.slurm_cluster`, from a login node).
+scheduler file, or SLURM worker jobs (:func:`tomocam.deploy.slurm.slurm_cluster`, from a login node).
 
 GPU workers advertise the resource ``GPU=1`` and phase-1 tasks ask for it; each GPU worker sees one device
 (``CUDA_VISIBLE_DEVICES``), so tasks always use ``cuda:0``.
@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -81,13 +82,39 @@ def _gpu_cluster(n: int):
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.CRITICAL)
 
 
+def _wait_for_slurm_workers(client, cluster, poll: float = 1.0, submit_timeout: float = 120.0) -> None:
+    """Return once a Dask worker of ``cluster``'s SLURM jobs has joined; :class:`InputError` as soon as every
+    worker job has ended without one joining (it failed at start), or when no job was submitted in time.
+
+    Jobs that wait in the queue are waited for: pending is not failing.
+    """
+    from tomocam.deploy.slurm import active_jobs
+
+    start = time.monotonic()
+    while not client.scheduler_info(n_workers=-1)["workers"]:
+        ids = [str(job.job_id) for job in cluster.workers.values() if getattr(job, "job_id", None)]
+        if not ids and time.monotonic() - start > submit_timeout:
+            raise InputError(f"no SLURM worker job was submitted within {submit_timeout:.0f} s")
+        if ids and not active_jobs(ids):
+            time.sleep(poll)  # a worker may have joined just before its job was listed as ended
+            if client.scheduler_info(n_workers=-1)["workers"]:
+                return
+            raise InputError(
+                f"SLURM worker job(s) {', '.join(ids)} ended before a Dask worker joined; their output is in "
+                f"slurm-<job id>.out in {os.getcwd()}"
+            )
+        time.sleep(poll)
+
+
 @contextlib.contextmanager
 def connect(
     *, device: str, workers: int | None = None, scheduler_file: str | None = None, cluster: str | None = None
 ) -> Iterator[tuple[object, ClusterInfo]]:
     """A Dask client for a run (closed on exit) and a :class:`ClusterInfo`.
 
-    ``scheduler_file`` joins a running cluster; ``cluster="slurm"`` asks SLURM for worker jobs; otherwise a
+    ``scheduler_file`` joins a running cluster; ``cluster="slurm"`` asks SLURM for ``workers`` worker jobs
+    (default one per GPU of a node) built from the SLURM settings, CPU workers when ``device`` is ``cpu``, after
+    checking that SLURM would accept them, and fails with one line if they end before a worker joins; otherwise a
     local cluster: one worker per GPU on ``cuda``, else ``workers`` CPU workers (default one per 8 cores)
     sharing the cores between torch threads.
     """
@@ -102,12 +129,16 @@ def connect(
             yield client, ClusterInfo("scheduler-file", n, None)
         return
     if cluster == "slurm":
-        from tomocam.pipeline.slurm import slurm_cluster
+        from tomocam.deploy.slurm import check_submittable, load_slurm_config, slurm_cluster, workers_per_node
 
+        settings = load_slurm_config()
         overrides = {"gpus_per_node": 0} if device == "cpu" else {}
-        with slurm_cluster(jobs=workers, **overrides) as slurm, Client(slurm) as client:
-            client.wait_for_workers(1)
-            yield client, ClusterInfo("slurm", len(slurm.worker_spec), None)
+        with slurm_cluster(settings, jobs=0, **overrides) as slurm:
+            check_submittable(slurm.job_script())
+            slurm.scale(jobs=workers or workers_per_node({**settings, **overrides}))
+            with Client(slurm) as client:
+                _wait_for_slurm_workers(client, slurm)
+                yield client, ClusterInfo("slurm", len(slurm.worker_spec), None)
         return
     if cluster not in (None, "local"):
         raise InputError(f"unknown --cluster '{cluster}'; expected local or slurm")
