@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tomocam.pipeline.cluster import _gpu_cluster, phase1_resources
+from tomocam.deploy.cluster import _gpu_cluster, phase1_resources
 
 
 def _visible_devices(_task: int = 0) -> str:
