@@ -138,6 +138,10 @@ def test_evaluate_localisation_end_to_end(tmp_path):
     assert r["chance"]["class_accuracy"] == 0.5
     assert r["chance"]["pointing"] == pytest.approx(pointing_chance(truth, SHAPE, 11, 3))
     assert 0 <= r["chance"]["picks_f1"] < 0.2  # 6 random picks in 61k voxels rarely land within 3 voxels
+    # the picks' own per-class threshold from the data also keeps exactly the six blobs
+    default = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=3, sigma=1.0, pick_radius=4)
+    picks = default["methods"]["respond"]["picks"]
+    assert sorted(picks["thresholds"]) == ["a", "b"] and (picks["n_picks"], picks["f1"]) == (6, 1.0)
 
 
 def test_bad_particle_tables_are_refused(tmp_path):

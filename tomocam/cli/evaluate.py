@@ -83,8 +83,8 @@ def localisation(
                                  "polarity, flipped by --invert).")] = None,
     pick_radius: Annotated[float, typer.Option("--pick-radius", help="Non-maximum suppression radius of the picks, "
                                                "voxels.")] = 10.0,
-    pick_threshold: Annotated[float, typer.Option("--pick-threshold", help="Minimum heatmap value of a pick, score "
-                                                  "units.")] = 0.0,
+    pick_threshold: Annotated[Optional[float], typer.Option("--pick-threshold", help="Minimum heatmap value of a "
+                              "pick, score units. Default: per class from the data, as 'tomocam picks'.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure how well heatmaps find known particles: pointing game, class at the centre, picks F1."""
@@ -129,7 +129,8 @@ def localisation(
     c = result["chance"]
     out.add_row("chance", f"{c['pointing']:.3f}", f"{c['class_accuracy']:.3f}", "-", "-", f"{c['picks_f1']:.3f}", "-", "-")
     console.print(out)
-    typer.echo(f"class: the class at the particle centre; P, R, F1: picks at threshold {pick_threshold:g}; best F1: the threshold tuned on the truth (an upper bound). "
+    at = "the per-class default threshold" if pick_threshold is None else f"threshold {pick_threshold:g}"
+    typer.echo(f"class: the class at the particle centre; P, R, F1: picks at {at}; best F1: the threshold tuned on the truth (an upper bound). "
                f"No model: the {result['polarity']} extreme of the tomogram smoothed by sigma {sigma:g} voxels. "
                "Chance: pointing = share of the cube within the radius; class = 1 / classes; picks = random "
                "positions and classes, as many as particles.")

@@ -8,7 +8,8 @@ Three measures per CAM method, each beside chance and (pointing) beside a baseli
   random voxel), averaged over the particles: ``~ 4/3 pi 6^3 / 41^3 = 0.013`` for the defaults.
 - **Class at the centre**: the class whose heatmap is largest at the particle's centre voxel, the background
   class left out of the competition. Chance: one over the number of competing classes.
-- **Picks**: :func:`tomocam.picking.pick_store` (local maxima of each class heatmap, one class per site) scored by
+- **Picks**: :func:`tomocam.picking.pick_store` (local maxima of each class heatmap above its threshold, by default
+  chosen per class from the data; one class per site) scored by
   :func:`tomocam.picking.evaluate_picks` (a pick matches a particle of its class within ``radius`` voxels).
   Chance: as many picks as particles at uniformly random positions and classes, F1 averaged over draws. Also
   given: the threshold with the best F1 (tuned on the truth, so an upper bound for any threshold chosen without it).
@@ -212,19 +213,20 @@ def evaluate_localisation(
     radius: float = 6.0,
     sigma: float = 2.0,
     pick_radius: float = 10.0,
-    pick_threshold: float = 0.0,
+    pick_threshold: float | None = None,
     source: str = "particles",
 ) -> dict[str, Any]:
     """Localisation figures of ``store``'s heatmaps for the particles of ``particles`` (``class_name, x, y, z``
     in voxels of the tomogram) in ``tomogram`` `(z, y, x)` (array-like, read by cubes): a JSON-friendly dict.
 
     ``cube``, ``radius``, ``sigma`` and ``pick_radius`` (non-maximum suppression) are in voxels; picks match
-    particles within ``radius`` voxels; ``pick_threshold`` in score units. ``bright``: particles are brighter
+    particles within ``radius`` voxels; ``pick_threshold`` in score units, ``None`` for the picks' own default (one per
+    class from the data: :func:`tomocam.picking.pick_store`). ``bright``: particles are brighter
     than the background in ``tomogram`` (the no-model baseline takes the maximum, else the minimum).
 
     Keys: the settings, ``n`` (particles), ``methods`` -> per method ``pointing``, ``class_accuracy``,
-    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``precision``, ``recall``, ``f1``,
-    ``best_threshold``, ``best_f1``);
+    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``thresholds`` per class, ``precision``,
+    ``recall``, ``f1``, ``best_threshold``, ``best_f1``);
     ``baseline`` -> ``pointing`` (and per class); ``chance`` -> ``pointing``, ``class_accuracy``, ``picks_f1``.
     """
     from tomocam.picking import evaluate_picks, pick_store
@@ -259,13 +261,15 @@ def evaluate_localisation(
         picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
                            radius=pick_radius * min(vs))
         score = evaluate_picks(picks, particles, tolerance, vs, classes=compete)[1]
-        tuned, tuned_score = best_threshold(picks, particles, tolerance, vs, compete)
+        every_peak = pick_store(store, method=method, classes=compete, threshold=-math.inf,
+                                radius=pick_radius * min(vs))
+        tuned, tuned_score = best_threshold(every_peak, particles, tolerance, vs, compete)
         out["methods"][method] = {
             "pointing": float(hits.mean()), "class_accuracy": float(right.mean()),
             "per_class": {c: {"pointing": p, "class_accuracy": a}
                           for (c, p), a in zip(per_class(hits).items(), per_class(right).values())},
-            "picks": {"n_picks": len(picks), "precision": score.precision, "recall": score.recall, "f1": score.f1,
-                      "best_threshold": tuned, "best_f1": tuned_score.f1},
+            "picks": {"n_picks": len(picks), "thresholds": picks.attrs["thresholds"], "precision": score.precision,
+                      "recall": score.recall, "f1": score.f1, "best_threshold": tuned, "best_f1": tuned_score.f1},
         }
     base = baseline_pointing(tomogram, particles, cube, radius, sigma, bright)
     out["baseline"] = {"pointing": float(base.mean()), "per_class": per_class(base)}
