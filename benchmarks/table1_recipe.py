@@ -8,13 +8,19 @@ number of epochs, under a time limit of its own). The results go into ``--out``:
 evaluation's JSON, ``commands.sh`` (every command as run), ``table1.json`` and ``table1.md``; the datasets and
 checkpoints into ``--work``.
 
-The steps run in four lanes at once: the CPU lane simulates the datasets one after the other with every core but
-two; the CNN-1, CNN-2 and tau-vs-shift lanes train and evaluate on the device as soon as their dataset exists. Each step
-has its own budget: training stops after the epoch in which ``--cnn1-minutes`` / ``--cnn2-minutes`` run out
-(``tomocam train --time-limit``), and every step is killed past its hard limit so a slow step never eats the
-others; a step that fails or is killed is reported in the table, the others go on. No simulation or training
+The steps run in six lanes at once: the CPU lane simulates the datasets one after the other with every core but
+two; four model lanes (CNN-1 and CNN-2 at each SNR) and the tau-vs-shift lane train and evaluate on the device,
+sharing it, as soon as their dataset exists. Each step has its own budget: a model trains until ``--budget`` less
+``--reserve`` seconds (loading, one epoch past the limit, evaluation), or ``--cnn1-minutes`` /
+``--cnn2-minutes`` if shorter (``tomocam train --time-limit``: it stops after the epoch in which the limit runs
+out); every step is killed past its hard limit so a slow step never eats the others; a step that fails or is
+killed is reported in the table, the others go on. No simulation or training
 starts after ``--budget`` seconds (a trained model is still evaluated), and the tau-vs-shift extras are cut at
-it. The tables are rewritten after every step, so a run killed from outside keeps what it finished. Usage (a GPU machine with 16 cores; the paper's 1000 boxes per class)::
+it. The tables are rewritten after every step, so a run killed from outside keeps what it finished.
+
+Measured here (shared 2-core CPU): simulation 46 boxes/s on one core at load 1.5-2 (55 s for the paper's 2 x
+23000 boxes on 14 workers if the GPU machine's cores are as fast); CNN-2 trains at about 0.03 s/box and CNN-1 at
+0.31 s/box on one idle CPU core. Usage (a GPU machine with 16 cores; the paper's 1000 boxes per class)::
 
     python benchmarks/table1_recipe.py --structures .devdata/structures-10A --out out/table1 \
         --work /tmp/table1-work --device cuda
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -58,6 +65,8 @@ class Step:
     needs: tuple[str, ...] = ()
     optional: bool = False
     stdout: Path | None = None  # where the command's standard output goes (else the step's log)
+    reserve_s: float | None = None  # training: --time-limit is the time left to the budget less this
+    minutes_cap: float | None = None  # training: at most this --time-limit
     status: str = "pending"
     seconds: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
@@ -106,11 +115,18 @@ class Recipe:
         if (left <= 0 and not (evaluation and not step.optional)) or (step.optional and left < 20):
             step.status = f"skipped (budget: {max(left, 0):.0f} s left)"
             return
-        limit = self.limit_factor * step.limit_s
+        step_argv, limit_s = list(step.argv), step.limit_s
+        if step.reserve_s is not None or step.minutes_cap is not None:
+            # at least 6 s of training, however late it starts
+            minutes = max(0.1, (left - step.reserve_s) / 60) if step.reserve_s is not None else math.inf
+            minutes = min(minutes, step.minutes_cap or math.inf)
+            step_argv += ["--time-limit", f"{minutes:.3f}"]
+            limit_s += 2 * 60 * minutes  # loading, the time limit, one epoch past it, the test predictions
+        limit = self.limit_factor * limit_s
         limit = min(limit, left) if step.optional else limit  # extras end with the budget
-        argv = [self.python, "-m", "tomocam", *step.argv]
+        argv = [self.python, "-m", "tomocam", *step_argv]
         with self.lock:
-            self.commands.write(shlex.join(["tomocam", *step.argv]) + f"   # {step.name}, started at "
+            self.commands.write(shlex.join(["tomocam", *step_argv]) + f"   # {step.name}, started at "
                                 f"{self.elapsed():.0f} s\n")
             self.commands.flush()
         start = time.monotonic()
@@ -140,8 +156,12 @@ def _parse() -> argparse.Namespace:
     p.add_argument("-n", "--n-per-class", type=int, default=1000, help="boxes per class (paper: 1000)")
     p.add_argument("--max-shift", type=float, default=8.0, help="max shift, voxels (authors: 0.2 x 40 = 8)")
     p.add_argument("--normalisation", default="raw", choices=("raw", "zscore"), help="input normalisation")
-    p.add_argument("--cnn1-minutes", type=float, default=1.0, help="training time limit of each CNN-1")
-    p.add_argument("--cnn2-minutes", type=float, default=0.75, help="training time limit of each CNN-2")
+    p.add_argument("--cnn1-minutes", type=float, default=None,
+                   help="training time limit of each CNN-1 (default: until --budget less --reserve)")
+    p.add_argument("--cnn2-minutes", type=float, default=None,
+                   help="training time limit of each CNN-2 (default: until --budget less --reserve)")
+    p.add_argument("--reserve", type=float, default=45.0,
+                   help="seconds a model needs besides training: loading, one epoch past the limit, evaluation")
     p.add_argument("--max-epochs", type=int, default=100, help="epoch cap under the time limits")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shift-n", type=int, default=200, help="boxes per class of the tau-vs-shift datasets (0: none)")
@@ -179,14 +199,13 @@ def main() -> None:
         return recipe.add(Step(f"simulate-{name}", argv, 60 + n * len(maps) / (20 * workers),
                                optional=name.startswith("shift")))
 
-    def train(arch: str, data: str, minutes: float, epochs: int, optional: bool = False) -> list[str]:
+    def train(arch: str, data: str, minutes: float | None, epochs: int, optional: bool = False) -> list[str]:
         model = f"{arch}-{data}"
         argv = ["train", str(work / f"{data}.zarr"), "-o", str(work / f"{model}.pt"), "-a", arch,
                 "--epochs", str(epochs), "--batch-size", str(args.batch_size), "--lr", "1e-3", "--seed", "1",
-                "--normalisation", args.normalisation, "--device", args.device, "--time-limit", str(minutes)]
-        # hard limit: loading, the time limit, one epoch past it and the test predictions
-        limit = 120 + 2 * 60 * minutes
-        recipe.add(Step(f"train-{model}", argv, limit, needs=(f"simulate-{data}",), optional=optional))
+                "--normalisation", args.normalisation, "--device", args.device]
+        recipe.add(Step(f"train-{model}", argv, 120, needs=(f"simulate-{data}",), optional=optional,
+                        reserve_s=None if optional else args.reserve, minutes_cap=minutes))
         ev = ["evaluate", "table1", str(work / f"{model}.pt"), str(work / f"{data}.zarr"), "--json",
               "--device", args.device, "--batch-size", "64"]
         recipe.add(Step(f"evaluate-{model}", ev, 240, needs=(f"train-{model}",), optional=optional,
@@ -195,17 +214,16 @@ def main() -> None:
 
     sim_lane = [simulate("snr-inf", args.n_per_class, "inf", args.max_shift, args.seed).name,
                 simulate("snr-0.1", args.n_per_class, "0.1", args.max_shift, args.seed + 1).name]
-    cnn1_lane = (train("cnn1", "snr-inf", args.cnn1_minutes, args.max_epochs)
-                 + train("cnn1", "snr-0.1", args.cnn1_minutes, args.max_epochs))
-    cnn2_lane = (train("cnn2", "snr-inf", args.cnn2_minutes, args.max_epochs)
-                 + train("cnn2", "snr-0.1", args.cnn2_minutes, args.max_epochs))
+    # one lane per model: the four share the device, each training until the budget less its reserve
+    model_lanes = [train(arch, data, minutes, args.max_epochs)
+                   for data in ("snr-inf", "snr-0.1")
+                   for arch, minutes in (("cnn1", args.cnn1_minutes), ("cnn2", args.cnn2_minutes))]
     shift_lane: list[str] = []
     if args.shift_n > 0:
         for shift in SHIFTS:
             sim_lane.append(simulate(f"shift-{shift}", args.shift_n, "inf", shift, args.seed + 10).name)
             shift_lane += train("cnn2", f"shift-{shift}", args.shift_minutes, args.shift_epochs, optional=True)
-    lanes = [threading.Thread(target=recipe.run_lane, args=(lane,))
-             for lane in (sim_lane, cnn1_lane, cnn2_lane, shift_lane)]
+    lanes = [threading.Thread(target=recipe.run_lane, args=(lane,)) for lane in (sim_lane, *model_lanes, shift_lane)]
     for lane in lanes:
         lane.start()
     for lane in lanes:
