@@ -192,3 +192,28 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and "'zzz'" in err and "Traceback" not in err
     code, err = _main(monkeypatch, capsys, [*args, "--particles-look", "grey"])
     assert code == 2 and "bright' or 'dark'" in err
+
+
+class _Recording:
+    """An array that counts the voxels read through it (what a lazy store or memory map would load)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.read = data, data.shape, 0
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        self.read += np.size(out)
+        return out
+
+
+def test_only_cubes_around_particles_are_read():
+    particles = _particles(CENTRES, NAMES)
+    heatmap = _Recording(np.zeros((len(CLASSES), *SHAPE), np.float32))
+    pointing(heatmap, particles, CLASSES, size=11, radius=3)
+    assert 0 < heatmap.read <= len(CENTRES) * 11**3  # one class's cube per particle, not the volume
+    heatmap.read = 0
+    class_at_centres(heatmap, particles, CLASSES)
+    assert heatmap.read == len(CENTRES) * len(CLASSES)  # one voxel of every class per particle
+    volume = _Recording(np.zeros(SHAPE, np.float32))
+    baseline_pointing(volume, particles, 11, 3, sigma=1.0, bright=True)
+    assert volume.read <= len(CENTRES) * (11 + 2 * 4) ** 3  # the cube and a halo of 4 sigma
