@@ -125,7 +125,7 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
     models = args.models_dir or out
     results = out / "results"
     results.mkdir(exist_ok=True)
-    rows = []
+    pending = []  # evaluations run in the background while the next tomogram is explained
     for snr in args.snrs:
         tomo = out / f"tomo-snr{snr}.mrc"
         run(tomocam("simulate", "tomogram", str(tomo), "--shape", args.shape, "-n", str(args.particles),
@@ -137,7 +137,7 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
             seconds = run(tomocam("explain", str(tomo), "-o", str(store), "--model", str(models / f"{arch}.pt"),
                                   "--layer", layer, "-m", "respond", "-m", "gradcam", "--device", args.device,
                                   "--overwrite", "--no-progress"), log)
-            rows.append((arch, layer, snr, seconds, localise(store, truth, results / f"{name}.json")))
+            pending.append(((arch, layer, snr, seconds), localise(store, truth, results / f"{name}.json")))
     if args.dark:
         # dark contrast (raw reconstructions): the first tomogram negated, explained with --invert; the baseline
         # then takes the smoothed minimum (the model's "bright" flipped by --invert)
@@ -150,21 +150,22 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
                               "--layer", layer, "-m", "respond", "-m", "gradcam", "--invert", "--device",
                               args.device, "--overwrite", "--no-progress"), log)
         truth = out / f"tomo-snr{snr}_particles.csv"
-        rows.append((arch, layer, f"{snr} dark", seconds, localise(store, truth, results / f"{name}.json")))
-    summary = summary_table(rows)
-    (out / "summary.md").write_text(summary)
-    print(summary)
+        pending.append(((arch, layer, f"{snr} dark", seconds), localise(store, truth, results / f"{name}.json")))
+    rows = []
+    for key, (proc, result) in pending:
+        if proc.wait() != 0:
+            sys.exit(f"evaluation failed; see {result.with_suffix('.err')}")
+        rows.append((*key, json.loads(result.read_text())))
+        (out / "summary.md").write_text(summary_table(rows))
+    print(summary_table(rows))
 
 
-def localise(store: Path, truth: Path, result: Path) -> dict:
-    """``tomocam evaluate localisation STORE TRUTH --json`` into ``result``; the parsed figures."""
+def localise(store: Path, truth: Path, result: Path) -> tuple[subprocess.Popen, Path]:
+    """Start ``tomocam evaluate localisation STORE TRUTH --json > result`` (errors beside it, ``.err``)."""
     cmd = tomocam("evaluate", "localisation", str(store), str(truth), "--json")
-    print("$ " + shlex.join(["tomocam", *cmd[3:]]) + f" > {result}", flush=True)
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-    if done.returncode != 0:
-        sys.exit(f"evaluation failed: {done.stderr.strip()}")
-    result.write_text(done.stdout)
-    return json.loads(done.stdout)
+    print("$ " + shlex.join(["tomocam", *cmd[3:]]) + f" > {result} &", flush=True)
+    with open(result, "w") as fh, open(result.with_suffix(".err"), "w") as err:
+        return subprocess.Popen(cmd, stdout=fh, stderr=err, env=_env()), result
 
 
 def negate(src: Path, dst: Path) -> None:
