@@ -80,16 +80,20 @@ def test_small_figures_read_a_coarse_level_at_the_same_place(store):
     assert abs(row - RIBO[1] * VOXEL) <= 2 * VOXEL and abs(col - RIBO[2] * VOXEL) <= 2 * VOXEL
 
 
-def test_montage_shares_one_colour_scale(store):
+def test_montage_scales_each_class_to_its_own_largest_value_and_says_so(store):
     fig = render_montage(store, method="gradcam", at=PROT)
     panels = [ax for ax in fig.axes if ax.images]
-    assert [ax.get_title() for ax in panels] == ["ribo", "prot"]
-    norms = {(heat_image(ax).norm.vmin, heat_image(ax).norm.vmax) for ax in panels}
-    assert len(norms) == 1
-    assert len(fig.axes) == 3
-    # the prot panel's Grad-CAM is negative at the prot particle
-    data = np.asarray(heat_image(panels[1]).get_array())
-    assert data.min() == pytest.approx(-2.0, rel=1e-2)
+    assert len(fig.axes) == 3  # two panels and one colour bar
+    for ax, name in zip(panels, ["ribo", "prot"]):
+        data = np.asarray(heat_image(ax).get_array())
+        limit = float(np.abs(data).max())
+        assert (heat_image(ax).norm.vmin, heat_image(ax).norm.vmax) == pytest.approx((-limit, limit))
+        assert ax.get_title() == f"{name}  (L = {limit:.2g})"
+    # the prot panel's Grad-CAM is negative at the prot particle, and stays so (no rescaling of values)
+    assert np.asarray(heat_image(panels[1]).get_array()).min() == pytest.approx(-2.0, rel=1e-2)
+    assert "colour scale per class" in fig._suptitle.get_text()
+    bar = next(ax for ax in fig.axes if not ax.images)
+    assert bar.get_ylabel().startswith("score / L of the panel")
 
 
 def test_missing_tomogram_draws_heatmaps_alone_with_a_warning(store, tmp_path):

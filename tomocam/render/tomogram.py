@@ -4,8 +4,8 @@ Only what is drawn is read: one plane per panel, from the coarsest pyramid level
 resolution (:func:`tomocam.write.grid.choose_level`), and the tomogram (the store's input MRC, memory-mapped)
 read with a stride to the same resolution. Planes are placed in angstrom, so heatmap and tomogram overlay
 exactly whatever their levels. Heatmaps are shown in score units, never normalised: colour limits are
-symmetric around zero and shared where values are compared (both methods of a class keep their own limits,
-all classes of a montage share one).
+symmetric around zero; in an overview each (class, method) group of panels shares one, in a montage each class
+has its own (classes differ in scale by orders of magnitude), stated on the figure.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tomocam.explain.methods import METHOD_TITLES
-from tomocam.render.overlay import draw_overlay, extent, symmetric_limit
+from tomocam.render.overlay import CMAP, draw_overlay, extent, norm, symmetric_limit
 from tomocam.write.grid import Grid, choose_level, level_grid
 from tomocam.write.select import ChannelView, select_classes, select_methods
 from tomocam.write.store import ExplainStore
@@ -152,8 +152,15 @@ def render_montage(
     at: Sequence[int] | None = None,
     pixels: int = 192,
 ) -> Figure:
-    """The xy slice through ``at`` (default the centre) of every class (default: all) of one method, on
-    one shared symmetric colour scale (score units are comparable across classes), with one colour bar."""
+    """The xy slice through ``at`` (default the centre) of every class (default: all) of one method.
+
+    Each class has its own symmetric colour scale, from ``-L`` to ``+L`` with ``L`` its largest ``|value|`` in
+    the slice (given in its title, score units): classes differ in scale by orders of magnitude, and one shared
+    scale would show only the strongest. The figure says so; the colour bar runs from -1 to 1 in units of each
+    panel's ``L``, so classes are compared through their ``L``.
+    """
+    from matplotlib.cm import ScalarMappable
+
     (method,) = select_methods(store, [method])
     classes = select_classes(store, classes)
     position = position_of(store, at)
@@ -161,20 +168,22 @@ def render_montage(
     array, grid = store.heatmap(method, level), level_grid(store, method, level)
     back = _Background(store, pixels).plane("xy", position)
     heats = [read_plane(ChannelView(array, store.classes.index(n)), grid, "xy", position) for n in classes]
-    limit = symmetric_limit(*(h.values for h in heats))
     n_cols = math.ceil(math.sqrt(len(classes)))
     n_rows = math.ceil(len(classes) / n_cols)
-    fig = Figure(figsize=(2.4 * n_cols + 1.0, 2.4 * n_rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(2.4 * n_cols + 1.0, 2.4 * n_rows + 0.9), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax, name, heat in zip(axes, classes, heats):
-        image = draw_overlay(ax, heat.values, heat.extent, limit,
-                             None if back is None else back.values, None if back is None else back.extent)
-        ax.set_title(name, fontsize=9)
+        limit = symmetric_limit(heat.values)
+        draw_overlay(ax, heat.values, heat.extent, limit,
+                     None if back is None else back.values, None if back is None else back.extent)
+        ax.set_title(f"{name}  (L = {limit:.2g})", fontsize=9)
     for ax in axes[len(classes):]:
         fig.delaxes(ax)
-    fig.colorbar(image, ax=list(axes[: len(classes)]), shrink=0.8, label="score units")
+    fig.colorbar(ScalarMappable(norm=norm(1.0), cmap=CMAP), ax=list(axes[: len(classes)]), shrink=0.8,
+                 label="score / L of the panel (red: evidence for the class, blue: against)")
     fig.suptitle(f"{_store_name(store)} — {METHOD_TITLES[method]}, {_index_label(store, 'xy', position)}, "
-                 f"level {level}", fontsize=10)
+                 f"level {level}\ncolour scale per class: each panel from -L to +L, L = its largest |score| "
+                 "(in its title, score units)", fontsize=10)
     return fig
 
 
