@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tomocam.explain.methods import METHOD_TITLES
+
 
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the tomogram, store and overview.")] = Path(
@@ -25,19 +27,24 @@ def demo(
 ) -> None:
     """Simulate a small tomogram and explain it with the bundled model (the main job on its default).
 
-    Explains with Respond-CAM and Grad-CAM, scores the pointing game against the known particles, and writes
-    <output>/tomogram.mrc, <output>/tomogram.zarr and <output>/overview.png.
+    Explains with Respond-CAM and Grad-CAM, checks the class at each known particle's centre, and writes
+    <output>/tomogram.mrc (with its particle table), <output>/tomogram.zarr and <output>/overview.png.
     """
     from tomocam.cli.report import print_summary
     from tomocam.models import bundled_model_path
-    from tomocam.pipeline.demo import run_demo
+    from tomocam.recipes.demo import run_demo
 
     result = run_demo(
         output, model=model or bundled_model_path(), shape=(64, size, size), n_particles=particles, snr=snr,
         seed=seed, workers=workers, overwrite=overwrite, progress=progress,
     )
     print_summary(result.summary)
-    k = len(result.classes)
-    for method, rate in result.pointing.items():
-        typer.echo(f"  {'pointing ' + method:<12} {rate:.2f} of {result.n_particles} particles (chance {1 / k:.2f})")
-    typer.echo(f"  {'overview':<12} {result.overview}")
+    k = len(result.competing)
+    typer.echo(f"  {'particles':<12} {result.n_particles} simulated, {k} classes; truth in "
+               f"{result.tomogram.with_name(result.tomogram.stem + '_particles.csv')}")
+    typer.echo("  class at centre: the fraction of particles whose own class has the highest heatmap value at the")
+    typer.echo(f"  particle's centre, among the {k} particle classes; picking a class at random scores {1 / k:.2f} "
+               "(chance)")
+    for method, rate in result.class_at_centre.items():
+        typer.echo(f"    {METHOD_TITLES[method]:<12} {rate:.2f}")
+    typer.echo(f"  {'overview':<12} {result.overview} (the caption under the figure says what it shows)")

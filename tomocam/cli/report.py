@@ -33,7 +33,7 @@ def print_summary(summary) -> None:
     """A short summary on stdout: tiles, blocks, time per phase, throughput, output path and its size on disk,
     top predicted classes."""
     s = summary.seconds
-    top = ", ".join(f"{name} ({n} tiles, mean p {p:.2f})" for name, n, p in summary.top_classes)
+    top = ", ".join(f"{name} {n} (p {p:.2f})" for name, n, p in summary.top_classes)
     rows = [
         ("tiles", f"{summary.n_tiles} ({summary.blocks_computed} blocks computed, {summary.blocks_skipped} resumed)"),
         ("time", f"{s['total']:.1f} s (phase 1 {s['phase1']:.1f} s, stitch {s['phase2']:.1f} s, "
@@ -41,6 +41,7 @@ def print_summary(summary) -> None:
         ("throughput", f"{summary.tiles_per_second:.1f} tiles/s"),
         ("output", f"{summary.store} ({human_bytes(disk_usage(summary.store))} on disk)"),
         ("top classes", top or "-"),
+        ("", "(tiles on which each class is the most probable; p: its probability averaged over all tiles)"),
     ]
     for label, value in rows:
         typer.echo(f"  {label:<12} {value}")

@@ -31,5 +31,6 @@ def test_demo_writes_store_overview_and_pointing_rates(tmp_path, monkeypatch, ca
     assert store.classes == names and store.methods == ["respond", "gradcam"]
     png = (tmp_path / "demo" / "overview.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    rates = [float(line.split()[2]) for line in out.splitlines() if line.strip().startswith("pointing")]
+    rates = [float(line.split()[-1]) for line in out.splitlines() if line.strip().startswith(("Respond", "Grad"))]
     assert len(rates) == 2 and all(0 <= r <= 1 and not math.isnan(r) for r in rates)
+    assert "(chance)" in out and f"scores {1 / 7:.2f}" in out  # 7 particle classes; background does not compete
