@@ -60,13 +60,13 @@ def draw_overview(volume: np.ndarray, labels: np.ndarray, classes: list[str], pa
     for ax in axes:
         ax.imshow(volume[z], cmap="gray")
         ax.set_axis_off()
-    axes[0].set_title(f"simulated tomogram, slice z = {z}")
+    axes[0].set_title(f"simulated tomogram, slice z = {z}\n(the slice crossed by the most particles)")
     axes[1].imshow(labels[z], cmap=fills, vmin=0, vmax=len(classes), alpha=0.55, interpolation="nearest")
     crossing = particles[np.abs(particles["z"].to_numpy() - z) < r]
     for row in crossing.itertuples():
         in_plane = np.sqrt(max(radii[row.class_name] ** 2 - (row.z - z) ** 2, 1.0))
         axes[1].add_patch(Circle((row.x, row.y), in_plane, fill=False, ec=colour[row.class_name], lw=2))
-    axes[1].set_title(f"Respond-CAM label image (fill) and true particles (circles): {len(crossing)} of "
+    axes[1].set_title(f"Respond-CAM label image (fill) and true particles (circles)\n{len(crossing)} of "
                       f"{len(particles)} particles cross this slice")
     shown = [c for c in classes if c in set(crossing["class_name"]) or (labels[z] == classes.index(c) + 1).any()]
     handles = [Patch(color=colour[c], alpha=0.55, label=c) for c in shown]
