@@ -1,9 +1,14 @@
-"""Benchmark of ``tomocam explain``: tiles/s of bare forward inference vs the whole explain run on the same
-tomogram, time and peak memory for a tomogram and one 8x larger, and 1 vs 2 local workers.
+"""Benchmark of ``tomocam explain``: whole runs against the model's own forward-only rate, the pipeline's ceiling
+(a near-zero-cost model), store size, and scaling to 8x the volume. Prints a table.
 
-Each explain run is a child process (so its peak RSS is its own). Prints a table. Example:
+Models (untrained, 23 classes, 40^3 inputs, 10 A): ``ceiling`` is a 4x average pool and one Linear layer (the
+CAM layer is the pool), so a run's time is the pipeline's own cost; ``cnn2`` is the paper's CNN-2. Each run is a
+child process (its peak RSS is its own) with an in-process Dask worker on ``--device``; the run's seconds are
+phases 1 + 2 + finalize (``RunSummary.seconds['total']``, cluster start excluded). Forward-only: the same tiles,
+cut and normalised in advance on the device, through ``model(x)`` alone.
 
-    .venv/bin/python benchmarks/bench_explain.py --shape 64 128 128 --model cnn2
+    python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
+    python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
 """
 
 from __future__ import annotations
@@ -19,108 +24,193 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+
+from tomocam.models import register_architecture
 
 
-def make_inputs(folder: Path, shape: tuple[int, int, int], arch: str) -> tuple[Path, Path]:
-    """A noise tomogram with blobs, and an untrained paper-sized model (23 classes, 40^3 input)."""
-    import mrcfile
-    import torch
+class PoolLinear(nn.Module):
+    """The ceiling model: ``(n, 1, 40, 40, 40)`` -> 4x average pool ``(n, 1, 10, 10, 10)`` -> Linear -> 23 logits."""
 
+    def __init__(self, num_classes: int = 23, input_size: int = 40):
+        super().__init__()
+        self.features = nn.Sequential(nn.AvgPool3d(4))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear((input_size // 4) ** 3, num_classes))
+        self.default_cam_layer = "features.0"
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register_architecture("bench-pool-linear")
+def pool_linear(num_classes: int = 23, input_size: int = 40) -> nn.Module:
+    return PoolLinear(num_classes, input_size)
+
+
+ARCHS = {"ceiling": "bench-pool-linear", "cnn2": "cnn2"}
+
+
+def make_model(folder: Path, name: str) -> Path:
     import tomocam
     from tomocam.models import build_model
 
     torch.manual_seed(0)
-    model = tomocam.save_checkpoint(build_model(arch), folder / f"{arch}.pt", classes=[f"c{i}" for i in range(23)],
-                                    input_size=40, voxel_size=10.0)
+    return tomocam.save_checkpoint(build_model(ARCHS[name]), folder / f"{name}.pt",
+                                   classes=[f"c{i}" for i in range(23)], input_size=40, voxel_size=10.0)
+
+
+def make_tomogram(folder: Path, shape: tuple[int, int, int]) -> Path:
+    """Gaussian noise, float32, 10 A voxels, written slab by slab."""
+    import mrcfile
+
+    path = folder / f"tomo_{'x'.join(map(str, shape))}.mrc"
+    if path.exists():
+        return path
     rng = np.random.default_rng(0)
-    mrc = folder / f"tomo_{'x'.join(map(str, shape))}.mrc"
-    with mrcfile.new(mrc, overwrite=True) as f:
-        f.set_data(rng.standard_normal(shape).astype(np.float32))
-        f.voxel_size = 10.0
-    return mrc, model
+    with mrcfile.new_mmap(path, shape=shape, mrc_mode=2, overwrite=True) as mrc:
+        for z in range(0, shape[0], 16):
+            n = min(16, shape[0] - z)
+            mrc.data[z : z + n] = rng.standard_normal((n, *shape[1:]), dtype=np.float32)
+        mrc.voxel_size = 10.0
+    return path
 
 
-def forward_only(mrc: Path, model_path: Path, batch: int) -> float:
-    """Tiles/s of bare forward inference on every tile of the explain grid (tiles cut in advance)."""
-    import torch
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
-    from tomocam.models import load_checkpoint, normalise
+
+def forward_only(mrc: Path, model_path: Path, batch: int, device: str, limit: int = 4096) -> float:
+    """Tiles/s of bare forward inference (``model(x)``, no CAMs) on up to ``limit`` tiles of the explain grid,
+    cut and normalised in advance on ``device`` (one warm-up batch first)."""
+    from tomocam.models import load_checkpoint
+    from tomocam.models.inputs import InputSpec, model_inputs
     from tomocam.read import open_tomogram
-    from tomocam.tile import TileGrid, cut_tiles, make_blocks, read_slab
+    from tomocam.tile import TileGrid, make_blocks, read_slab, slab_starts
 
-    model, meta = load_checkpoint(model_path)
+    model, meta = load_checkpoint(model_path, device=device)
+    if device.startswith("cuda"):
+        model = model.to(memory_format=torch.channels_last_3d)
     tomo = open_tomogram(mrc)
     grid = TileGrid.build(tomo.shape, meta.input_size)
     (block,) = make_blocks(grid, max(grid.grid_shape))
+    edge = max(1, round((limit / block.n_tiles) ** (1 / 3) * max(block.shape)))
+    block = make_blocks(grid, edge)[0]
     slab, origin = read_slab(tomo.array(), grid, block)
-    tiles = torch.from_numpy(cut_tiles(slab, origin, grid, block.indices())).unsqueeze(1)
-    t0 = time.perf_counter()
+    spec = InputSpec(grid.tile, grid.tile, meta.normalisation)
+    volume = torch.from_numpy(slab).to(device)
+    x = model_inputs(volume, slab_starts(grid, block, origin).tolist(), spec)  # (n, 1, 40, 40, 40)
     with torch.no_grad():
-        for i in range(0, len(tiles), batch):
-            model(normalise(tiles[i : i + batch], meta.normalisation))
-    return len(tiles) / (time.perf_counter() - t0)
+        model(x[:batch])
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            model(x[i : i + batch])
+        _sync(device)
+    return len(x) / (time.perf_counter() - t0)
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def child(args: argparse.Namespace) -> None:
-    """One explain run; prints JSON with seconds per phase and peak RSS (MiB)."""
+    """One explain run (after a forward-only measurement that also warms the device); prints JSON."""
+    from distributed import Client, LocalCluster
+
     from tomocam.pipeline import ExplainConfig, explain_tomogram
 
+    fwd = forward_only(Path(args.mrc), Path(args.model), args.batch, args.device) if args.forward else None
+    methods = tuple(args.methods.split(","))
     config = ExplainConfig(tomogram=args.mrc, output=args.out, model=args.model, batch_size=args.batch,
-                           overwrite=True, methods=("respond",))
-    summary = explain_tomogram(config, workers=args.workers)
-    if args.forward:
-        fwd = forward_only(Path(args.mrc), Path(args.model), args.batch)
-    else:
-        fwd = None
+                           overwrite=True, methods=methods, device=args.device)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            summary = explain_tomogram(config, client=client)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"tiles": summary.n_tiles, "seconds": summary.seconds, "peak_mib": max(peak, kids), "forward": fwd}))
+    print(json.dumps({"tiles": summary.n_tiles, "seconds": summary.seconds, "peak_mib": peak, "forward": fwd,
+                      "store_bytes": _folder_bytes(Path(args.out)), "tomo_bytes": Path(args.mrc).stat().st_size}))
 
 
-def run_child(mrc: Path, model: Path, out: Path, workers: int, batch: int, forward: bool) -> dict:
+def run_child(mrc: Path, model: Path, out: Path, args, methods: str, forward: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", "--mrc", str(mrc), "--model-path", str(model), "--out", str(out),
-           "--workers", str(workers), "--batch", str(batch)] + (["--forward"] if forward else [])
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+           "--batch", str(args.batch), "--device", args.device, "--methods", methods] + (["--forward"] * forward)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        sys.exit(f"benchmark run failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shape", type=int, nargs=3, default=[64, 128, 128])
-    parser.add_argument("--arch", default="cnn2")
-    parser.add_argument("--batch", type=int, default=32)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", type=int, nargs=3, default=None, help="z y x (default 96 320 320; "
+                        "--quick: 256 928 928)")
+    parser.add_argument("--models", default="ceiling,cnn2", help="comma-separated: ceiling, cnn2")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default 32, cuda 256)")
+    parser.add_argument("--quick", action="store_true", help="one run per model, Respond-CAM only, no 8x run")
+    parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mrc", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", dest="model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--methods", default="respond", help=argparse.SUPPRESS)
     parser.add_argument("--forward", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.batch is None:
+        args.batch = 256 if args.device.startswith("cuda") else 32
     if args.child:
         child(args)
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    shape = tuple(args.shape or ((256, 928, 928) if args.quick else (96, 320, 320)))
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
-        small = tuple(args.shape)
-        large = tuple(2 * s for s in small)
+        runs = []  # (model, shape, methods, forward?)
+        for name in args.models.split(","):
+            runs.append((name, shape, "respond", True))
+            if not args.quick:
+                runs.append((name, shape, "respond,gradcam", False))
+        if not args.quick:
+            runs.append(("ceiling", tuple(2 * s for s in shape), "respond", False))
         rows = []
-        for shape, workers, forward in ((small, 1, True), (large, 1, True), (small, 2, False), (large, 2, False)):
-            mrc, model = make_inputs(tmp, shape, args.arch)
-            r = run_child(mrc, model, tmp / "out.zarr", workers, args.batch, forward)
-            rows.append((shape, workers, r))
-        print(f"\nexplain benchmark: {args.arch} (23 classes, 40^3 tiles, stride 20), Respond-CAM, batch {args.batch}, "
-              f"{os.cpu_count()} CPU cores, device cpu")
-        head = (f"{'tomogram (z,y,x)':>18} {'workers':>7} {'tiles':>6} {'fwd tiles/s':>11} {'phase1 t/s':>10} "
-                f"{'ratio':>5} {'total s':>8} {'explain t/s':>11} {'peak MiB':>8}")
-        print(head)
-        print("-" * len(head))
-        for shape, workers, r in rows:
-            s = r["seconds"]
-            p1 = r["tiles"] / s["phase1"]
-            fwd = r["forward"]
-            ratio = f"{p1 / fwd:.2f}" if fwd else "-"
-            print(f"{str(shape):>18} {workers:>7} {r['tiles']:>6} {fwd or float('nan'):>11.1f} {p1:>10.1f} {ratio:>5} "
-                  f"{s['total']:>8.1f} {r['tiles'] / s['total']:>11.1f} {r['peak_mib']:>8.0f}")
+        for name, shp, methods, forward in runs:
+            model = tmp / f"{name}.pt"
+            if not model.exists():
+                make_model(tmp, name)
+            r = run_child(make_tomogram(tmp, shp), model, tmp / "out.zarr", args, methods, forward)
+            rows.append((name, shp, methods, r))
+        print_table(rows, args)
+
+
+def print_table(rows, args) -> None:
+    load = os.getloadavg()[0]
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "no GPU"
+    print(f"\nexplain benchmark: 23 classes, 40^3 tiles, stride 20, batch {args.batch}, device {args.device} ({gpu}), "
+          f"{os.cpu_count()} CPU cores, load average {load:.2f}")
+    head = (f"{'model':>8} {'tomogram (z,y,x)':>16} {'methods':>15} {'tiles':>6} {'fwd t/s':>8} {'run t/s':>8} "
+            f"{'run/fwd':>7} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} {'store/tomo':>10} {'peak MiB':>8}")
+    print(head)
+    print("-" * len(head))
+    forward = {}
+    for name, shp, methods, r in rows:
+        s = r["seconds"]
+        rate = r["tiles"] / s["total"]
+        fwd = r["forward"] or forward.get(name)
+        forward.setdefault(name, fwd)
+        ratio = f"{rate / fwd:.2f}" if fwd else "-"
+        print(f"{name:>8} {'x'.join(map(str, shp)):>16} {methods:>15} {r['tiles']:>6} {fwd or float('nan'):>8.0f} "
+              f"{rate:>8.0f} {ratio:>7} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
+              f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} {r['peak_mib']:>8.0f}")
+    base = [r for n, shp, m, r in rows if n == "ceiling" and m == "respond"]
+    if len(base) == 2:
+        (a, b) = base
+        print(f"\n8x volume (ceiling model): {b['seconds']['total'] / a['seconds']['total']:.2f}x the time, "
+              f"{b['peak_mib'] / a['peak_mib']:.2f}x the peak memory")
+    if base:
+        us = 1e6 * base[0]["seconds"]["total"] / base[0]["tiles"]
+        print(f"host cost per tile (ceiling model, whole run): {us:.0f} us = {1e6 / us:.0f} tiles/s at most on this "
+              "machine, whatever the device's forward rate")
 
 
 if __name__ == "__main__":

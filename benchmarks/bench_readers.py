@@ -32,11 +32,13 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     import numpy as np
     import zarr
 
-    from tomocam.write.ome import image_metadata, label_metadata
+    from tomocam.store.ome import image_metadata, label_metadata
     import dask.array as da
 
-    from tomocam.write.pyramid import label_block, n_levels_for, write_heatmap_pyramid, write_label_pyramid
-    from tomocam.write.store import create_root, mark_complete, record_whole
+    from tomocam.store.layout import n_levels_for
+    from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
+    from tomocam.store.create import create_root
+    from tomocam.store.manifest import mark_complete, record_whole
 
     vs = (10.0, 10.0, 10.0)
     tomo = path.with_suffix(".mrc")
@@ -84,7 +86,7 @@ def child(task: str, store_path: str, out: str) -> dict:
     from tomocam.picking import pick_store
     from tomocam.render.tomogram import render_store
     from tomocam.write.export_mrc import export_store
-    from tomocam.write.store import open_store
+    from tomocam.store import open_store
 
     store = open_store(store_path)
     start = time.perf_counter()

@@ -72,7 +72,7 @@ def main() -> None:
     from tomocam.simulate.acquisition import Acquisition
     from tomocam.simulate.shapes import builtin_structures, shape_names
     from tomocam.simulate.tomogram import simulate_tomogram, write_tomogram
-    from tomocam.write import open_store
+    from tomocam.store import open_store
 
     torch.set_num_threads(1)
     model = args.model or bundled_model_path()

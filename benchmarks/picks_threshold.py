@@ -53,7 +53,7 @@ def main() -> None:
     from tomocam.simulate.acquisition import Acquisition
     from tomocam.simulate.shapes import builtin_structures, shape_names
     from tomocam.simulate.tomogram import simulate_tomogram, write_tomogram
-    from tomocam.write import open_store
+    from tomocam.store import open_store
 
     sweep = _sweep()
     torch.set_num_threads(1)

@@ -56,7 +56,7 @@ def main() -> None:
     other = next(c for c in shapes if c != first["class_name"])
     tomocam("render", str(store), "-o", str(DOCS), "--at", ",".join(map(str, at)), "-c", first["class_name"],
             "-c", other, "--dpi", "90", "--overwrite")
-    from tomocam.write.store import open_store
+    from tomocam.store import open_store
 
     opened = open_store(store)
     radius = meta.input_size * meta.voxel_size / 4  # a quarter tile: the built-in shapes are ~100 A in radius

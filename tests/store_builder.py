@@ -1,6 +1,6 @@
 """Build small explain stores from given arrays for the tests of the store's readers (render, export, picks).
 
-The store is written with the explain pipeline's own writers (:mod:`tomocam.write.store`, ``.ome``,
+The store is written with the explain pipeline's own writers (:mod:`tomocam.store.create`, ``.ome``,
 ``.pyramid``), so the tests read exactly the layout that ``tomocam explain`` produces, without running a model.
 """
 
@@ -12,9 +12,10 @@ import mrcfile
 import numpy as np
 import zarr
 
-from tomocam.write.ome import image_metadata, label_metadata
-from tomocam.write.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
-from tomocam.write.store import create_root, mark_complete, record_whole
+from tomocam.store.ome import image_metadata, label_metadata
+from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
+from tomocam.store.create import create_root
+from tomocam.store.manifest import mark_complete, record_whole
 
 
 def gaussian_blobs(shape, centres, amplitudes, sigma=2.0) -> np.ndarray:

@@ -14,7 +14,7 @@ from explain_models import matched_filter_checkpoint, particles_volume, write_mr
 from tomocam.cli.main import main
 from tomocam.cli.report import disk_usage, human_bytes
 from tomocam.errors import InputError
-from tomocam.write import open_store
+from tomocam.store import open_store
 
 # The NaN-input case writes its bad tomogram with mrcfile, which warns about exactly what the test wants.
 pytestmark = pytest.mark.filterwarnings("ignore:Data array contains NaN values:RuntimeWarning")

@@ -94,7 +94,7 @@ def test_ctrl_c_exits_130_quietly_and_the_printed_resume_command_completes_the_s
     from distributed import Client, LocalCluster
 
     from tomocam.pipeline import ExplainConfig, explain_tomogram
-    from tomocam.write import open_store
+    from tomocam.store import open_store
 
     model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.15)  # 0.15 s per batch: stoppable midway
     mrc = write_mrc(tmp_path / "t.mrc", particles_volume((40, 40, 48), n=8, seed=2)[0])

@@ -18,7 +18,7 @@ from tomocam.evaluate.localisation import (
     ball_fraction, baseline_pointing, best_threshold, class_at_centres, cube_around, evaluate_localisation, pointing,
     pointing_chance,
 )
-from tomocam.write.store import open_store
+from tomocam.store import open_store
 
 SHAPE = (24, 40, 64)  # z, y, x
 CLASSES = ["a", "b", "background"]

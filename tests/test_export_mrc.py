@@ -9,8 +9,8 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 
 from tomocam.errors import ClassError, OutputError
 from tomocam.write.export_mrc import export_store, write_mrc
-from tomocam.write.grid import Grid
-from tomocam.write.store import open_store
+from tomocam.store.grid import Grid
+from tomocam.store import open_store
 
 SHAPE = (20, 24, 28)
 CENTRE = (8, 10, 18)
@@ -29,7 +29,7 @@ def store(tmp_path):
 
 def test_heatmaps_and_labels_reopen_with_voxel_size_origin_and_values(store, tmp_path):
     out = export_store(store, tmp_path / "out", methods=["respond"], classes=["b"])
-    assert [p.name for p in out] == ["run_respond_b.mrc", "run_labels.mrc"]
+    assert [p.name for p in out] == ["run_respond_b_level0.mrc", "run_labels_level0.mrc"]
     with mrcfile.open(out[0], permissive=False) as mrc:
         assert mrc.data.shape == SHAPE and mrc.data.dtype == np.float32
         np.testing.assert_array_equal(mrc.data, store.heatmap("respond")[1])
@@ -92,6 +92,6 @@ def test_cli_exports_beside_the_store(store, tmp_path):
     result = CliRunner().invoke(app, ["export", store.path, "-c", "a", "-m", "gradcam"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.glob("*.mrc") if p.name != "tomo.mrc")
-    assert names == ["run_gradcam_a.mrc", "run_labels.mrc"]
-    with mrcfile.open(tmp_path / "run_gradcam_a.mrc") as mrc:
+    assert names == ["run_gradcam_a_level0.mrc", "run_labels_level0.mrc"]
+    with mrcfile.open(tmp_path / "run_gradcam_a_level0.mrc") as mrc:
         np.testing.assert_array_equal(mrc.data, store.heatmap("gradcam")[0])

@@ -9,7 +9,7 @@ from ome_zarr.io import parse_url
 from ome_zarr.reader import Label, Multiscales, Reader
 from store_builder import build_store, gaussian_blobs, write_tomogram
 
-from tomocam.write.store import open_store
+from tomocam.store import open_store
 
 SHAPE = (16, 20, 24)
 VOXEL = 12.5

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tomocam.cli.main import app
 from tomocam.picking import evaluate_picks, pick_store
 from tomocam.write.picks_table import read_particles
-from tomocam.write.store import open_store
+from tomocam.store import open_store
 
 SHAPE = (32, 40, 48)
 VOXEL = 8.0

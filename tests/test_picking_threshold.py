@@ -10,7 +10,7 @@ from scipy import ndimage
 from store_builder import build_store, gaussian_blobs, write_tomogram
 
 from tomocam.picking import find_peaks, pick_store, robust_threshold
-from tomocam.write.store import open_store
+from tomocam.store import open_store
 
 SHAPE = (32, 40, 48)
 VOXEL = 8.0

@@ -14,7 +14,7 @@ import tomocam
 from explain_models import SHAPES, matched_filter_checkpoint, particle, particles_volume, tiny_cnn_checkpoint, write_mrc
 from tomocam.models import load_checkpoint, normalise
 from tomocam.pipeline import ExplainConfig, explain_tomogram
-from tomocam.write import open_store
+from tomocam.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_pointing_game_on_known_particles(client, tmp_path, models, method):
     """At each particle centre the stitched map of its true class is the highest (chance: 1 in 3)."""
     volume, truth = particles_volume((48, 48, 48), n=27, seed=3)
     store, summary = _run(client, tmp_path, volume, models["matched"], methods=(method,), block=2)
-    heat = store.heatmap(method)[...]  # (k, z, y, x)
+    heat = store.full_grid(method).compute()  # (k, z, y, x)
     hits = [heat[(slice(None), *c)].argmax() == k for k, c in truth]
     rate = float(np.mean(hits))
     print(f"pointing game {method}: {rate:.2f} over {len(hits)} particles")
@@ -58,7 +58,7 @@ def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models
     result = tomocam.compute_cams(model, x, meta.cam_layer or model.default_cam_layer)
     for method in ("respond", "gradcam"):
         expected = tomocam.resize_maps(result.maps[method], (16, 16, 16))[0].numpy()
-        np.testing.assert_allclose(store.heatmap(method)[...], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(store.full_grid(method).compute(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(store.logits[:, 0, 0, 0], result.logits[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -68,7 +68,7 @@ def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cl2:
         with Client(cl2) as c2:
             b, sb = _run(c2, tmp_path, volume, models["cnn"], name="b", block=3, batch_size=5)
-    np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.full_grid().compute(), b.full_grid().compute(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a.logits[...], b.logits[...], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
 
@@ -82,7 +82,7 @@ def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):
     moved = np.roll(volume, shift, axis=2)
     a, _ = _run(client, tmp_path, volume, models["matched"], name="a")
     b, _ = _run(client, tmp_path, moved, models["matched"], name="b")
-    ha, hb = a.heatmap()[..., 8:24], b.heatmap()[..., 16:32]
+    ha, hb = a.full_grid()[..., 8:24].compute(), b.full_grid()[..., 16:32].compute()
     assert np.abs(ha).max() > 0 and ha[2].max() == ha.max()  # the rod's own class is the hottest
     np.testing.assert_allclose(hb, ha, rtol=1e-5, atol=1e-9)
 
@@ -99,7 +99,7 @@ def test_finer_tomogram_is_binned_to_the_models_voxel_size(client, tmp_path, mod
     b = open_store(explain_tomogram(config, client=client).store)
     assert b.attrs["tile"] == [32, 32, 32] and b.attrs["model_input"] == [16, 16, 16]
     np.testing.assert_allclose(b.logits[...], a.logits[...], rtol=1e-5, atol=1e-7)
-    ha, hb = a.heatmap()[...], b.heatmap()[...]  # (k, 32, 32, 48) and (k, 64, 64, 96)
+    ha, hb = a.full_grid().compute(), b.full_grid().compute()  # (k, 32, 32, 48) and (k, 64, 64, 96)
     assert hb.shape == (3, 64, 64, 96)
     np.testing.assert_allclose(hb.sum((1, 2, 3)), ha.sum((1, 2, 3)), rtol=2e-3)  # windows sampled finer
     pooled = hb.reshape(3, 32, 2, 32, 2, 48, 2).sum((2, 4, 6))

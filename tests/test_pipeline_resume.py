@@ -20,7 +20,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from tomocam.errors import InputError
 from tomocam.pipeline import ExplainConfig, explain_tomogram
-from tomocam.write import open_store
+from tomocam.store import open_store
 
 TESTS = Path(__file__).parent
 

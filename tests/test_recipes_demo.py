@@ -12,7 +12,7 @@ import tomocam
 from tomocam.cli.main import main
 from tomocam.models import cnn2
 from tomocam.simulate import shape_names
-from tomocam.write import open_store
+from tomocam.store import open_store
 
 
 def test_demo_writes_store_overview_and_pointing_rates(tmp_path, monkeypatch, capsys):

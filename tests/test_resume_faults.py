@@ -29,7 +29,7 @@ import zarr
 
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from tomocam.errors import InputError
-from tomocam.write import open_store
+from tomocam.store import open_store
 
 TESTS = Path(__file__).parent
 

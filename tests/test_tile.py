@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tomocam.errors import InputError
-from tomocam.tile import TileGrid, axis_starts, cut_tiles, make_blocks, read_slab
+import torch
+
+from tomocam.models.inputs import cut_tiles
+from tomocam.tile import TileGrid, axis_starts, make_blocks, read_slab, slab_starts
 
 
 def test_axis_starts_examples():
@@ -55,8 +58,8 @@ def test_cut_tiles_from_a_block_slab_equal_direct_slices():
     grid = TileGrid.build(vol.shape, (10, 12, 8), (5, 7, 4))
     for block in make_blocks(grid, 2):
         slab, origin = read_slab(vol, grid, block)
-        tiles = cut_tiles(slab, origin, grid, block.indices())
-        for t, index in zip(tiles, block.indices()):
+        tiles = cut_tiles(torch.from_numpy(slab), slab_starts(grid, block, origin).tolist(), grid.tile)
+        for t, index in zip(tiles.numpy(), block.indices()):
             s = grid.tile_start(index)
             np.testing.assert_array_equal(t, vol[tuple(slice(a, a + n) for a, n in zip(s, grid.tile))])
 

@@ -97,7 +97,7 @@ def localisation(
     from tomocam.evaluate.localisation import evaluate_localisation
     from tomocam.read.mrc import open_tomogram
     from tomocam.write.picks_table import read_particles
-    from tomocam.write.store import open_store
+    from tomocam.store import open_store
 
     opened = open_store(store)
     table = read_particles(particles)

@@ -72,6 +72,14 @@ def explain(
         typer.Option(min=0.0, max=1.0, help="Label a voxel where its best class exceeds this fraction of the "
                                               "largest per-voxel value of any tile map."),
     ] = 0.1,
+    heatmap_step: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Voxels between stored heatmap samples (1 = the tomogram's grid). Default: the "
+                                 "native step, gcd(stride, tile / feature size), e.g. 4 for CNN-2."),
+    ] = None,
+    float16: Annotated[
+        bool, typer.Option("--float16/--float32", help="Store heatmaps as float16 (relative error <= 4.9e-4).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -104,6 +112,8 @@ def explain(
         invert=invert,
         voxel_size=voxel_size,
         label_fraction=label_fraction,
+        heatmap_step=heatmap_step,
+        heatmap_dtype="float16" if float16 else "float32",
         resume=resume,
         overwrite=overwrite,
         command=" ".join(["tomocam", *sys.argv[1:]]),
@@ -140,7 +150,7 @@ def explain(
 
 def output_refusal(path: Path, *, resume: bool, overwrite: bool) -> str | None:
     """Why a real run would refuse to write ``path`` (``None`` if it would not), found without touching the disk:
-    the checks of :func:`tomocam.write.store.prepare_output`, for ``--dry-run``."""
+    the checks of :func:`tomocam.store.create.prepare_output`, for ``--dry-run``."""
     path = path.expanduser().absolute()
     if path.exists():
         if resume and not (path / "zarr.json").is_file():

@@ -56,8 +56,8 @@ def picks(
     from tomocam.picking import evaluate_picks, pick_store
     from tomocam.classes import is_background
     from tomocam.write.picks_table import read_particles, write_csv, write_star
-    from tomocam.write.select import select_classes
-    from tomocam.write.store import open_store
+    from tomocam.store.select import select_classes
+    from tomocam.store import open_store
 
     if radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius}")

@@ -72,8 +72,8 @@ def render(
 def _render_store(target, out_dir, classes, methods, at, pixels, dpi, overwrite) -> list[Path]:
     from tomocam.render.save import check_targets, save_png
     from tomocam.render.tomogram import render_montage, render_store
-    from tomocam.write.select import select_methods
-    from tomocam.write.store import open_store
+    from tomocam.store.select import select_methods
+    from tomocam.store import open_store
 
     store = open_store(target)
     methods = select_methods(store, methods)

@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError
-from tomocam.write.store import ExplainStore
+from tomocam.store import ExplainStore
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,9 @@ def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: floa
 
 
 def heatmap_on_tomogram_grid(store: ExplainStore, method: str):
-    """The ``method`` heatmaps of ``store`` on the tomogram's grid, `(c, z, y, x)`, read lazily by slicing."""
-    return store.heatmap(method, 0)
+    """The ``method`` heatmaps of ``store`` on the tomogram's grid, `(c, z, y, x)`, computed lazily by slicing
+    (small blocks: this reads cubes and single voxels around particles)."""
+    return store.full_grid(method, chunk=32)
 
 
 def evaluate_localisation(
@@ -230,7 +231,7 @@ def evaluate_localisation(
     ``baseline`` -> ``pointing`` (and per class); ``chance`` -> ``pointing``, ``class_accuracy``, ``picks_f1``.
     """
     from tomocam.picking import evaluate_picks, pick_store
-    from tomocam.write.select import select_methods
+    from tomocam.store.select import select_methods
 
     if cube < 1 or radius < 0 or sigma <= 0 or pick_radius <= 0:
         raise InputError(f"cube must be >= 1, radius >= 0, sigma and pick radius > 0 voxels; found {cube}, "

@@ -6,6 +6,7 @@ subtomograms were.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 NORMALISATIONS: tuple[str, ...] = ("zscore", "raw")
@@ -22,6 +23,5 @@ def normalise(x: Tensor, method: str) -> Tensor:
     if method != "zscore":
         raise ValueError(f"unknown normalisation {method!r}; expected one of {NORMALISATIONS}")
     axes = tuple(range(1, x.dim()))
-    mean = x.mean(axes, keepdim=True)
-    std = x.std(axes, keepdim=True, unbiased=False)
+    std, mean = torch.std_mean(x, axes, correction=0, keepdim=True)  # one pass for both
     return (x - mean) / std.clamp_min(1e-6)

@@ -15,10 +15,10 @@ import pandas as pd
 from tomocam.picking.peaks import find_peaks
 from tomocam.picking.scoring import PickScore, score_picks
 from tomocam.picking.threshold import SIGMAS, robust_threshold
-from tomocam.write.grid import Grid, level_grid
+from tomocam.store.grid import Grid, level_grid
 from tomocam.write.picks_table import picks_frame
-from tomocam.write.select import ChannelView, select_classes
-from tomocam.write.store import ExplainStore
+from tomocam.store.select import ChannelView, select_classes
+from tomocam.store import ExplainStore
 
 
 def pick_store(

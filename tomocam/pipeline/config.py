@@ -12,6 +12,9 @@ class ExplainConfig:
     ``classes`` are names or indices (as strings) of the model's classes, ``None`` for all; ``tile`` and
     ``stride`` are in voxels (defaults: the model's input size and half a tile); ``block`` is the number of
     tiles per block edge (a phase-1 task), shrunk automatically to keep a block within ``block_memory`` bytes.
+    ``heatmap_step`` is the spacing in voxels of the stored heatmaps' level 0 (default: the native step,
+    :func:`tomocam.store.layout.native_step`; 1: the tomogram's grid); ``heatmap_dtype`` float32 or float16.
+    ``chunk`` is the chunk edge of the stored heatmaps (in samples) and of the label image (in voxels).
     """
 
     tomogram: str
@@ -31,6 +34,8 @@ class ExplainConfig:
     voxel_size: float | None = None
     window: str = "cosine"
     chunk: int = 64
+    heatmap_step: int | None = None
+    heatmap_dtype: str = "float32"
     label_fraction: float = 0.1
     resume: bool = False
     overwrite: bool = False

@@ -1,7 +1,8 @@
 """Finalize a run: coarse pyramid levels, label pyramid, scores, OME-Zarr metadata; then the completion marker.
 
-Heatmap levels 0 and 1 and label level 0 were written by phase 2; everything here is read from level 1 or
-smaller arrays, so finalize costs a small fraction of phase 2.
+Heatmap levels 0 and 1 and label level 0 were written by phase 2; the heatmap levels here are read from level 1
+or smaller arrays, the label pyramid from a strided subset of level 0, so finalize costs a small fraction of
+phase 2.
 
 Idempotent: each set of derived arrays (a method's coarse levels, the label pyramid, the scores) is skipped when
 the store's manifest proves it whole and otherwise rewritten in full and then recorded, so a run killed anywhere
@@ -19,9 +20,10 @@ import zarr
 from tomocam.classes import background_indices
 from tomocam.pipeline.phase2 import label_method
 from tomocam.pipeline.plan import Plan
-from tomocam.write import ome
-from tomocam.write.pyramid import n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores
-from tomocam.write.store import forget_whole, is_whole, record_whole, update_attrs
+from tomocam.store import ome
+from tomocam.store.create import heatmap_levels, label_levels
+from tomocam.store.manifest import forget_whole, is_whole, record_whole, update_attrs
+from tomocam.store.pyramid import write_heatmap_pyramid, write_label_pyramid, write_scores
 
 
 def _unless_whole(store: str, names: list[str], write: Callable[[], None]) -> None:
@@ -37,23 +39,26 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     root = zarr.open_group(plan.store, mode="r+")
     shape = plan.tomogram.shape
     vs = plan.tomogram.voxel_size
-    levels = n_levels_for(shape, plan.chunk)
+    levels = heatmap_levels(plan)
     names = list(plan.class_names)
+    sampling = plan.sampling
     for method in plan.methods:
         group = root[method]
         _unless_whole(plan.store, [f"{method}/{n}" for n in range(2, levels)],
                       lambda: write_heatmap_pyramid(group, range(2, levels)))
-        coarsest = np.asarray(group[str(levels - 1)][...])  # (k, ...) small
+        coarsest = np.asarray(group[str(levels - 1)][...], dtype=np.float32)  # (k, ...) small
         lo, hi = float(coarsest.min()), float(coarsest.max())
-        group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi))
+        group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi),
+                                                sampling.step, sampling.offset)
     first = label_method(plan)
     ignore = background_indices(names)
     labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}
     seg = labels["segmentation"]
-    _unless_whole(plan.store, [f"labels/segmentation/{n}" for n in range(1, levels)],
-                  lambda: write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(levels)]))
-    seg.attrs["ome"] = ome.label_metadata("segmentation", vs, levels, names, f"../../{first}")
+    n_label = label_levels(plan)
+    _unless_whole(plan.store, [f"labels/segmentation/{n}" for n in range(1, n_label)],
+                  lambda: write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(n_label)]))
+    seg.attrs["ome"] = ome.label_metadata("segmentation", vs, n_label, names, f"../../{first}")
     scores = root.require_group("scores")
     _unless_whole(plan.store, ["scores/logits", "scores/probabilities"],
                   lambda: write_scores(root["tiles"]["logits"], scores))
@@ -71,7 +76,6 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
         }
     )
     fields = {
-        "levels": levels,
         "labels": {"method": first, "threshold": threshold, "fraction": label_fraction,
                    "ignored": [names[i] for i in ignore]},
     }

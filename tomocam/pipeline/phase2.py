@@ -1,21 +1,25 @@
-"""Phase 2: stitch the per-tile maps into the heatmaps, one Dask task per group of output chunks.
+"""Phase 2: from the per-tile maps to the stored heatmaps and labels, one Dask task per level-0 heatmap chunk.
 
-A task reads the feature-resolution maps of every tile covering its group once (they are small), stitches the
-group as one region (:func:`tomocam.stitch.stitch_region`) and, while the region is in memory, also writes its
-2x-downsampled pyramid level 1 and its label image. Level-1 chunks are half the size of level-0 chunks, so each
-task owns whole chunks of every array it writes: no two tasks write the same chunk, and a chunk's value depends
-only on the tiles covering it.
+A task owns one chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) and the
+voxels those samples stand for. It reads the feature-resolution maps of every tile covering that box once (they
+are small) and writes, for each method, level 0 (the field at the samples, :func:`tomocam.stitch.stitch_samples`)
+and level 1 (2x means of level 0, from memory); for the label method it also stitches the full-grid field of
+the box one label chunk at a time and writes the labels. Every array a task writes is chunked so that the task
+owns whole chunks: no two tasks write the same chunk, and a chunk's value depends only on the tiles covering it.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import zarr
 
 from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
-from tomocam.stitch import stitch_region
-from tomocam.write.pyramid import HEATMAP_CODEC, downsample_mean, label_block, n_levels_for
+from tomocam.stitch import stitch_region, stitch_samples
+from tomocam.store.layout import label_dtype
+from tomocam.store.pyramid import downsample_mean, label_block
 
 
 def label_method(plan: Plan) -> str:
@@ -23,61 +27,47 @@ def label_method(plan: Plan) -> str:
     return "respond" if "respond" in plan.methods else plan.methods[0]
 
 
-def create_output_arrays(root: zarr.Group, plan: Plan) -> None:
-    """Create what phase 2 writes: heatmap levels 0 and 1 ``(k, z, y, x)`` float32 and label level 0 ``(z, y, x)``."""
-    k = len(plan.class_indices)
-    shape = plan.tomogram.shape
-    c = plan.chunk
-    for method in plan.methods:
-        group = root.create_group(method)
-        group.create_array("0", shape=(k, *shape), chunks=(1, c, c, c), dtype="float32", fill_value=0.0,
-                           compressors=HEATMAP_CODEC)
-        if n_levels_for(shape, c) > 1:
-            group.create_array("1", shape=(k, *(n // 2 for n in shape)), chunks=(1, c // 2, c // 2, c // 2),
-                               dtype="float32", fill_value=0.0, compressors=HEATMAP_CODEC)
-    seg = root.create_group("labels").create_group("segmentation")
-    seg.create_array("0", shape=shape, chunks=(c, c, c), dtype="uint16", fill_value=0)
+def _sub_boxes(lo: tuple[int, ...], hi: tuple[int, ...], edge: int):
+    """Boxes ``(lo, hi)`` of at most ``edge`` voxels per axis tiling ``[lo, hi)``, aligned to multiples of ``edge``."""
+    axes = [range(a, b, edge) for a, b in zip(lo, hi)]
+    for starts in itertools.product(*axes):
+        yield starts, tuple(min(s + edge, b) for s, b in zip(starts, hi))
 
 
-def output_array_names(plan: Plan) -> list[str]:
-    """Store paths of the arrays phase 2 writes (those :func:`create_output_arrays` makes)."""
-    levels = ("0", "1") if n_levels_for(plan.tomogram.shape, plan.chunk) > 1 else ("0",)
-    return [f"{m}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
-
-
-def stitch_chunks(plan: Plan, chunks: list[tuple[int, ...]], threshold: float) -> int:
-    """Phase-2 task: stitch and write the output ``chunks`` (a box of indices on the chunk grid).
-
-    Writes, for every method, level 0 and level 1 of the heatmaps, and the label image (voxels whose largest
-    class value of :func:`label_method` exceeds ``threshold``).
-    """
+def stitch_chunk(plan: Plan, index: tuple[int, ...], threshold: float) -> int:
+    """Phase-2 task: level 0 and 1 of every method and the labels of level-0 chunk ``index``; returns 1."""
     root = zarr.open_group(plan.store, mode="r+")
-    boxes = [plan.chunk_box(c) for c in chunks]
-    nd = len(boxes[0][0])
-    lo = tuple(min(b[0][d] for b in boxes) for d in range(nd))
-    hi = tuple(max(b[1][d] for b in boxes) for d in range(nd))
-    ranges = plan.grid.covering(lo, hi)
-    starts = [plan.grid.starts[d][r] for d, r in enumerate(ranges)]
-    shape = tuple(b - a for a, b in zip(lo, hi))
-    region = tuple(slice(a, b) for a, b in zip(lo, hi))
-    half = tuple(slice(a // 2, b // 2) for a, b in zip(lo, hi))  # lo is a multiple of the (even) chunk size
+    grid, sampling = plan.grid, plan.sampling
+    lo, hi = plan.chunk_box(index)  # samples
+    vlo, vhi = sampling.voxel_box(lo, hi)  # the voxels they stand for
+    ranges = grid.covering(vlo, vhi)
+    starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
+    positions = [sampling.positions(d, a, b) for d, (a, b) in enumerate(zip(lo, hi))]
+    box = (slice(None), *(slice(a, b) for a, b in zip(lo, hi)))
+    half = (slice(None), *(slice(a // 2, b // 2) for a, b in zip(lo, hi)))  # lo is a multiple of the even chunk
     for method in plan.methods:
-        maps = np.asarray(root["tiles"][method][ranges])  # (a, b, c, k, *feat)
-        heat = stitch_region(lo, shape, starts, maps, plan.grid.tile, plan.window)  # (k, *shape)
+        maps = np.asarray(root["tiles"][method][ranges])  # (*t, k, *feat)
+        samples = stitch_samples(positions, starts, maps, grid.tile, plan.window)  # (k, *n)
         group = root[method]
-        group["0"][(slice(None), *region)] = heat
+        group["0"][box] = samples.astype(plan.heatmap_dtype)
         if "1" in group:
-            group["1"][(slice(None), *half)] = downsample_mean(heat)
+            group["1"][half] = downsample_mean(samples).astype(plan.heatmap_dtype)
         if method == label_method(plan):
-            ignore = background_indices(plan.class_names)
-            root["labels/segmentation/0"][region] = label_block(heat, threshold, ignore)
-    return len(chunks)
+            _write_labels(root, plan, maps, ranges, vlo, vhi, threshold)
+    return 1
 
 
-def group_edge(plan: Plan, budget: int = 384 * 2**20) -> int:
-    """Output chunks per axis in one phase-2 task: as many as fit ``budget`` bytes of float32 maps (at most 4)."""
-    k = len(plan.class_indices)
-    edge = 4
-    while edge > 1 and 4 * (k + 1) * (edge * plan.chunk) ** len(plan.tomogram.shape) > budget:
-        edge -= 1
-    return edge
+def _write_labels(root: zarr.Group, plan: Plan, maps: np.ndarray, ranges: tuple[slice, ...],
+                  vlo: tuple[int, ...], vhi: tuple[int, ...], threshold: float) -> None:
+    """Labels of the voxels ``[vlo, vhi)`` from the full-grid field, one label chunk in memory at a time."""
+    grid = plan.grid
+    ignore = background_indices(plan.class_names)
+    dtype = label_dtype(len(plan.class_indices))
+    labels = root["labels/segmentation/0"]
+    for lo, hi in _sub_boxes(vlo, vhi, plan.chunk):
+        sub = grid.covering(lo, hi)
+        local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, ranges))
+        starts = [grid.starts[d][s] for d, s in enumerate(sub)]
+        shape = tuple(b - a for a, b in zip(lo, hi))
+        field = stitch_region(lo, shape, starts, maps[local], grid.tile, plan.window)  # (k, *shape)
+        labels[tuple(slice(a, b) for a, b in zip(lo, hi))] = label_block(field, threshold, ignore, dtype)

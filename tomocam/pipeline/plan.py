@@ -7,7 +7,6 @@ and sizes the blocks. The :class:`Plan` is small and picklable: it is what every
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,11 @@ from tomocam.classes import class_indices
 from tomocam.device import worker_device
 from tomocam.errors import InputError, LayerError
 from tomocam.explain.methods import AUTOCAST_DTYPES
+from tomocam.models.inputs import InputSpec, prepare
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
+from tomocam.store.layout import HEATMAP_DTYPES, Sampling, native_step
 from tomocam.tile import Block, TileGrid, make_blocks
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -47,8 +47,15 @@ class Plan:
     autocast: str | None
     window: str
     chunk: int
+    sampling: Sampling
+    heatmap_dtype: str
     torch_threads: int | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """How this run's tiles become model inputs."""
+        return InputSpec(self.grid.tile, self.model_input, self.normalisation, self.invert)
 
     @property
     def blocks(self) -> list[Block]:
@@ -62,23 +69,14 @@ class Plan:
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
-        """Number of output chunks per spatial axis."""
-        return tuple(math.ceil(n / self.chunk) for n in self.tomogram.shape)
+        """Number of level-0 heatmap chunks per spatial axis (a phase-2 task each)."""
+        return tuple(math.ceil(n / self.chunk) for n in self.sampling.sample_shape)
 
     def chunk_box(self, index: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Voxel box ``[lo, hi)`` of output chunk ``index``."""
+        """Sample box ``[lo, hi)`` of level-0 heatmap chunk ``index``."""
         lo = tuple(i * self.chunk for i in index)
-        hi = tuple(min(l + self.chunk, n) for l, n in zip(lo, self.tomogram.shape))
+        hi = tuple(min(a + self.chunk, n) for a, n in zip(lo, self.sampling.sample_shape))
         return lo, hi
-
-    def chunk_groups(self, group: int) -> list[list[tuple[int, ...]]]:
-        """Phase-2 tasks: ``group``-per-axis boxes of output chunks (each task owns whole chunks)."""
-        counts = [math.ceil(c / group) for c in self.chunk_grid]
-        out = []
-        for g in itertools.product(*(range(c) for c in counts)):
-            ranges = [range(i * group, min((i + 1) * group, c)) for i, c in zip(g, self.chunk_grid)]
-            out.append(list(itertools.product(*ranges)))
-        return out
 
     def describe(self) -> str:
         """A dry-run description of the plan."""
@@ -94,7 +92,8 @@ class Plan:
                 f"methods {', '.join(self.methods)}, {len(self.class_indices)} classes",
                 f"device  {self.device}, batch {self.batch_size}"
                 + (f", autocast {self.autocast}" if self.autocast else ""),
-                f"output  {self.store}: chunks {self.chunk}^3, "
+                f"output  {self.store}: heatmaps every {'x'.join(map(str, self.sampling.step))} voxels "
+                f"{self.sampling.sample_shape} {self.heatmap_dtype}, chunks {self.chunk}^3, "
                 f"{int(np.prod(self.chunk_grid))} chunks per class",
             ]
         )
@@ -126,7 +125,7 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
     import torch
 
     from tomocam import compute_cams
-    from tomocam.models import load_checkpoint, normalise
+    from tomocam.models import load_checkpoint
 
     tomo = open_tomogram(config.tomogram, voxel_size=config.voxel_size)
     model, meta = load_checkpoint(config.model, device="cpu")
@@ -141,7 +140,8 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
     tile = config.tile or tuple(max(1, round(meta.input_size * r)) for r in ratio)
     grid = TileGrid.build(tomo.shape, tile, config.stride)
     model_input = tuple(max(1, round(t / r)) for t, r in zip(grid.tile, ratio))
-    probe = normalise(torch.zeros((1, 1, *model_input)), meta.normalisation)
+    spec = InputSpec(grid.tile, model_input, meta.normalisation, config.invert)
+    probe = prepare(torch.zeros((1, *grid.tile)), spec)  # (1, 1, *model_input)
     try:
         with torch.no_grad():
             result = compute_cams(model, probe, layer, methods=methods)
@@ -172,6 +172,13 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         raise InputError(f"unknown --autocast '{config.autocast}'; expected one of {', '.join(AUTOCAST_DTYPES)}")
     if config.chunk < 2 or config.chunk % 2:
         raise InputError(f"output chunk size must be even (pyramid level 1 uses half chunks); got {config.chunk}")
+    if config.heatmap_dtype not in HEATMAP_DTYPES:
+        raise InputError(f"unknown heatmap dtype '{config.heatmap_dtype}'; expected one of {', '.join(HEATMAP_DTYPES)}")
+    if config.heatmap_step is not None and config.heatmap_step < 1:
+        raise InputError(f"heatmap step must be at least 1 voxel; got {config.heatmap_step}")
+    step = tuple(
+        config.heatmap_step or native_step(t, s, f) for t, s, f in zip(grid.tile, grid.stride, feature_shape)
+    )
     return Plan(
         tomogram=tomo,
         grid=grid,
@@ -193,6 +200,8 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
         autocast=config.autocast,
         window=config.window,
         chunk=config.chunk,
+        sampling=Sampling(tomo.shape, step),
+        heatmap_dtype=config.heatmap_dtype,
         torch_threads=torch_threads,
         warnings=tuple(warnings),
     )

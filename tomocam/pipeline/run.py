@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,20 +12,15 @@ from typing import Any
 import numpy as np
 import zarr
 
-from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
-from tomocam.pipeline.phase1 import create_tiles_arrays, done_blocks, explain_block
-from tomocam.pipeline.phase2 import create_output_arrays, group_edge, label_method, output_array_names, stitch_chunks
+from tomocam.pipeline.phase1 import done_blocks, explain_block
+from tomocam.pipeline.phase2 import label_method, stitch_chunk
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.progress import progress_bars
-from tomocam.write.pyramid import label_threshold
-from tomocam.write.store import (
-    ATTRS_KEY, create_root, forget_whole, is_whole, mark_complete, prepare_output, record_whole, update_attrs,
-    whole_arrays,
-)
-
-
+from tomocam.store.create import open_or_create, phase2_arrays, prepare_output
+from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, update_attrs, whole_arrays
+from tomocam.store.pyramid import label_threshold
 
 @dataclass
 class RunSummary:
@@ -47,77 +41,6 @@ class RunSummary:
         total = self.seconds.get("total", 0.0)
         computed = self.n_tiles * self.blocks_computed / max(1, self.blocks_total)
         return computed / total if total > 0 else 0.0
-
-
-def fingerprint(plan: Plan) -> dict[str, Any]:
-    """The settings a resumed run must share with the run it continues."""
-    return {
-        "input": [plan.tomogram.path, list(plan.tomogram.shape), list(plan.tomogram.voxel_size)],
-        "model_sha256": plan.model_sha256,
-        "layer": plan.layer,
-        "methods": list(plan.methods),
-        "classes": list(plan.class_indices),
-        "tile": list(plan.grid.tile),
-        "stride": list(plan.grid.stride),
-        "model_input": list(plan.model_input),
-        "block": list(plan.block),
-        "normalisation": plan.normalisation,
-        "invert": plan.invert,
-        "window": plan.window,
-        "chunk": plan.chunk,
-        "autocast": plan.autocast,
-    }
-
-
-def _provenance(plan: Plan, config: ExplainConfig) -> dict[str, Any]:
-    from tomocam import __version__
-
-    t = plan.tomogram
-    return {
-        "version": __version__,
-        "command": config.command,
-        "model": {"path": plan.model_path, "sha256": plan.model_sha256},
-        "classes": list(plan.class_names),
-        "model_classes": list(plan.model_classes),
-        "layer": plan.layer,
-        "methods": list(plan.methods),
-        "tile": list(plan.grid.tile),
-        "stride": list(plan.grid.stride),
-        "window": plan.window,
-        "block": list(plan.block),
-        "feature_shape": list(plan.feature_shape),
-        "model_input": list(plan.model_input),
-        "normalisation": plan.normalisation,
-        "invert": plan.invert,
-        "input": {"path": t.path, "shape": list(t.shape), "voxel_size": list(t.voxel_size), "dtype": t.dtype},
-        "fingerprint": fingerprint(plan),
-    }
-
-
-def open_or_create_store(plan: Plan, config: ExplainConfig) -> None:
-    """Create the store and its arrays, or on ``--resume`` check that the existing one belongs to this plan."""
-    existing = Path(plan.store, "zarr.json").is_file()
-    if config.resume and existing:
-        root = zarr.open_group(plan.store, mode="r+")
-        old = root.attrs.get(ATTRS_KEY, {}).get("fingerprint")
-        new = fingerprint(plan)
-        if old is None or "tiles" not in root:
-            raise OutputError(f"cannot resume '{plan.store}': it is not a tomocam explain store")
-        differ = [k for k in new if old.get(k) != new[k]]
-        if differ:
-            raise OutputError(
-                f"cannot resume '{plan.store}': its run had other settings ({', '.join(differ)}); "
-                "use the same options, or --overwrite"
-            )
-        update_attrs(plan.store, complete=False, command=config.command)
-        return
-    # Built beside its final path and moved there whole, so a store at that path always has all its arrays.
-    partial = f"{plan.store}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    root = create_root(partial, _provenance(plan, config))
-    create_tiles_arrays(root, plan)
-    create_output_arrays(root, plan)
-    os.replace(partial, plan.store)
 
 
 def _gather(client, futures: list, progress, task, advance) -> list:
@@ -165,13 +88,13 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
         seconds["phase1"] = time.perf_counter() - t0
         upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
         threshold = label_threshold(tiles[label_method(plan)], config.label_fraction, upsampling)
-        stitched = output_array_names(plan)
+        stitched = phase2_arrays(plan)
         whole = is_whole(plan.store, stitched)
         if not whole:  # phase 2 rewrites its arrays in full, and everything derived from them is rebuilt
             forget_whole(plan.store, *[n for n in whole_arrays(plan.store) if not n.startswith("tiles/")])
-        groups = [] if whole else plan.chunk_groups(group_edge(plan))
-        task = bars.add_task("phase 2: stitching chunks", total=sum(len(g) for g in groups))
-        futures = [client.submit(stitch_chunks, plan, g, threshold, pure=False) for g in groups]
+        chunks = [] if whole else list(itertools.product(*(range(n) for n in plan.chunk_grid)))
+        task = bars.add_task("phase 2: stitching chunks", total=len(chunks))
+        futures = [client.submit(stitch_chunk, plan, c, threshold, pure=False) for c in chunks]
         _gather(client, futures, bars, task, lambda n: n)
         record_whole(plan.store, *stitched)
         seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
@@ -225,7 +148,7 @@ def explain_tomogram(
     prepare_output(store, resume=config.resume, overwrite=config.overwrite)
     if on_plan is not None:
         on_plan(plan)
-    open_or_create_store(plan, config)
+    open_or_create(plan, config)
     if client is not None:
         return run_plan(plan, config, client, progress=progress)
     with connect(device=plan.device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl, info):

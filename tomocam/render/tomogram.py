@@ -1,7 +1,7 @@
 """Figures of an explain store: orthogonal slices with heatmap overlays, and a class montage.
 
 Only what is drawn is read: one plane per panel, from the coarsest pyramid level that still has the figure's
-resolution (:func:`tomocam.write.grid.choose_level`), and the tomogram (the store's input MRC, memory-mapped)
+resolution (:func:`tomocam.store.grid.choose_level`), and the tomogram (the store's input MRC, memory-mapped)
 read with a stride to the same resolution. Planes are placed in angstrom, so heatmap and tomogram overlay
 exactly whatever their levels. Heatmaps are shown in score units, never normalised: colour limits are
 symmetric around zero; in an overview each (class, method) group of panels shares one, in a montage each class
@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 
 from tomocam.explain.methods import METHOD_TITLES
 from tomocam.render.overlay import CMAP, draw_overlay, extent, norm, symmetric_limit
-from tomocam.write.grid import Grid, choose_level, level_grid
-from tomocam.write.select import ChannelView, select_classes, select_methods
-from tomocam.write.store import ExplainStore
+from tomocam.store.grid import Grid, choose_level, level_grid
+from tomocam.store.select import ChannelView, select_classes, select_methods
+from tomocam.store import ExplainStore
 
 #: Plane name -> (the fixed axis, (row axis, column axis)) in (z, y, x) order.
 PLANES: dict[str, tuple[int, tuple[int, int]]] = {"xy": (0, (1, 2)), "xz": (1, (0, 2)), "yz": (2, (0, 1))}

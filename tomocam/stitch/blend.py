@@ -10,6 +10,10 @@ already divided by the per-axis weight sums (the weight sum of a product window 
 of per-axis sums), applied to the ``(k, tiles_z * feat_z, tiles_y * feat_y, tiles_x * feat_x)`` array of maps:
 three matrix products instead of resizing and adding every tile at full resolution. The result depends only on
 which tiles cover the region, never on how the work was split.
+
+The operator's rows are the field's values at chosen voxels, so the same maths samples the field on any product
+of voxel positions: :func:`stitch_region` on every voxel of a box, :func:`stitch_samples` on a coarser grid (the
+store's native level 0). A sample equals the full-grid field at its voxel exactly, not an interpolation of it.
 """
 
 from __future__ import annotations
@@ -23,27 +27,59 @@ from tomocam.explain.resize import interpolation_matrix
 from tomocam.stitch.window import axis_window
 
 
-def axis_operator(lo: int, length: int, starts: np.ndarray, tile: int, feat: int, window: str) -> torch.Tensor:
-    """Blend operator of one axis: ``(length, t * feat)`` float32, for output voxels ``lo .. lo + length - 1``.
+def axis_operator(positions: np.ndarray, starts: np.ndarray, tile: int, feat: int, window: str) -> torch.Tensor:
+    """Blend operator of one axis: ``(len(positions), t * feat)`` float32, one row per output voxel index.
 
-    Row ``x`` holds, for each tile ``i`` starting at ``starts[i]`` and each feature voxel ``f``, the weight
-    ``w(x - s_i) * up[x - s_i, f] / sum_j w(x - s_j)``, zero where tile ``i`` does not cover ``x``.
+    Row ``r`` (voxel ``x = positions[r]``) holds, for each tile ``i`` starting at ``starts[i]`` and each feature
+    voxel ``f``, the weight ``w(x - s_i) * up[x - s_i, f] / sum_j w(x - s_j)``, zero where tile ``i`` does not
+    cover ``x``.
 
     Raises:
-        ValueError: a voxel of the range is covered by none of the tiles.
+        ValueError: a voxel of ``positions`` is covered by none of the tiles.
     """
+    x = np.asarray(positions, dtype=np.int64)  # (n,)
     w = axis_window(tile, window)  # (tile,)
     up = interpolation_matrix(feat, tile).numpy()  # (tile, feat)
-    op = np.zeros((length, len(starts), feat))
-    weight_sum = np.zeros(length)
-    for i, s in enumerate(int(s) for s in starts):
-        a, b = max(s, lo), min(s + tile, lo + length)
-        if a < b:
-            op[a - lo : b - lo, i] = w[a - s : b - s, None] * up[a - s : b - s]
-            weight_sum[a - lo : b - lo] += w[a - s : b - s]
+    offset = x[:, None] - np.asarray(starts, dtype=np.int64)[None, :]  # (n, t): voxel x inside tile i
+    inside = (offset >= 0) & (offset < tile)
+    clipped = np.clip(offset, 0, tile - 1)
+    weight = np.where(inside, w[clipped], 0.0)  # (n, t)
+    weight_sum = weight.sum(axis=1)
     if (weight_sum <= 0).any():
-        raise ValueError(f"voxels {lo}..{lo + length - 1} are not all covered by the given tiles")
-    return torch.from_numpy((op / weight_sum[:, None, None]).reshape(length, -1).astype(np.float32))
+        bad = x[weight_sum <= 0]
+        raise ValueError(f"voxels {bad.min()}..{bad.max()} are not all covered by the given tiles")
+    op = weight[:, :, None] * up[clipped] / weight_sum[:, None, None]  # (n, t, feat)
+    return torch.from_numpy(op.reshape(len(x), -1).astype(np.float32))
+
+
+def stitch_samples(
+    positions: Sequence[np.ndarray],
+    starts: Sequence[np.ndarray],
+    maps: np.ndarray,
+    tile: Sequence[int],
+    window: str = "cosine",
+) -> np.ndarray:
+    """The stitched field at the voxels ``positions[0] x positions[1] x ...`` (a product grid of voxel indices).
+
+    Args:
+        positions: per spatial axis, the voxel indices ``(n_d,)`` to sample.
+        starts: per axis, the start voxels ``(t_d,)`` of the tiles covering those voxels (a product grid).
+        maps: ``(*t, k, *feat)`` feature-resolution maps of those tiles, C order over the grid.
+        tile: the tile size per axis.
+        window: blend window kind (:data:`tomocam.stitch.window.WINDOWS`).
+
+    Returns:
+        ``(k, *n)`` float32 stitched values in score units.
+    """
+    nd = len(positions)
+    grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))  # (*t, k, *f)
+    order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
+    x = x.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
+    for d in range(nd):
+        op = axis_operator(positions[d], starts[d], tile[d], feat[d], window)  # (n_d, t_d * f_d)
+        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)
+    return x.contiguous().numpy()
 
 
 def stitch_region(
@@ -54,24 +90,14 @@ def stitch_region(
     tile: Sequence[int],
     window: str = "cosine",
 ) -> np.ndarray:
-    """Stitch the region ``[lo, lo + shape)`` from the tiles covering it.
+    """Stitch every voxel of the region ``[lo, lo + shape)`` from the tiles covering it.
 
     Args:
         lo, shape: the region's first voxel and size, one entry per spatial axis.
-        starts: per axis, the start voxels ``(t_d,)`` of the covering tiles (a product grid).
-        maps: ``(*t, k, *feat)`` feature-resolution maps of those tiles, C order over the grid.
-        tile: the tile size per axis.
-        window: blend window kind (:data:`tomocam.stitch.window.WINDOWS`).
+        starts, maps, tile, window: as for :func:`stitch_samples`.
 
     Returns:
         ``(k, *shape)`` float32 stitched maps in score units.
     """
-    nd = len(shape)
-    grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
-    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))  # (*t, k, *f)
-    order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
-    x = x.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
-    for d in range(nd):
-        op = axis_operator(lo[d], shape[d], starts[d], tile[d], feat[d], window)  # (shape[d], t_d * f_d)
-        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)
-    return x.contiguous().numpy()
+    positions = [np.arange(a, a + n) for a, n in zip(lo, shape)]
+    return stitch_samples(positions, starts, maps, tile, window)

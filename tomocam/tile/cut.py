@@ -1,4 +1,4 @@
-"""Cutting tiles out of a volume: read a block's voxels in one slab, then take tiles as views of it."""
+"""A block's voxels: read in one slab, and where its tiles start in it (cutting: :mod:`tomocam.models.inputs`)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,7 @@ def read_slab(volume: np.ndarray, grid: TileGrid, block: Block) -> tuple[np.ndar
     return slab, lo
 
 
-def cut_tiles(
-    slab: np.ndarray, origin: tuple[int, ...], grid: TileGrid, indices: Sequence[tuple[int, ...]]
-) -> np.ndarray:
-    """The tiles at grid ``indices`` from a ``slab`` read at ``origin``: ``(n, *tile)``, a new array."""
-    tiles = np.empty((len(indices), *grid.tile), dtype=slab.dtype)
-    for n, index in enumerate(indices):
-        start = [s - o for s, o in zip(grid.tile_start(index), origin)]
-        tiles[n] = slab[tuple(slice(a, a + t) for a, t in zip(start, grid.tile))]
-    return tiles
+def slab_starts(grid: TileGrid, block: Block, origin: Sequence[int]) -> np.ndarray:
+    """Start voxels ``(n, nd)`` of the tiles of ``block`` (C order) inside its slab read at ``origin``."""
+    starts = np.array([grid.tile_start(index) for index in block.indices()], dtype=np.int64)  # (n, nd)
+    return starts - np.asarray(origin, dtype=np.int64)

@@ -1,5 +1,1 @@
-"""Writing and reading the explain store: one OME-Zarr 0.5 (zarr v3) group per run (layout in store.md)."""
-
-from tomocam.write.store import ExplainStore, open_store
-
-__all__ = ["ExplainStore", "open_store"]
+"""Exports of an explain store to other tools' formats: MRC volumes and STAR/CSV particle tables."""

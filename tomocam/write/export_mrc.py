@@ -15,14 +15,20 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-from tomocam.errors import OutputError
+from tomocam.errors import InputError, OutputError
 from tomocam.picking.peaks import ArrayLike, blocks
-from tomocam.write.grid import Grid, level_grid
-from tomocam.write.select import ChannelView, select_classes, select_methods
-from tomocam.write.store import ExplainStore
+from tomocam.store.grid import Grid, level_grid
+from tomocam.store.select import ChannelView, select_classes, select_methods
+from tomocam.store import ExplainStore
 
 #: MRC modes for the dtypes tomocam exports: float32 heatmaps, uint16 labels.
 MRC_MODES = {np.dtype(np.float32): 2, np.dtype(np.uint16): 6}
+
+#: Store dtypes written as a wider MRC mode: float16 heatmaps as float32, uint8 labels as uint16.
+MRC_WIDER = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.uint8): np.dtype(np.uint16)}
+
+#: The ``level`` that exports the heatmaps on the tomogram's grid (computed from the per-tile maps).
+FULL = "full"
 
 
 def write_mrc(
@@ -35,13 +41,14 @@ def write_mrc(
 ) -> Path:
     """Copy a `(z, y, x)` volume (numpy, zarr or any sliceable array) to an MRC file at ``path``.
 
-    The dtype must be float32 or uint16 (MRC modes 2 and 6). ``block`` sets how much is read at a time
+    The dtype must be float32 or uint16 (MRC modes 2 and 6; float16 and uint8 are widened). ``block`` sets how much is read at a time
     (default: the array's own chunks, else 64^3). Raises :class:`OutputError` if ``path`` exists and
     ``overwrite`` is false or it cannot be written.
     """
     path = Path(path)
     shape = tuple(int(s) for s in volume.shape)
     dtype = np.dtype(getattr(volume, "dtype", np.float32))
+    dtype = MRC_WIDER.get(dtype, dtype)
     if len(shape) != 3:
         raise ValueError(f"MRC export needs a (z, y, x) volume, found shape {shape}")
     if dtype not in MRC_MODES:
@@ -96,13 +103,15 @@ def export_store(
     *,
     methods: Sequence[str] | None = None,
     classes: Sequence[str] | None = None,
-    level: int = 0,
+    level: int | str = 0,
     labels: bool = True,
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write ``<out_dir>/<stem>_<method>_<class>.mrc`` for each method and class (default: all), and
-    ``<stem>_labels.mrc``.
+    """Write ``<out_dir>/<stem>_<method>_<class>_<level>.mrc`` for each method and class (default: all), and
+    ``<stem>_labels_<level>.mrc``; ``<level>`` is ``level<N>`` for stored pyramid level ``N`` or ``full``.
 
+    ``level`` :data:`FULL` computes the heatmaps on the tomogram's grid from the per-tile maps, block by block
+    (:meth:`ExplainStore.full_grid`), only for the classes and methods asked; the labels are then level 0.
     ``stem`` is the store's file name without ``.zarr``. Each map keeps the level's voxel size and is placed
     at the input tomogram's origin plus the level's offset, so it overlays the tomogram in IMOD and ChimeraX.
     All target names are checked before anything is written. Returns the paths written.
@@ -110,18 +119,25 @@ def export_store(
     out_dir = Path(out_dir)
     stem = Path(store.path).name.removesuffix(".zarr")
     base = np.asarray(input_origin(store))
+    full = level == FULL
+    if not full and not isinstance(level, int):
+        raise InputError(f"export level must be a pyramid level number or '{FULL}'; got {level!r}")
+    tag = FULL if full else f"level{level}"
     jobs: list[tuple[ArrayLike, Path, Grid]] = []
     for method in select_methods(store, methods):
-        array = store.heatmap(method, level)  # (c, z, y, x)
-        grid = level_grid(store, method, level)
+        if full:
+            array, grid = store.full_grid(method), Grid(store.voxel_size)  # (c, z, y, x) lazy
+        else:
+            array, grid = store.heatmap(method, level), level_grid(store, method, level)  # (c, *samples)
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
         for name in select_classes(store, classes):
             c = store.classes.index(name)
-            jobs.append((ChannelView(array, c), out_dir / f"{stem}_{method}_{_safe(name)}.mrc", placed))
+            jobs.append((ChannelView(array, c), out_dir / f"{stem}_{method}_{_safe(name)}_{tag}.mrc", placed))
     if labels:
-        grid = level_grid(store, "labels/segmentation", level)
+        label_level = 0 if full else level
+        grid = level_grid(store, "labels/segmentation", label_level)
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
-        jobs.append((store.labels(level), out_dir / f"{stem}_labels.mrc", placed))
+        jobs.append((store.labels(label_level), out_dir / f"{stem}_labels_{tag}.mrc", placed))
     existing = [str(p) for _, p, _ in jobs if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"export target exists already: {', '.join(existing)}; pass --overwrite to replace")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from tomocam.classes import class_indices
 from tomocam.errors import InputError
-from tomocam.write.store import ExplainStore
+from tomocam.store import ExplainStore
 
 
 def select_classes(store: ExplainStore, names: Sequence[str] | None) -> list[str]:
@@ -30,13 +32,15 @@ def select_methods(store: ExplainStore, methods: Sequence[str] | None) -> list[s
 
 
 class ChannelView:
-    """One channel of a `(c, z, y, x)` array as a lazily sliced `(z, y, x)` volume (reads only what is sliced)."""
+    """One channel of a `(c, z, y, x)` zarr or dask array as a lazily sliced `(z, y, x)` volume (reads, or
+    computes, only what is sliced)."""
 
     def __init__(self, array, channel: int) -> None:
         self.array, self.channel = array, channel
         self.shape = tuple(array.shape[1:])
         self.dtype = array.dtype
-        self.chunks = tuple(array.chunks[1:])
+        # zarr gives one chunk edge per axis, dask the tuple of chunk sizes: its first is the regular edge
+        self.chunks = tuple(c[0] if isinstance(c, tuple) else c for c in array.chunks[1:])
 
     def __getitem__(self, key: tuple[slice, ...]):
-        return self.array[(self.channel, *key)]
+        return np.asarray(self.array[(self.channel, *key)])

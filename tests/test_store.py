@@ -7,14 +7,14 @@ import pytest
 import zarr
 
 from tomocam.errors import InputError, OutputError
-from tomocam.write import open_store
-from tomocam.write.ome import level_transforms
-from tomocam.write.pyramid import (
-    downsample_mean, label_block, n_levels_for, write_heatmap_pyramid, write_label_pyramid, write_scores,
+from tomocam.store import open_store
+from tomocam.store.layout import n_levels_for
+from tomocam.store.ome import level_transforms
+from tomocam.store.pyramid import (
+    downsample_mean, label_block, write_heatmap_pyramid, write_label_pyramid, write_scores,
 )
-from tomocam.write.store import (
-    create_root, forget_whole, is_whole, mark_complete, prepare_output, record_whole, whole_arrays,
-)
+from tomocam.store.create import create_root, prepare_output
+from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, whole_arrays
 
 
 def test_prepare_output_refuses_existing_and_unwritable(tmp_path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomocam.write.store import ExplainStore
+from tomocam.store.reader import ExplainStore
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Grid:
 def level_grid(store: ExplainStore, group: str, level: int) -> Grid:
     """The grid of ``level`` of the multiscale image ``group`` (``"respond"``, ``"gradcam"`` or
     ``"labels/segmentation"``), from its ``coordinateTransformations``; space axes only."""
+    group = group
     ms = store.root[group].attrs["ome"]["multiscales"][0]
     n_space = sum(1 for a in ms["axes"] if a.get("type") == "space")
     dataset = next(d for d in ms["datasets"] if d["path"] == str(level))

@@ -1,7 +1,9 @@
 """OME-Zarr (NGFF 0.5) metadata as plain dictionaries (pure functions, no I/O).
 
-Level ``n`` of a pyramid is the level-0 grid averaged over ``2**n`` voxels per axis, so its voxel size is
-``2**n * v`` and its first voxel centre sits at ``(2**n - 1) / 2 * v`` (angstrom).
+Level 0 samples the tomogram every ``step`` voxels from voxel ``offset`` (``step`` 1, ``offset`` 0: the
+tomogram's own grid); level ``n`` averages ``2**n`` level-0 samples per axis, so its spacing is
+``2**n * step * v`` and its first sample sits at ``(offset + (2**n - 1) / 2 * step) * v`` (angstrom, the centre
+of the tomogram's first voxel at 0).
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ def space_axes() -> list[dict]:
     return [{"name": a, "type": "space", "unit": "angstrom"} for a in ("z", "y", "x")]
 
 
-def level_transforms(voxel_size: tuple[float, ...], level: int, channel: bool) -> list[dict]:
-    """Scale and translation (angstrom) of pyramid ``level``; a leading unit entry for a channel axis."""
+def level_transforms(
+    voxel_size: tuple[float, ...],
+    level: int,
+    channel: bool,
+    step: tuple[int, ...] | None = None,
+    offset: tuple[int, ...] | None = None,
+) -> list[dict]:
+    """Scale and translation (angstrom) of pyramid ``level`` of a level 0 sampled every ``step`` voxels from
+    voxel ``offset`` (default: the tomogram's grid); a leading unit entry for a channel axis."""
     f = 2**level
-    scale = [v * f for v in voxel_size]
-    shift = [(f - 1) / 2 * v for v in voxel_size]
+    step = step or (1,) * len(voxel_size)
+    offset = offset or (0,) * len(voxel_size)
+    scale = [v * f * s for v, s in zip(voxel_size, step)]
+    shift = [(o + (f - 1) / 2 * s) * v for v, s, o in zip(voxel_size, step, offset)]
     lead = [1.0] if channel else []
     lead0 = [0.0] if channel else []
     return [
@@ -30,7 +41,14 @@ def level_transforms(voxel_size: tuple[float, ...], level: int, channel: bool) -
     ]
 
 
-def multiscales(name: str, voxel_size: tuple[float, ...], n_levels: int, channel: bool) -> list[dict]:
+def multiscales(
+    name: str,
+    voxel_size: tuple[float, ...],
+    n_levels: int,
+    channel: bool,
+    step: tuple[int, ...] | None = None,
+    offset: tuple[int, ...] | None = None,
+) -> list[dict]:
     """The ``multiscales`` list for an image (``channel=True``: axes c, z, y, x) or a label image (z, y, x)."""
     axes = ([{"name": "c", "type": "channel"}] if channel else []) + space_axes()
     return [
@@ -38,7 +56,7 @@ def multiscales(name: str, voxel_size: tuple[float, ...], n_levels: int, channel
             "name": name,
             "axes": axes,
             "datasets": [
-                {"path": str(level), "coordinateTransformations": level_transforms(voxel_size, level, channel)}
+                {"path": str(level), "coordinateTransformations": level_transforms(voxel_size, level, channel, step, offset)}
                 for level in range(n_levels)
             ],
             "type": "mean" if channel else "nearest",
@@ -47,9 +65,16 @@ def multiscales(name: str, voxel_size: tuple[float, ...], n_levels: int, channel
 
 
 def image_metadata(
-    name: str, voxel_size: tuple[float, ...], n_levels: int, classes: list[str], window: tuple[float, float]
+    name: str,
+    voxel_size: tuple[float, ...],
+    n_levels: int,
+    classes: list[str],
+    window: tuple[float, float],
+    step: tuple[int, ...] | None = None,
+    offset: tuple[int, ...] | None = None,
 ) -> dict:
-    """The ``ome`` attribute of a heatmap image: multiscales plus ``omero`` channels labelled by class."""
+    """The ``ome`` attribute of a heatmap image sampled every ``step`` voxels from voxel ``offset``: multiscales
+    plus ``omero`` channels labelled by class."""
     lo, hi = window
     channels = [
         {
@@ -62,7 +87,7 @@ def image_metadata(
     ]
     return {
         "version": NGFF_VERSION,
-        "multiscales": multiscales(name, voxel_size, n_levels, channel=True),
+        "multiscales": multiscales(name, voxel_size, n_levels, channel=True, step=step, offset=offset),
         "omero": {"name": name, "channels": channels, "rdefs": {"model": "color"}},
     }
 

@@ -1,8 +1,8 @@
 """Derived arrays of the store: pyramid levels of the heatmaps, the label image and its pyramid, per-tile scores.
 
 Level 1 of the heatmaps and level 0 of the labels are made in phase 2 from each stitched region while it is in
-memory (:func:`downsample_mean`, :func:`label_block`), so level 0 is never read back. The coarser levels are
-built here from level 1 with dask, chunk by chunk (bounded memory).
+memory (:func:`downsample_mean`, :func:`label_block`), so heatmap level 0 is never read back. The coarser levels
+are built here from level 1 with dask, chunk by chunk (bounded memory).
 """
 
 from __future__ import annotations
@@ -12,32 +12,21 @@ import numpy as np
 import torch
 import zarr
 from torch.nn import functional as F
-from zarr.codecs import BloscCodec
 
-#: Heatmaps are smooth float32 fields: byte shuffling + lz4 writes them ~5x faster than zarr's default codec
-#: (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of 96x192x192).
-HEATMAP_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
-
-
-def n_levels_for(shape: tuple[int, ...], chunk: int) -> int:
-    """Levels so that the coarsest fits about one chunk per axis (each level halves z, y, x; at least 1 level)."""
-    levels = 1
-    size = np.array(shape)
-    while size.max() > chunk and (size // 2).min() >= 2:
-        size //= 2
-        levels += 1
-    return levels
-
+from tomocam.store.layout import HEATMAP_CODEC
 
 def downsample_mean(block: np.ndarray) -> np.ndarray:
     """``(k, z, y, x)`` -> ``(k, z // 2, y // 2, x // 2)`` float32: means of 2x2x2 voxel groups; an odd last
     voxel is dropped (torch's pooling: multi-threaded, no temporaries)."""
+    half = tuple(n // 2 for n in block.shape[1:])
+    if min(half) == 0:  # an edge chunk one voxel thick: nothing to average
+        return np.zeros((block.shape[0], *half), np.float32)
     tensor = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
     return F.avg_pool3d(tensor[None], 2)[0].numpy()
 
 
-def label_block(block: np.ndarray, threshold: float, ignore: tuple[int, ...]) -> np.ndarray:
-    """``(k, *s)`` heatmaps -> ``(*s)`` uint16 labels: argmax + 1 where the max exceeds ``threshold``, else 0.
+def label_block(block: np.ndarray, threshold: float, ignore: tuple[int, ...], dtype: str = "uint16") -> np.ndarray:
+    """``(k, *s)`` heatmaps -> ``(*s)`` labels of ``dtype``: argmax + 1 where the max exceeds ``threshold``, else 0.
 
     Classes in ``ignore`` (background classes) never label a voxel.
     """
@@ -45,7 +34,7 @@ def label_block(block: np.ndarray, threshold: float, ignore: tuple[int, ...]) ->
     keep = value > threshold
     for i in ignore:
         keep &= best != i
-    return torch.where(keep, best + 1, 0).numpy().astype(np.uint16)
+    return torch.where(keep, best + 1, 0).numpy().astype(dtype)
 
 
 def label_threshold(tile_maps: zarr.Array, fraction: float, upsampling: float) -> float:
@@ -74,7 +63,7 @@ def write_heatmap_pyramid(group: zarr.Group, levels: range) -> None:
     """
     for level in levels:
         src = da.from_zarr(group[str(level - 1)])
-        down = da.coarsen(np.mean, src, {1: 2, 2: 2, 3: 2}, trim_excess=True).astype(np.float32)
+        down = da.coarsen(np.mean, src.astype(np.float32), {1: 2, 2: 2, 3: 2}, trim_excess=True).astype(src.dtype)
         _store(down, group, str(level), group["0"].chunks, 0.0, compressors=HEATMAP_CODEC)
 
 

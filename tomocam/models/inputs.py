@@ -1,0 +1,62 @@
+"""Model-input preparation: the one path from voxels to what a checkpoint's model takes.
+
+cut (tiles of a volume, as views) -> resample to the model's input grid -> invert contrast if asked -> normalise
+as the checkpoint says. Pure tensor code on whatever device the volume is on: on a GPU the volume goes to the
+device once and every step runs there; the tests run the same code on CPU tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from tomocam.models.normalisation import normalise
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How raw tiles become model inputs: ``tile`` voxels per axis resampled to ``size`` (the model's input
+    grid), contrast inverted when ``invert``, then ``normalisation`` (:data:`tomocam.models.NORMALISATIONS`)."""
+
+    tile: tuple[int, ...]
+    size: tuple[int, ...]
+    normalisation: str
+    invert: bool = False
+
+
+def cut_tiles(volume: Tensor, starts: Sequence[Sequence[int]], tile: Sequence[int]) -> Tensor:
+    """Tiles of ``volume`` ``(*s)`` starting at ``starts`` ``(n, nd)`` (voxel indices into ``volume``):
+    ``(n, *tile)`` on ``volume``'s device. Each tile is a view; stacking them is the one copy."""
+    views = [volume[tuple(slice(a, a + t) for a, t in zip(start, tile))] for start in starts]
+    return torch.stack(views)
+
+
+def resample(x: Tensor, size: Sequence[int]) -> Tensor:
+    """Resample ``(n, 1, *tile)`` to the model's grid ``(n, 1, *size)``.
+
+    Finer tomograms are binned (area averaging: exact voxel means for integer factors), coarser ones
+    interpolated (trilinear), so that a tile shows the model what it saw in training at its own voxel size.
+    """
+    size = tuple(size)
+    if tuple(x.shape[2:]) == size:
+        return x
+    if all(t >= s for t, s in zip(x.shape[2:], size)):
+        return F.adaptive_avg_pool3d(x, size) if x.dim() == 5 else F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="trilinear" if x.dim() == 5 else "bilinear", align_corners=False)
+
+
+def prepare(tiles: Tensor, spec: InputSpec) -> Tensor:
+    """Raw tiles ``(n, *tile)`` -> model inputs ``(n, 1, *spec.size)`` float32, on the tiles' device."""
+    x = resample(tiles.float().unsqueeze(1), spec.size)  # (n, 1, *size)
+    if spec.invert:
+        x = -x
+    return normalise(x, spec.normalisation)
+
+
+def model_inputs(volume: Tensor, starts: Sequence[Sequence[int]], spec: InputSpec) -> Tensor:
+    """Cut, resample, invert and normalise: ``(n, 1, *spec.size)`` model inputs from ``volume`` at ``starts``."""
+    return prepare(cut_tiles(volume, starts, spec.tile), spec)

@@ -1,0 +1,178 @@
+"""Creating the explain store: checking the output path, provenance and the resume fingerprint from one place,
+and every array with its schema (:mod:`tomocam.store.layout`). Which arrays are whole, and the completion
+marker: :mod:`tomocam.store.manifest`.
+
+The pipeline never creates arrays itself: :func:`open_or_create` makes (or, on ``--resume``, checks) the whole
+store before phase 1, so every later write goes into an array whose shape, chunks and codec are fixed here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zarr
+
+from tomocam.errors import OutputError
+from tomocam.store.layout import ATTRS_KEY, HEATMAP_CODEC, MANIFEST_KEY, label_dtype, n_levels_for
+from tomocam.store.manifest import update_attrs
+
+if TYPE_CHECKING:
+    from tomocam.pipeline.config import ExplainConfig
+    from tomocam.pipeline.plan import Plan
+
+
+def prepare_output(path: str | Path, *, resume: bool, overwrite: bool) -> str:
+    """Check that ``path`` may be written and return it as an absolute string.
+
+    An existing path is an :class:`OutputError` unless ``resume`` (reuse it) or ``overwrite`` (delete it first);
+    a folder that cannot be written to is an :class:`OutputError` too.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.exists():
+        if resume:
+            if not (path / "zarr.json").is_file():
+                raise OutputError(f"cannot resume '{path}': it is not a zarr store")
+            return str(path)
+        if not overwrite:
+            raise OutputError(f"output '{path}' exists already; pass --resume to continue it or --overwrite to replace it")
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError as err:
+            raise OutputError(f"cannot remove existing output '{path}': {err.strerror}") from None
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".tomocam-write-test-{path.name}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write output '{path}': folder '{parent}' is not writable ({err.strerror})") from None
+    return str(path)
+
+
+def create_root(path: str, attrs: dict[str, Any]) -> zarr.Group:
+    """Create the store's root group with provenance ``attrs``, ``complete: false`` and an empty manifest."""
+    return zarr.open_group(
+        path, mode="w", zarr_format=3, attributes={ATTRS_KEY: {**attrs, MANIFEST_KEY: {}, "complete": False}}
+    )
+
+
+def fingerprint(plan: Plan) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues."""
+    return {
+        "input": [plan.tomogram.path, list(plan.tomogram.shape), list(plan.tomogram.voxel_size)],
+        "model_sha256": plan.model_sha256,
+        "layer": plan.layer,
+        "methods": list(plan.methods),
+        "classes": list(plan.class_indices),
+        "tile": list(plan.grid.tile),
+        "stride": list(plan.grid.stride),
+        "model_input": list(plan.model_input),
+        "block": list(plan.block),
+        "normalisation": plan.normalisation,
+        "invert": plan.invert,
+        "window": plan.window,
+        "chunk": plan.chunk,
+        "step": list(plan.sampling.step),
+        "heatmap_dtype": plan.heatmap_dtype,
+        "autocast": plan.autocast,
+    }
+
+
+def provenance(plan: Plan, command: str) -> dict[str, Any]:
+    """The root attributes of a new store: what ran, on what, with which settings, and how level 0 samples."""
+    from tomocam import __version__
+
+    t = plan.tomogram
+    return {
+        "version": __version__,
+        "command": command,
+        "model": {"path": plan.model_path, "sha256": plan.model_sha256},
+        "classes": list(plan.class_names),
+        "model_classes": list(plan.model_classes),
+        "layer": plan.layer,
+        "methods": list(plan.methods),
+        "tile": list(plan.grid.tile),
+        "stride": list(plan.grid.stride),
+        "window": plan.window,
+        "block": list(plan.block),
+        "feature_shape": list(plan.feature_shape),
+        "model_input": list(plan.model_input),
+        "normalisation": plan.normalisation,
+        "invert": plan.invert,
+        "chunk": plan.chunk,
+        "sampling": {"step": list(plan.sampling.step), "offset": list(plan.sampling.offset)},
+        "heatmap_dtype": plan.heatmap_dtype,
+        "levels": heatmap_levels(plan),
+        "input": {"path": t.path, "shape": list(t.shape), "voxel_size": list(t.voxel_size), "dtype": t.dtype},
+        "fingerprint": fingerprint(plan),
+    }
+
+
+def heatmap_levels(plan: Plan) -> int:
+    """Pyramid levels of the heatmaps: halving the native grid until it fits about one chunk."""
+    return n_levels_for(plan.sampling.sample_shape, plan.chunk)
+
+
+def label_levels(plan: Plan) -> int:
+    """Pyramid levels of the label image (on the tomogram's grid)."""
+    return n_levels_for(plan.tomogram.shape, plan.chunk)
+
+
+def _create_arrays(root: zarr.Group, plan: Plan) -> None:
+    """Every array the pipeline writes, empty: ``tiles/`` (phase 1), heatmap levels 0-1 and labels level 0
+    (phase 2). The coarser levels and ``scores/`` are made by finalize from these."""
+    grid, block = plan.grid.grid_shape, plan.block
+    k_all, k = len(plan.model_classes), len(plan.class_indices)
+    tiles = root.create_group("tiles")
+    # One chunk per block on the grid axes: each phase-1 task writes exactly its own chunk.
+    tiles.create_array("logits", shape=(*grid, k_all), chunks=(*block, k_all), dtype="float32", fill_value=0.0)
+    for method in plan.methods:
+        tiles.create_array(method, shape=(*grid, k, *plan.feature_shape), chunks=(*block, k, *plan.feature_shape),
+                           dtype="float32", fill_value=0.0)
+    tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
+    c = plan.chunk
+    samples = plan.sampling.sample_shape
+    for method in plan.methods:
+        group = root.create_group(method)
+        group.create_array("0", shape=(k, *samples), chunks=(1, c, c, c), dtype=plan.heatmap_dtype, fill_value=0.0,
+                           compressors=HEATMAP_CODEC)
+        if heatmap_levels(plan) > 1:
+            group.create_array("1", shape=(k, *(n // 2 for n in samples)), chunks=(1, c // 2, c // 2, c // 2),
+                               dtype=plan.heatmap_dtype, fill_value=0.0, compressors=HEATMAP_CODEC)
+    seg = root.create_group("labels").create_group("segmentation")
+    seg.create_array("0", shape=plan.tomogram.shape, chunks=(c, c, c), dtype=label_dtype(k), fill_value=0)
+
+
+def open_or_create(plan: Plan, config: ExplainConfig) -> None:
+    """Create the store and its arrays, or on ``--resume`` check that the existing one belongs to this plan."""
+    existing = Path(plan.store, "zarr.json").is_file()
+    if config.resume and existing:
+        root = zarr.open_group(plan.store, mode="r+")
+        old = root.attrs.get(ATTRS_KEY, {}).get("fingerprint")
+        new = fingerprint(plan)
+        if old is None or "tiles" not in root:
+            raise OutputError(f"cannot resume '{plan.store}': it is not a tomocam explain store")
+        differ = [k for k in new if old.get(k) != new[k]]
+        if differ:
+            raise OutputError(
+                f"cannot resume '{plan.store}': its run had other settings ({', '.join(differ)}); "
+                "use the same options, or --overwrite"
+            )
+        update_attrs(plan.store, complete=False, command=config.command)
+        return
+    # Built beside its final path and moved there whole, so a store at that path always has all its arrays.
+    partial = f"{plan.store}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    root = create_root(partial, provenance(plan, config.command))
+    _create_arrays(root, plan)
+    os.replace(partial, plan.store)
+
+
+def phase2_arrays(plan: Plan) -> list[str]:
+    """Store paths of the arrays phase 2 writes (heatmap levels 0 and 1, label level 0)."""
+    levels = ("0", "1") if heatmap_levels(plan) > 1 else ("0",)
+    return [f"{m}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
