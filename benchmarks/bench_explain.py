@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default 32, cuda 256)")
     parser.add_argument("--quick", action="store_true", help="one run per model, Respond-CAM only, no 8x run")
     parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON ({'rows': [...]}) to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mrc", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", dest="model", help=argparse.SUPPRESS)
@@ -180,10 +181,13 @@ def main() -> None:
                 make_model(tmp, name)
             r = run_child(make_tomogram(tmp, shp), model, tmp / "out.zarr", args, methods, forward)
             rows.append((name, shp, methods, r))
-        print_table(rows, args)
+        table = print_table(rows, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": table}, indent=1))
 
 
-def print_table(rows, args) -> None:
+def print_table(rows, args) -> list[dict]:
+    """Print the table (and the scaling and host-cost lines); return its rows as dicts."""
     load = os.getloadavg()[0]
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "no GPU"
     print(f"\nexplain benchmark: 23 classes, 40^3 tiles, stride 20, batch {args.batch}, device {args.device} ({gpu}), "
@@ -193,6 +197,7 @@ def print_table(rows, args) -> None:
     print(head)
     print("-" * len(head))
     forward = {}
+    out = []
     for name, shp, methods, r in rows:
         s = r["seconds"]
         rate = r["tiles"] / s["total"]
@@ -202,6 +207,12 @@ def print_table(rows, args) -> None:
         print(f"{name:>8} {'x'.join(map(str, shp)):>16} {methods:>15} {r['tiles']:>6} {fwd or float('nan'):>8.0f} "
               f"{rate:>8.0f} {ratio:>7} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
               f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} {r['peak_mib']:>8.0f}")
+        out.append({"model": name, "tomogram": "x".join(map(str, shp)), "methods": methods, "tiles": r["tiles"],
+                    "forward_tiles_per_s": fwd, "run_tiles_per_s": rate, "run_over_forward": rate / fwd if fwd else None,
+                    "phase1_s": s["phase1"], "phase2_s": s["phase2"], "finalize_s": s["finalize"],
+                    "host_us_per_tile": 1e6 * s["total"] / r["tiles"],
+                    "store_over_tomogram": r["store_bytes"] / r["tomo_bytes"], "peak_mib": r["peak_mib"],
+                    "load_average": load})
     base = [r for n, shp, m, r in rows if n == "ceiling" and m == "respond"]
     if len(base) == 2:
         (a, b) = base
@@ -211,6 +222,7 @@ def print_table(rows, args) -> None:
         us = 1e6 * base[0]["seconds"]["total"] / base[0]["tiles"]
         print(f"host cost per tile (ceiling model, whole run): {us:.0f} us = {1e6 / us:.0f} tiles/s at most on this "
               "machine, whatever the device's forward rate")
+    return out
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,15 @@ def test_store_layout_and_metadata(client, tmp_path, models):
     assert attrs["model"]["sha256"] and attrs["input"]["shape"] == [48, 40, 40] and attrs["tile"] == [16, 16, 16]
     seg = zarr.open_group(store.path)["labels/segmentation"]
     assert seg.attrs["ome"]["image-label"]["properties"][2] == {"label-value": 3, "class": "rod"}
+
+
+def test_heatmaps_are_stitched_while_phase_1_runs(client, tmp_path):
+    """Streaming: the first level-0 chunk is written before the last phase-1 block is done (file times), and the
+    store equals the definition whatever the order (the other tests)."""
+    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.05)
+    volume, _ = particles_volume((16, 16, 96), n=4, seed=2)
+    store, summary = _run(client, tmp_path, volume, model, block=1, chunk=16)  # 1 x 1 x 11 blocks, 6 chunks
+    files = Path(store.path)
+    first_chunk = min(p.stat().st_mtime for p in (files / "respond" / "0" / "c").rglob("*") if p.is_file())
+    last_block = max(p.stat().st_mtime for p in (files / "tiles" / "done" / "c").rglob("*") if p.is_file())
+    assert summary.blocks_total == 11 and first_chunk < last_block

@@ -45,6 +45,22 @@ def done_blocks(plan: Plan) -> set[tuple[int, ...]]:
     return {tuple(int(i) for i in idx) for idx in np.argwhere(done == 1)}
 
 
+#: Topic of the per-batch progress events phase-1 tasks send to the client (:func:`report_tiles`).
+PROGRESS_TOPIC = "tomocam-phase1-tiles"
+
+
+def report_tiles(n: int) -> None:
+    """Tell the client that ``n`` more tiles are explained (an event on :data:`PROGRESS_TOPIC`; nothing outside
+    a Dask worker). Events are batched by Dask, so this costs microseconds per batch."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return
+    worker.log_event(PROGRESS_TOPIC, n)
+
+
 def _model(plan: Plan):
     """This worker's model for ``plan`` (loaded once per worker process and device) and the lock that
     serialises its use: :func:`tomocam.compute_cams` hooks the model, so two threads must not share it at once.
@@ -98,6 +114,7 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             logits.append(result.logits.float())  # (n, K)
             for m in plan.methods:
                 maps[m].append(result.maps[m].index_select(1, select))  # (n, k, *feat)
+            report_tiles(len(x))
     tiles = tiles_group(plan)
     region = block.grid_slices
     tiles["logits"][region] = torch.cat(logits).cpu().numpy().reshape(*block.shape, -1)

@@ -1,11 +1,13 @@
-"""Phase 2: from the per-tile maps to the stored heatmaps and labels, one Dask task per level-0 heatmap chunk.
+"""Phase 2: from the per-tile maps to the stored heatmaps and labels, Dask tasks per level-0 heatmap chunk.
 
-A task owns one chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) and the
-voxels those samples stand for. It reads the feature-resolution maps of every tile covering that box once (they
-are small) and writes, for each method, level 0 (the field at the samples, :func:`tomocam.stitch.stitch_samples`)
-and level 1 (2x means of level 0, from memory); for the label method it also stitches the full-grid field of
-the box one label chunk at a time and writes the labels. Every array a task writes is chunked so that the task
-owns whole chunks: no two tasks write the same chunk, and a chunk's value depends only on the tiles covering it.
+A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
+voxels. :func:`stitch_heatmaps` reads the feature-resolution maps of every tile covering that box once (they are
+small) and writes, for each method, level 0 (the field at the samples, :func:`tomocam.stitch.stitch_samples`) and
+level 1 (2x means of level 0, from memory); it needs only the phase-1 blocks covering the box, so the run starts
+it as soon as they are done. :func:`write_labels` stitches the full-grid field of the box one label chunk at a
+time and writes the labels; its threshold is a fraction of the largest value of any tile map, so it runs once
+phase 1 is complete. Every array a task writes is chunked so that the task owns whole chunks: no two tasks write
+the same chunk, and a chunk's value depends only on the tiles covering it.
 """
 
 from __future__ import annotations
@@ -34,13 +36,18 @@ def _sub_boxes(lo: tuple[int, ...], hi: tuple[int, ...], edge: int):
         yield starts, tuple(min(s + edge, b) for s, b in zip(starts, hi))
 
 
-def stitch_chunk(plan: Plan, index: tuple[int, ...], threshold: float) -> int:
-    """Phase-2 task: level 0 and 1 of every method and the labels of level-0 chunk ``index``; returns 1."""
+def chunk_tiles(plan: Plan, index: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[slice, ...]]:
+    """The voxel box ``[lo, hi)`` of level-0 chunk ``index`` and the grid ranges of the tiles covering it."""
+    vlo, vhi = plan.sampling.voxel_box(*plan.chunk_box(index))
+    return vlo, vhi, plan.grid.covering(vlo, vhi)
+
+
+def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
+    """Phase-2 task: levels 0 and 1 of every method in level-0 chunk ``index``; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
     grid, sampling = plan.grid, plan.sampling
     lo, hi = plan.chunk_box(index)  # samples
-    vlo, vhi = sampling.voxel_box(lo, hi)  # the voxels they stand for
-    ranges = grid.covering(vlo, vhi)
+    _, _, ranges = chunk_tiles(plan, index)
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
     positions = [sampling.positions(d, a, b) for d, (a, b) in enumerate(zip(lo, hi))]
     box = (slice(None), *(slice(a, b) for a, b in zip(lo, hi)))
@@ -52,22 +59,24 @@ def stitch_chunk(plan: Plan, index: tuple[int, ...], threshold: float) -> int:
         group["0"][box] = samples.astype(plan.heatmap_dtype)
         if "1" in group:
             group["1"][half] = downsample_mean(samples).astype(plan.heatmap_dtype)
-        if method == label_method(plan):
-            _write_labels(root, plan, maps, ranges, vlo, vhi, threshold)
-    return 1
+    return index
 
 
-def _write_labels(root: zarr.Group, plan: Plan, maps: np.ndarray, ranges: tuple[slice, ...],
-                  vlo: tuple[int, ...], vhi: tuple[int, ...], threshold: float) -> None:
-    """Labels of the voxels ``[vlo, vhi)`` from the full-grid field, one label chunk in memory at a time."""
+def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
+    """Phase-2 task: the labels of the voxels of level-0 chunk ``index``, from the full-grid field of
+    :func:`label_method` above ``threshold``, one label chunk in memory at a time; returns ``index``."""
+    root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
+    vlo, vhi, ranges = chunk_tiles(plan, index)
+    maps = np.asarray(root["tiles"][label_method(plan)][ranges])  # (*t, k, *feat)
     ignore = background_indices(plan.class_names)
     dtype = label_dtype(len(plan.class_indices))
     labels = root["labels/segmentation/0"]
-    for lo, hi in _sub_boxes(vlo, vhi, plan.chunk):
+    for lo, hi in _sub_boxes(vlo, vhi, plan.chunk):  # vlo is a multiple of the label chunk
         sub = grid.covering(lo, hi)
         local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, ranges))
         starts = [grid.starts[d][s] for d, s in enumerate(sub)]
         shape = tuple(b - a for a, b in zip(lo, hi))
         field = stitch_region(lo, shape, starts, maps[local], grid.tile, plan.window)  # (k, *shape)
         labels[tuple(slice(a, b) for a, b in zip(lo, hi))] = label_block(field, threshold, ignore, dtype)
+    return index

@@ -14,8 +14,8 @@ import zarr
 
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
-from tomocam.pipeline.phase1 import done_blocks, explain_block
-from tomocam.pipeline.phase2 import label_method, stitch_chunk
+from tomocam.pipeline.phase1 import PROGRESS_TOPIC, BlockResult, done_blocks, explain_block
+from tomocam.pipeline.phase2 import chunk_tiles, label_method, stitch_heatmaps, write_labels
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.progress import progress_bars
 from tomocam.store.create import open_or_create, phase2_arrays, prepare_output
@@ -43,22 +43,6 @@ class RunSummary:
         return computed / total if total > 0 else 0.0
 
 
-def _gather(client, futures: list, progress, task, advance) -> list:
-    """Results of ``futures`` as they complete, advancing ``task``; on the first error cancel the rest and raise."""
-    from distributed import as_completed
-
-    results = []
-    try:
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            progress.advance(task, advance(result))
-    except BaseException:
-        client.cancel(futures)
-        raise
-    return results
-
-
 def _top_classes(plan: Plan, n: int = 5) -> list[tuple[str, int, float]]:
     """The classes predicted for most tiles: ``(name, tiles, mean probability)``."""
     root = zarr.open_group(plan.store, mode="r")
@@ -68,34 +52,87 @@ def _top_classes(plan: Plan, n: int = 5) -> list[tuple[str, int, float]]:
     return [(plan.model_classes[i], int(winners[i]), float(probs[i].mean())) for i in order if winners[i] > 0]
 
 
+def _blocks_of_chunk(plan: Plan, index: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """The phase-1 blocks holding the tiles that cover level-0 chunk ``index``."""
+    _, _, ranges = chunk_tiles(plan, index)
+    axes = [range(r.start // b, (r.stop - 1) // b + 1) for r, b in zip(ranges, plan.block)]
+    return set(itertools.product(*axes))
+
+
 def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = False) -> RunSummary:
-    """Phases 1 and 2 and finalize on ``client`` for a plan whose store exists (see :func:`explain_tomogram`)."""
+    """Phases 1 and 2 and finalize on ``client`` for a plan whose store exists (see :func:`explain_tomogram`).
+
+    Streaming: a chunk's heatmaps are stitched as soon as the phase-1 blocks covering it are done, while phase 1
+    goes on; the labels follow once phase 1 is complete (their threshold needs every tile map). The phase-1 bar
+    advances per batch of tiles.
+    """
+    from distributed import as_completed
+
     from tomocam.deploy.cluster import phase1_resources
 
     t0 = time.perf_counter()
     blocks = plan.blocks
     done = done_blocks(plan) if config.resume else set()
     todo = [b for b in blocks if b.index not in done]
+    stitched = phase2_arrays(plan)
+    restitch = not is_whole(plan.store, stitched)
+    if restitch:  # phase 2 rewrites its arrays in full, and everything derived from them is rebuilt
+        forget_whole(plan.store, *[n for n in whole_arrays(plan.store) if not n.startswith("tiles/")])
+    chunks = list(itertools.product(*(range(n) for n in plan.chunk_grid))) if restitch else []
+    waiting = {c: _blocks_of_chunk(plan, c) - done for c in chunks}  # chunk -> blocks it still needs
+    needed_by: dict[tuple[int, ...], list] = {}
+    for c, needs in waiting.items():
+        for b in needs:
+            needed_by.setdefault(b, []).append(c)
     resources = phase1_resources(client)
     seconds: dict[str, float] = {}
+    threshold = None
     with progress_bars(enabled=progress) as bars:
-        n_todo = sum(b.n_tiles for b in todo)
-        task = bars.add_task("phase 1: CAMs of tiles", total=n_todo)
+        p1 = bars.add_task("phase 1: CAMs of tiles", total=sum(b.n_tiles for b in todo))
+        p2 = bars.add_task("phase 2: heatmaps and labels", total=2 * len(chunks))
+        client.subscribe_topic(PROGRESS_TOPIC, lambda event: bars.advance(p1, event[1]))
         futures = [client.submit(explain_block, plan, b, resources=resources, pure=False) for b in todo]
-        _gather(client, futures, bars, task, lambda r: r.n_tiles)
-        tiles = zarr.open_group(plan.store, mode="r")["tiles"]
-        record_whole(plan.store, *[f"tiles/{name}" for name in tiles.array_keys()])
-        seconds["phase1"] = time.perf_counter() - t0
-        upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
-        threshold = label_threshold(tiles[label_method(plan)], config.label_fraction, upsampling)
-        stitched = phase2_arrays(plan)
-        whole = is_whole(plan.store, stitched)
-        if not whole:  # phase 2 rewrites its arrays in full, and everything derived from them is rebuilt
-            forget_whole(plan.store, *[n for n in whole_arrays(plan.store) if not n.startswith("tiles/")])
-        chunks = [] if whole else list(itertools.product(*(range(n) for n in plan.chunk_grid)))
-        task = bars.add_task("phase 2: stitching chunks", total=len(chunks))
-        futures = [client.submit(stitch_chunk, plan, c, threshold, pure=False) for c in chunks]
-        _gather(client, futures, bars, task, lambda n: n)
+        left = len(todo)
+        pending = as_completed(futures)
+
+        def submit(*args) -> None:  # phase-2 tasks go before the next phase-1 block on a busy worker
+            futures.append(client.submit(*args, pure=False, priority=1))
+            pending.add(futures[-1])
+
+        def phase1_done() -> float:
+            tiles = zarr.open_group(plan.store, mode="r")["tiles"]
+            record_whole(plan.store, *[f"tiles/{name}" for name in tiles.array_keys()])
+            seconds["phase1"] = time.perf_counter() - t0
+            bars.update(p1, completed=bars.tasks[p1].total)
+            upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
+            found = label_threshold(tiles[label_method(plan)], config.label_fraction, upsampling)
+            for c in chunks:
+                submit(write_labels, plan, c, found)
+            return found
+
+        try:
+            for c in chunks:
+                if not waiting[c]:  # resumed: its blocks were done before
+                    submit(stitch_heatmaps, plan, c)
+            if left == 0:
+                threshold = phase1_done()
+            for future in pending:
+                result = future.result()
+                if isinstance(result, BlockResult):
+                    left -= 1
+                    for c in needed_by.get(result.index, []):
+                        waiting[c].discard(result.index)
+                        if not waiting[c]:
+                            submit(stitch_heatmaps, plan, c)
+                    if left == 0:
+                        threshold = phase1_done()
+                else:
+                    bars.advance(p2, 1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            client.unsubscribe_topic(PROGRESS_TOPIC)
         record_whole(plan.store, *stitched)
         seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
         task = bars.add_task("finalize: pyramid, labels, scores", total=1)

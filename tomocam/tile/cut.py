@@ -19,7 +19,7 @@ def slab_bounds(grid: TileGrid, block: Block) -> tuple[tuple[int, ...], tuple[in
 def read_slab(volume: np.ndarray, grid: TileGrid, block: Block) -> tuple[np.ndarray, tuple[int, ...]]:
     """Read the voxels of ``block`` from a (lazy) ``volume`` in one go, as float32; returns ``(slab, origin)``."""
     lo, hi = slab_bounds(grid, block)
-    slab = np.asarray(volume[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)
+    slab = np.array(volume[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)  # a copy: writable, in RAM
     return slab, lo
 
 
