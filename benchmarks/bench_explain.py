@@ -5,7 +5,8 @@ Models (untrained, 23 classes, 40^3 inputs, 10 A): ``ceiling`` is a 4x average p
 CAM layer is the pool), so a run's time is the pipeline's own cost; ``cnn2`` is the paper's CNN-2. Each run is a
 child process (its peak RSS is its own) with an in-process Dask worker on ``--device``; the run's seconds are
 phases 1 + 2 + finalize (``RunSummary.seconds['total']``, cluster start excluded). Forward-only: the same tiles,
-cut and normalised in advance on the device, through ``model(x)`` alone.
+cut and normalised in advance on the device, through ``model(x)`` alone. On a GPU the worker has the GPU resource
+(one phase-1 task at a time) and half the CPU cores as threads for phase 2, which also stitches on the GPU.
 
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
     python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
@@ -125,7 +126,12 @@ def child(args: argparse.Namespace) -> None:
     methods = tuple(args.methods.split(","))
     config = ExplainConfig(tomogram=args.mrc, output=args.out, model=args.model, batch_size=args.batch,
                            overwrite=True, methods=methods, device=args.device)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+    # On a GPU: one worker with the GPU resource (one phase-1 task at a time) and CPU threads beside it for the
+    # phase-2 tasks, which stitch on the GPU too; on a CPU: one thread, torch using every core.
+    gpu = args.device.startswith("cuda")
+    threads = max(1, (os.cpu_count() or 1) // 2) if gpu else 1
+    with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0",
+                      resources={"GPU": 1} if gpu else None) as cluster:
         with Client(cluster) as client:
             summary = explain_tomogram(config, client=client)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,5 +1,6 @@
 """Phase 2: from the per-tile maps to the stored heatmaps and labels, Dask tasks per level-0 heatmap chunk.
 
+The stitching runs on the plan's device (on a GPU worker the matrix products cost next to nothing).
 A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
 voxels. :func:`stitch_heatmaps` reads the feature-resolution maps of every tile covering that box once (they are
 small) and writes, for each method, level 0 (the field at the samples, :func:`tomocam.stitch.stitch_samples`) and
@@ -19,7 +20,7 @@ import zarr
 
 from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
-from tomocam.stitch import stitch_region, stitch_samples
+from tomocam.stitch import stitch_samples
 from tomocam.store.layout import label_dtype
 from tomocam.store.pyramid import downsample_mean, label_block
 
@@ -54,7 +55,7 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
     half = (slice(None), *(slice(a // 2, b // 2) for a, b in zip(lo, hi)))  # lo is a multiple of the even chunk
     for method in plan.methods:
         maps = np.asarray(root["tiles"][method][ranges])  # (*t, k, *feat)
-        samples = stitch_samples(positions, starts, maps, grid.tile, plan.window)  # (k, *n)
+        samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device).cpu().numpy()  # (k, *n)
         group = root[method]
         group["0"][box] = samples.astype(plan.heatmap_dtype)
         if "1" in group:
@@ -77,6 +78,7 @@ def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[
         local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, ranges))
         starts = [grid.starts[d][s] for d, s in enumerate(sub)]
         shape = tuple(b - a for a, b in zip(lo, hi))
-        field = stitch_region(lo, shape, starts, maps[local], grid.tile, plan.window)  # (k, *shape)
+        positions = [np.arange(a, b) for a, b in zip(lo, hi)]
+        field = stitch_samples(positions, starts, maps[local], grid.tile, plan.window, plan.device)  # (k, *shape)
         labels[tuple(slice(a, b) for a, b in zip(lo, hi))] = label_block(field, threshold, ignore, dtype)
     return index

@@ -58,8 +58,10 @@ def stitch_samples(
     maps: np.ndarray,
     tile: Sequence[int],
     window: str = "cosine",
-) -> np.ndarray:
-    """The stitched field at the voxels ``positions[0] x positions[1] x ...`` (a product grid of voxel indices).
+    device: str = "cpu",
+) -> torch.Tensor:
+    """The stitched field at the voxels ``positions[0] x positions[1] x ...`` (a product grid of voxel indices),
+    computed on ``device`` (the matrix products are the cost: a GPU makes them nearly free).
 
     Args:
         positions: per spatial axis, the voxel indices ``(n_d,)`` to sample.
@@ -67,19 +69,20 @@ def stitch_samples(
         maps: ``(*t, k, *feat)`` feature-resolution maps of those tiles, C order over the grid.
         tile: the tile size per axis.
         window: blend window kind (:data:`tomocam.stitch.window.WINDOWS`).
+        device: where to compute (the result stays there).
 
     Returns:
-        ``(k, *n)`` float32 stitched values in score units.
+        ``(k, *n)`` float32 tensor of stitched values in score units, on ``device``.
     """
     nd = len(positions)
     grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
-    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))  # (*t, k, *f)
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *f)
     order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
     x = x.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
     for d in range(nd):
-        op = axis_operator(positions[d], starts[d], tile[d], feat[d], window)  # (n_d, t_d * f_d)
+        op = axis_operator(positions[d], starts[d], tile[d], feat[d], window).to(device)  # (n_d, t_d * f_d)
         x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)
-    return x.contiguous().numpy()
+    return x.contiguous()
 
 
 def stitch_region(
@@ -100,4 +103,4 @@ def stitch_region(
         ``(k, *shape)`` float32 stitched maps in score units.
     """
     positions = [np.arange(a, a + n) for a, n in zip(lo, shape)]
-    return stitch_samples(positions, starts, maps, tile, window)
+    return stitch_samples(positions, starts, maps, tile, window).numpy()

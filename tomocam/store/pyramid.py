@@ -25,16 +25,17 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     return F.avg_pool3d(tensor[None], 2)[0].numpy()
 
 
-def label_block(block: np.ndarray, threshold: float, ignore: tuple[int, ...], dtype: str = "uint16") -> np.ndarray:
-    """``(k, *s)`` heatmaps -> ``(*s)`` labels of ``dtype``: argmax + 1 where the max exceeds ``threshold``, else 0.
+def label_block(block, threshold: float, ignore: tuple[int, ...], dtype: str = "uint16") -> np.ndarray:
+    """``(k, *s)`` heatmaps (numpy, or a tensor on any device) -> ``(*s)`` numpy labels of ``dtype``: argmax + 1
+    where the max exceeds ``threshold``, else 0.
 
     Classes in ``ignore`` (background classes) never label a voxel.
     """
-    value, best = torch.from_numpy(np.ascontiguousarray(block)).max(dim=0)  # one pass for both
+    value, best = torch.as_tensor(block).max(dim=0)  # one pass for both
     keep = value > threshold
     for i in ignore:
         keep &= best != i
-    return torch.where(keep, best + 1, 0).numpy().astype(dtype)
+    return torch.where(keep, best + 1, 0).to(getattr(torch, dtype)).cpu().numpy()
 
 
 def label_threshold(tile_maps: zarr.Array, fraction: float, upsampling: float) -> float:
