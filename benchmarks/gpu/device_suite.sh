@@ -123,7 +123,8 @@ run_step() {
                 --json "$LOGS/bench_cam.jsonl" ;;
     explain)  grep -q -- '"--json"' benchmarks/bench_explain.py && EXPLAIN_ARGS+=(--json "$LOGS/bench_explain.json")
               step explain "$T_EXPLAIN" "$PY" benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" ;;
-    table1)   [ "$SCALE" = full ] && TABLE1_ARGS+=(--budget $(( $(remaining) - TABLE1_MARGIN )))
+    table1)   left=$(remaining); [ "$left" -gt "$T_TABLE1" ] && left=$T_TABLE1
+              [ "$SCALE" = full ] && TABLE1_ARGS+=(--budget $(( left - TABLE1_MARGIN )))
               step table1 "$T_TABLE1" "$PY" benchmarks/table1_recipe.py "${TABLE1_ARGS[@]}" ;;
     localise) step localise "$T_LOCALISE" "$PY" benchmarks/localisation_recipe.py "${LOCALISE_ARGS[@]}" ;;
     demo)     step demo "$T_DEMO" "$PY" -m tomocam demo -o "$WORK/demo" --overwrite --no-progress "${DEMO_ARGS[@]}"
