@@ -187,6 +187,7 @@ def main() -> None:
                 make_model(tmp, name)
             r = run_child(make_tomogram(tmp, shp), model, tmp / "out.zarr", args, methods, forward)
             rows.append((name, shp, methods, r))
+            print(f"{name} {'x'.join(map(str, shp))} {methods}: {json.dumps(r)}", flush=True)  # kept if cut short
         table = print_table(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table}, indent=1))
