@@ -15,8 +15,8 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 from tomocam.cli.main import app, main
 from tomocam.errors import ClassError, InputError
 from tomocam.evaluate.localisation import (
-    ball_fraction, baseline_pointing, best_threshold, class_at_centres, cube_around, evaluate_localisation, pointing,
-    pointing_chance,
+    ball_fraction, baseline_pointing, best_threshold, class_at_centres, cube_around, evaluate_localisation, extreme_hit,
+    pointing, pointing_chance,
 )
 from tomocam.store import open_store
 
@@ -217,3 +217,32 @@ def test_only_cubes_around_particles_are_read():
     volume = _Recording(np.zeros(SHAPE, np.float32))
     baseline_pointing(volume, particles, 11, 3, sigma=1.0, bright=True)
     assert volume.read <= len(CENTRES) * (11 + 2 * 4) ** 3  # the cube and a halo of 4 sigma
+
+
+def test_on_an_explain_store_at_native_resolution(tmp_path):
+    """A real explain run (a matched-filter model whose maps are known to peak at the right class): the cubes
+    read lazily through the store's full-grid reader give the pointing and class of the whole computed field."""
+    from distributed import Client, LocalCluster
+
+    from explain_models import SHAPES, matched_filter_checkpoint, particles_volume, write_mrc
+    from tomocam.pipeline import ExplainConfig, explain_tomogram
+
+    shape = (32, 48, 48)
+    volume, placed = particles_volume(shape, n=12, seed=3)
+    mrc = write_mrc(tmp_path / "t.mrc", volume)
+    config = ExplainConfig(tomogram=str(mrc), output=str(tmp_path / "t.zarr"),
+                           model=str(matched_filter_checkpoint(tmp_path / "mf.pt")), methods=("respond",), block=2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            store = open_store(explain_tomogram(config, client=client).store)
+    names = list(SHAPES)
+    truth = _particles([c for _, c in placed], [names[k] for k, _ in placed])
+    r = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=2, sigma=1.0, pick_radius=4)
+    field = store.full_grid("respond").compute()  # (k, z, y, x): the oracle, whole
+    hits = [extreme_hit(field[(k, *cube_around(np.array(c), 11, shape).slices)],
+                        cube_around(np.array(c), 11, shape).centre, 2) for k, c in placed]
+    at_centre = [field[(slice(None), *c)].argmax() == k for k, c in placed]
+    assert r["methods"]["respond"]["pointing"] == pytest.approx(np.mean(hits))
+    assert r["methods"]["respond"]["class_accuracy"] == pytest.approx(np.mean(at_centre))
+    assert np.mean(at_centre) >= 0.9 and r["methods"]["respond"]["pointing"] >= 0.9
+

@@ -17,8 +17,9 @@ Three measures per CAM method, each beside chance and (pointing) beside a baseli
   smoothed by a Gaussian of ``sigma`` voxels, its largest voxel for bright particles (smallest for dark). The
   cube is read with a halo of 4 sigma, so the smoothing equals smoothing the whole tomogram.
 
-Memory: only the cubes around particles and the values at their centres are read, never a whole heatmap (the
-picks walk the heatmaps block by block).
+Memory: only the cubes around particles and the values at their centres are read, never a whole heatmap: the
+heatmaps on the tomogram's grid come from :meth:`tomocam.store.ExplainStore.full_grid`, which stitches only the
+blocks asked for; the picks walk the stored level 0 block by block.
 """
 
 from __future__ import annotations
@@ -197,12 +198,6 @@ def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: floa
     return best
 
 
-def heatmap_on_tomogram_grid(store: ExplainStore, method: str):
-    """The ``method`` heatmaps of ``store`` on the tomogram's grid, `(c, z, y, x)`, computed lazily by slicing
-    (small blocks: this reads cubes and single voxels around particles)."""
-    return store.full_grid(method, chunk=32)
-
-
 def evaluate_localisation(
     store: ExplainStore,
     particles: pd.DataFrame,
@@ -239,9 +234,9 @@ def evaluate_localisation(
     methods = select_methods(store, methods)
     classes = store.classes
     shape = tuple(int(n) for n in tomogram.shape)
-    if tuple(heatmap_on_tomogram_grid(store, methods[0]).shape[1:]) != shape:
-        raise InputError(f"store '{store.path}' heatmaps are {tuple(heatmap_on_tomogram_grid(store, methods[0]).shape[1:])} "
-                         f"voxels but the tomogram is {shape}: they do not belong together")
+    if store.shape != shape:
+        raise InputError(f"store '{store.path}' explains a tomogram of {store.shape} voxels but this one is {shape}: "
+                         "they do not belong together")
     check_particles(particles, classes, shape, source)
     particles = particles.reset_index(drop=True)
     compete = competing_classes(classes)
@@ -256,9 +251,10 @@ def evaluate_localisation(
                            "pick_radius": pick_radius, "pick_threshold": pick_threshold,
                            "polarity": "bright" if bright else "dark", "methods": {}}
     for method in methods:
-        heatmap = heatmap_on_tomogram_grid(store, method)
-        hits = pointing(heatmap, particles, classes, cube, radius)
-        right = class_at_centres(heatmap, particles, classes) == truth
+        # the heatmaps on the tomogram's grid, stitched lazily: blocks about a cube's size for the cubes, small
+        # blocks for the single voxels at the centres (a block is computed whole when any voxel of it is read)
+        hits = pointing(store.full_grid(method, chunk=32), particles, classes, cube, radius)
+        right = class_at_centres(store.full_grid(method, chunk=8), particles, classes) == truth
         picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
                            radius=pick_radius * min(vs))
         score = evaluate_picks(picks, particles, tolerance, vs, classes=compete)[1]
