@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tomocam.progress import progress_bars
+import re
+
+from tomocam.progress import progress_bars, progress_line
 
 
 def _run(enabled: bool) -> None:
@@ -21,3 +23,30 @@ def test_bars_go_to_stderr_with_counts_and_fields(capsys):
 def test_disabled_bars_draw_nothing(capsys):
     _run(enabled=False)
     assert capsys.readouterr() == ("", "")
+
+
+def test_without_a_terminal_each_running_task_prints_a_line_with_rate_and_eta(capsys, monkeypatch):
+    """A batch job's log is no terminal: bars would show only at the end, so lines come every N seconds."""
+    import time
+
+    monkeypatch.setenv("TOMOCAM_PROGRESS_SECONDS", "0.05")
+    with progress_bars(enabled=True) as bars:  # pytest's captured stderr is not a terminal
+        task = bars.add_task("phase 1: CAMs of tiles", total=10)
+        done = bars.add_task("phase 0", total=1)
+        bars.advance(done, 1)
+        for _ in range(4):
+            bars.advance(task, 1)
+            time.sleep(0.06)
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if line.startswith("phase 1: CAMs of tiles: ")]
+    assert len(lines) >= 2
+    assert re.fullmatch(r"phase 1: CAMs of tiles: \d/10 \(\d+%\), [\d.]+/s, ETA 0:00:\d\d", lines[-1]), lines
+    assert not any(line.startswith("phase 0: ") for line in err)  # finished tasks print no more lines
+
+
+def test_progress_line_before_any_rate_is_known():
+    from rich.progress import Progress
+
+    with Progress(disable=True) as bars:
+        task = bars.add_task("simulating", total=None)
+        assert progress_line(bars.tasks[task]) == "simulating: 0"

@@ -267,10 +267,11 @@ def stop_mid_run(job: int, store: Path, stop: list[str], timeout: float = JOB_TI
 def test_explain_job_equals_local_run(data, job_env, tmp_path):
     out = tmp_path / "tomo0.zarr"
     job = submit("explain.sbatch", str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
-                 "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+                 "--block", BLOCK, env={**job_env, "TOMOCAM_PROGRESS_SECONDS": "0.5"}, cwd=tmp_path)
     assert wait_for(job) == ["COMPLETED"]
     log = job_log(tmp_path, f"tomocam-explain-{job}.out")
     assert "all 1 worker(s) joined" in log
+    assert re.search(r"^phase 1: CAMs of tiles: \d+/\d+ \(\d+%\)", log, re.M), log[-3000:]  # no terminal: lines
     assert_clean_log(log)
     assert_same_store(out, data["references"][0])
     assert not any((tmp_path / "shared").iterdir()), "the job's scheduler file was not removed"
@@ -280,6 +281,29 @@ def assert_clean_log(log: str) -> None:
     """A successful job's log: no Dask INFO chatter, and its job steps ended without srun errors."""
     assert " - INFO - " not in log, log[-3000:]
     assert "srun: error" not in log and "CANCELLED" not in log, log[-3000:]
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_template_with_edited_headers_runs_with_plain_sbatch(data, job_env, tmp_path):
+    """`explain.sbatch --template` writes the settings' resources as #SBATCH lines; an edited copy submitted with
+    plain sbatch asks for what the edit says and writes the same store."""
+    template = run(str(SCRIPTS / "explain.sbatch"), "--template", env=job_env, cwd=tmp_path).stdout
+    assert "#SBATCH --time=15\n" in template and "#SBATCH --mem=573M\n" in template  # TOMOCAM_MEM_PER_WORKER=600MB
+    header, body = template.split("# Written by", 1)
+    script = tmp_path / "my-explain.sbatch"
+    script.write_text(header + "#SBATCH --time=14\n# Written by" + body)
+    out = tmp_path / "tomo0.zarr"
+    env = {k: v for k, v in job_env.items() if not k.startswith("TOMOCAM_")}  # the job reads the settings itself
+    env |= {"TOMOCAM_SHARED_DIR": job_env["TOMOCAM_SHARED_DIR"], "TOMOCAM_MEM_PER_WORKER": "600MB"}
+    submitted = run("sbatch", str(script), str(data["tomograms"][0]), str(out), "--model", str(data["checkpoint"]),
+                    "--block", BLOCK, "--no-progress", env=env, cwd=tmp_path)
+    job = int(re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1))
+    assert wait_for(job) == ["COMPLETED"]
+    assert "TimeLimit=00:14:00" in run("scontrol", "show", "job", "-o", str(job)).stdout
+    assert_clean_log(job_log(tmp_path, f"tomocam-explain-{job}.out"))
+    assert_same_store(out, data["references"][0])
 
 
 @needs_slurm

@@ -1,14 +1,23 @@
 """Progress bars of long jobs (explain, simulate, train): one look, on stderr, so stdout keeps only results.
 
+On a terminal they are live bars. Where stderr is not a terminal (a batch job's log file, a pipe), bars would show
+only when the job ends, so instead every running task prints one line every ``TOMOCAM_PROGRESS_SECONDS`` seconds
+(default 30): done/total, rate and time left, then the bars once at the end.
+
 ``rich`` is imported when a bar is made, not when this module is, so the command line starts fast.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, Task
+
+#: Environment variable: seconds between progress lines when stderr is not a terminal.
+INTERVAL_ENV = "TOMOCAM_PROGRESS_SECONDS"
 
 
 def progress_bars(*fields: str, enabled: bool = True) -> Progress:
@@ -18,7 +27,8 @@ def progress_bars(*fields: str, enabled: bool = True) -> Progress:
         fields: extra text columns, as rich templates of a task's fields (``"{task.fields[loss]}"``).
         enabled: ``False`` draws nothing (the display still counts).
 
-    Use it as a context manager; each ``add_task`` is one bar, its total ``None`` until known.
+    Use it as a context manager; each ``add_task`` is one bar, its total ``None`` until known. Without a terminal,
+    the display prints a line per running task every ``$TOMOCAM_PROGRESS_SECONDS`` seconds (default 30).
     """
     from rich.console import Console
     from rich.progress import (
@@ -29,4 +39,46 @@ def progress_bars(*fields: str, enabled: bool = True) -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *(TextColumn(f) for f in fields),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    return Progress(*columns, console=Console(stderr=True), disable=not enabled)
+    console = Console(stderr=True)
+    if enabled and not console.is_terminal:
+        return _with_lines(Progress)(*columns, console=console, interval=float(os.environ.get(INTERVAL_ENV, 30)))
+    return Progress(*columns, console=console, disable=not enabled)
+
+
+def progress_line(task: Task) -> str:
+    """One line for a log: ``description: done/total (percent), rate/s, ETA h:mm:ss`` (what is known so far)."""
+    done = f"{task.completed:g}" + (f"/{task.total:g} ({task.percentage:.0f}%)" if task.total else "")
+    rate = f", {task.speed:.3g}/s" if task.speed else ""
+    left = task.time_remaining
+    eta = f", ETA {int(left) // 3600}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d}" if left is not None else ""
+    return f"{task.description}: {done}{rate}{eta}"
+
+
+def _with_lines(base: type) -> type:
+    """``base`` (rich's Progress) that also prints :func:`progress_line` of every running task each ``interval`` s."""
+
+    class LineProgress(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *columns, interval: float, **kwargs) -> None:
+            super().__init__(*columns, **kwargs)
+            self._interval = interval
+            self._stopped = threading.Event()
+            self._printer = threading.Thread(target=self._print_lines, daemon=True)
+
+        def start(self) -> None:
+            super().start()
+            self._printer.start()
+
+        def stop(self) -> None:
+            self._stopped.set()
+            if self._printer.is_alive():
+                self._printer.join()
+            super().stop()
+
+        def _print_lines(self) -> None:
+            while not self._stopped.wait(self._interval):
+                with self._lock:
+                    lines = [progress_line(t) for t in self.tasks if t.started and not t.finished]
+                for line in lines:
+                    self.console.print(line, highlight=False, soft_wrap=True)
+
+    return LineProgress

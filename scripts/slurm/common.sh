@@ -16,9 +16,9 @@
 # the job, at most TOMOCAM_REQUEUE_LIMIT times; the rerun resumes from the finished blocks. SIGTERM (preemption or
 # scancel) stops the client; a preempted job with --requeue is requeued by SLURM and resumes the same way.
 # A Dask worker that fails at start ends the job at once with its reason and exit status 1 (dask-worker.sh leaves
-# a note beside the scheduler file); when every worker has ended and one failed, the client is stopped too. On success the scheduler and
-# workers are shut down through Dask, so their job steps end cleanly; the scheduler file is removed on exit,
-# whatever the reason.
+# a note beside the scheduler file); when every worker has ended and one failed, the client is stopped too.
+# On success the scheduler and workers are shut down through Dask, so their job steps end cleanly; the scheduler
+# file is removed on exit, whatever the reason.
 
 tomocam_python=${TOMOCAM_PYTHON:-python3}
 export DASK_LOGGING__DISTRIBUTED=${DASK_LOGGING__DISTRIBUTED:-warning}
@@ -56,6 +56,34 @@ tomocam_submit() {
     TOMOCAM_SLURM_DIR=$(cd "$(dirname "$script")" && pwd)
     export TOMOCAM_SLURM_DIR
     exec sbatch "${options[@]}" "$script" "$@"
+}
+
+# tomocam_template SCRIPT KIND: print a batch script whose #SBATCH header holds SCRIPT's own lines and the
+# resources of the settings (tomocam slurm sbatch-options KIND), for a user to edit and submit with plain sbatch;
+# its body runs SCRIPT's job part. Exits.
+tomocam_template() {
+    local script=$1 kind=$2 name options=()
+    name=$(basename "$script")
+    tomocam_settings
+    mapfile -t options < <(tomocam slurm sbatch-options "$kind")
+    if [[ ${#options[@]} -eq 0 ]]; then
+        echo "tomocam: could not build the sbatch options of '$kind'" >&2
+        exit 1
+    fi
+    echo "#!/usr/bin/env bash"
+    grep '^#SBATCH' "$script"
+    printf '#SBATCH %s\n' "${options[@]}"
+    cat <<EOF
+# Written by \`$name --template\` from the SLURM settings. Edit the #SBATCH lines above (a later line wins over an
+# earlier one), then submit with plain sbatch:   sbatch THIS_FILE [the arguments of $name]
+# One Dask worker runs per task: keep --ntasks-per-node equal to the GPUs per node and TOMOCAM_GPUS_PER_NODE below
+# equal to them too (0, and no --gpus option, for CPU-only jobs). The other settings are read when the job starts.
+export TOMOCAM_GPUS_PER_NODE=$TOMOCAM_GPUS_PER_NODE
+export TOMOCAM_SLURM_DIR=$(printf %q "$TOMOCAM_SLURM_DIR")
+export TOMOCAM_IN_JOB=1
+exec bash "\$TOMOCAM_SLURM_DIR/$name" "\$@"
+EOF
+    exit 0
 }
 
 # --- inside the job --------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tomocam.deploy.slurm import JOB_KINDS
+
 app = typer.Typer(
     help="SLURM settings: print them, the sbatch options of scripts/slurm/*.sbatch, or the worker job script.",
     no_args_is_help=True,
@@ -20,11 +22,8 @@ Config = Annotated[
 ]
 
 
-class Kind(str, Enum):
-    explain = "explain"
-    explain_array = "explain-array"
-    explain_multinode = "explain-multinode"
-    train = "train"
+#: The batch scripts, as choices of the command line.
+Kind = Enum("Kind", [(kind, kind) for kind in JOB_KINDS], type=str)
 
 
 def _load(config: Optional[Path]) -> dict:
