@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
 
 
-
 @cache
 def default_settings_text() -> str:
     """The packaged ``slurm.yaml``, comments included: every setting, its default and what it means."""
