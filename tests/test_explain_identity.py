@@ -47,6 +47,7 @@ def test_identity_on_untrained_paper_networks(factory, size):
     _check_identity(model, x)
 
 
+@pytest.mark.slow
 def test_identity_on_a_briefly_trained_cnn2(tmp_path):
     shapes = builtin_structures(["shell", "rod", "disc"], voxel_size=20.0)
     ds = open_dataset(simulate_subtomograms(shapes, tmp_path / "d.zarr", n_per_class=12,

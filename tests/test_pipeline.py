@@ -63,6 +63,7 @@ def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models
     np.testing.assert_allclose(store.logits[:, 0, 0, 0], result.logits[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models):
     volume = np.random.default_rng(1).standard_normal((40, 36, 44)).astype(np.float32)
     a, _ = _run(client, tmp_path, volume, models["cnn"], name="a", block=1, batch_size=5)

@@ -32,6 +32,7 @@ def _done_count(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_an_identical_store(tmp_path):
     model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.15)  # 0.15 s per batch: killable halfway
     volume, _ = particles_volume((40, 40, 48), n=8, seed=2)
@@ -80,6 +81,7 @@ class ImportTestModels(WorkerPlugin):
         import explain_models  # noqa: F401  (registers the matched-filter architecture)
 
 
+@pytest.mark.slow
 def test_killed_worker_tasks_are_retried(tmp_path):
     model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.15)
     volume, _ = particles_volume((40, 40, 48), n=8, seed=2)

@@ -26,6 +26,7 @@ def small_dataset(tmp_path_factory):
     return open_dataset(path)
 
 
+@pytest.mark.slow
 def test_training_learns_a_small_noise_free_set(small_dataset, tmp_path):
     out = tmp_path / "m.pt"
     result = train_model(small_dataset, "cnn2", epochs=6, batch_size=8, seed=0, device="cpu",
@@ -54,6 +55,7 @@ def test_same_seed_same_model(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_time_limit_stops_after_the_epoch_in_which_it_runs_out(small_dataset, tmp_path):
     kw = dict(batch_size=16, seed=0, device="cpu", arch_kwargs={"fc_width": 16})
     limited = train_model(small_dataset, "cnn2", epochs=5, time_limit=1e-9, out=tmp_path / "t.pt", **kw)
@@ -63,6 +65,7 @@ def test_time_limit_stops_after_the_epoch_in_which_it_runs_out(small_dataset, tm
     assert len(train_model(small_dataset, "cnn2", epochs=2, time_limit=3600, **kw).history) == 2
 
 
+@pytest.mark.slow
 def test_raw_normalisation_is_recorded_and_feeds_boxes_unchanged(small_dataset, tmp_path):
     result = train_model(small_dataset, "cnn2", epochs=1, batch_size=16, seed=0, device="cpu",
                          arch_kwargs={"fc_width": 16}, normalisation="raw", out=tmp_path / "raw.pt")
