@@ -4,8 +4,9 @@
 Models (untrained, 23 classes, 40^3 inputs, 10 A): ``ceiling`` is a 4x average pool and one Linear layer (the
 CAM layer is the pool), so a run's time is the pipeline's own cost; ``cnn2`` is the paper's CNN-2. Each run is a
 child process (its peak RSS is its own) with an in-process Dask worker on ``--device``; the run's seconds are
-phases 1 + 2 + finalize (``RunSummary.seconds['total']``, cluster start excluded). Forward-only: the same tiles,
-cut and normalised in advance on the device, through ``model(x)`` alone. On a GPU the worker has the GPU resource
+phases 1 + 2 + finalize (``RunSummary.seconds['total']``, cluster start excluded). Forward-only (a child of its
+own, so it adds nothing to a run's peak memory): the same tiles, cut and normalised in advance on the device,
+through ``model(x)`` alone. On a GPU the worker has the GPU resource
 (one phase-1 task at a time) and half the CPU cores as threads for phase 2, which also stitches on the GPU.
 
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
@@ -117,12 +118,20 @@ def _folder_bytes(path: Path) -> int:
 
 
 def child(args: argparse.Namespace) -> None:
-    """One explain run (after a forward-only measurement that also warms the device); prints JSON."""
+    """One explain run, or with ``--forward`` the forward-only rate alone; prints JSON.
+
+    Torch uses the cores this process may run on (``taskset`` limits them); on a GPU a short warm-up run first.
+    """
     from distributed import Client, LocalCluster
 
     from tomocam.pipeline import ExplainConfig, explain_tomogram
 
-    fwd = forward_only(Path(args.mrc), Path(args.model), args.batch, args.device) if args.forward else None
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if args.forward:
+        print(json.dumps({"forward": forward_only(Path(args.mrc), Path(args.model), args.batch, args.device)}))
+        return
+    if args.device.startswith("cuda"):  # CUDA context and kernels warmed outside the timings
+        forward_only(Path(args.mrc), Path(args.model), args.batch, args.device, limit=args.batch)
     methods = tuple(args.methods.split(","))
     config = ExplainConfig(tomogram=args.mrc, output=args.out, model=args.model, batch_size=args.batch,
                            overwrite=True, methods=methods, device=args.device)
@@ -135,7 +144,7 @@ def child(args: argparse.Namespace) -> None:
         with Client(cluster) as client:
             summary = explain_tomogram(config, client=client)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"tiles": summary.n_tiles, "seconds": summary.seconds, "peak_mib": peak, "forward": fwd,
+    print(json.dumps({"tiles": summary.n_tiles, "seconds": summary.seconds, "peak_mib": peak,
                       "store_bytes": _folder_bytes(Path(args.out)), "tomo_bytes": Path(args.mrc).stat().st_size}))
 
 
@@ -185,7 +194,9 @@ def main() -> None:
             model = tmp / f"{name}.pt"
             if not model.exists():
                 make_model(tmp, name)
-            r = run_child(make_tomogram(tmp, shp), model, tmp / "out.zarr", args, methods, forward)
+            mrc = make_tomogram(tmp, shp)
+            r = run_child(mrc, model, tmp / "out.zarr", args, methods, False)
+            r["forward"] = run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"] if forward else None
             rows.append((name, shp, methods, r))
             print(f"{name} {'x'.join(map(str, shp))} {methods}: {json.dumps(r)}", flush=True)  # kept if cut short
         table = print_table(rows, args)

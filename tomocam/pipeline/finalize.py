@@ -18,7 +18,6 @@ import numpy as np
 import zarr
 
 from tomocam.classes import background_indices
-from tomocam.pipeline.phase2 import label_method
 from tomocam.pipeline.plan import Plan
 from tomocam.store import ome
 from tomocam.store.create import heatmap_levels, label_levels
@@ -50,7 +49,7 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
         lo, hi = float(coarsest.min()), float(coarsest.max())
         group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi),
                                                 sampling.step, sampling.offset)
-    first = label_method(plan)
+    first = plan.label_method
     ignore = background_indices(names)
     labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}

@@ -27,11 +27,19 @@ _MODELS_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class BlockResult:
-    """What a phase-1 task returns: its block index, tile count and seconds spent."""
+    """What a phase-1 task returns: its block index, tile count, seconds spent, and the largest value of the
+    label method's maps in the block (the label threshold is a fraction of the largest over all blocks)."""
 
     index: tuple[int, ...]
     n_tiles: int
     seconds: float
+    peak: float
+
+
+def block_peak(plan: Plan, block: Block, method: str) -> float:
+    """The largest value of ``method``'s maps in ``block``, read back from ``tiles/`` (for blocks done before a
+    ``--resume``)."""
+    return float(np.asarray(tiles_group(plan)[method][block.grid_slices]).max())
 
 
 def tiles_group(plan: Plan) -> zarr.Group:
@@ -122,4 +130,5 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
         out = torch.cat(maps[m]).cpu().numpy()  # (n, k, *feat)
         tiles[m][region] = out.reshape(*block.shape, *out.shape[1:])
     tiles["done"][tuple(slice(i, i + 1) for i in block.index)] = 1
-    return BlockResult(index=block.index, n_tiles=block.n_tiles, seconds=time.perf_counter() - t0)
+    peak = float(torch.cat(maps[plan.label_method]).max())
+    return BlockResult(index=block.index, n_tiles=block.n_tiles, seconds=time.perf_counter() - t0, peak=peak)

@@ -25,11 +25,6 @@ from tomocam.store.layout import label_dtype
 from tomocam.store.pyramid import downsample_mean, label_block
 
 
-def label_method(plan: Plan) -> str:
-    """The method whose heatmaps make the label image: Respond-CAM when computed."""
-    return "respond" if "respond" in plan.methods else plan.methods[0]
-
-
 def _sub_boxes(lo: tuple[int, ...], hi: tuple[int, ...], edge: int):
     """Boxes ``(lo, hi)`` of at most ``edge`` voxels per axis tiling ``[lo, hi)``, aligned to multiples of ``edge``."""
     axes = [range(a, b, edge) for a, b in zip(lo, hi)]
@@ -65,11 +60,11 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
 
 def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
     """Phase-2 task: the labels of the voxels of level-0 chunk ``index``, from the full-grid field of
-    :func:`label_method` above ``threshold``, one label chunk in memory at a time; returns ``index``."""
+    :attr:`Plan.label_method` above ``threshold``, one label chunk in memory at a time; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
     vlo, vhi, ranges = chunk_tiles(plan, index)
-    maps = np.asarray(root["tiles"][label_method(plan)][ranges])  # (*t, k, *feat)
+    maps = np.asarray(root["tiles"][plan.label_method][ranges])  # (*t, k, *feat)
     ignore = background_indices(plan.class_names)
     dtype = label_dtype(len(plan.class_indices))
     labels = root["labels/segmentation/0"]

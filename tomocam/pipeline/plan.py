@@ -53,6 +53,11 @@ class Plan:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
+    def label_method(self) -> str:
+        """The method whose heatmaps make the label image: Respond-CAM when computed."""
+        return "respond" if "respond" in self.methods else self.methods[0]
+
+    @property
     def input_spec(self) -> InputSpec:
         """How this run's tiles become model inputs."""
         return InputSpec(self.grid.tile, self.model_input, self.normalisation, self.invert)

@@ -14,8 +14,8 @@ import zarr
 
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.finalize import finalize
-from tomocam.pipeline.phase1 import PROGRESS_TOPIC, BlockResult, done_blocks, explain_block
-from tomocam.pipeline.phase2 import chunk_tiles, label_method, stitch_heatmaps, write_labels
+from tomocam.pipeline.phase1 import PROGRESS_TOPIC, BlockResult, block_peak, done_blocks, explain_block
+from tomocam.pipeline.phase2 import chunk_tiles, stitch_heatmaps, write_labels
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.progress import progress_bars
 from tomocam.store.create import open_or_create, phase2_arrays, prepare_output
@@ -87,6 +87,8 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
     resources = phase1_resources(client)
     seconds: dict[str, float] = {}
     threshold = None
+    # the largest tile-map value, block by block: read back for blocks done before a resume, else from results
+    peak = max((block_peak(plan, b, plan.label_method) for b in blocks if b.index in done), default=-np.inf)
     with progress_bars(enabled=progress) as bars:
         p1 = bars.add_task("phase 1: CAMs of tiles", total=sum(b.n_tiles for b in todo))
         p2 = bars.add_task("phase 2: heatmaps and labels", total=2 * len(chunks))
@@ -105,7 +107,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
             seconds["phase1"] = time.perf_counter() - t0
             bars.update(p1, completed=bars.tasks[p1].total)
             upsampling = float(np.prod(plan.grid.tile) / np.prod(plan.feature_shape))
-            found = label_threshold(tiles[label_method(plan)], config.label_fraction, upsampling)
+            found = label_threshold(peak, config.label_fraction, upsampling)
             for c in chunks:
                 submit(write_labels, plan, c, found)
             return found
@@ -120,6 +122,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
                 result = future.result()
                 if isinstance(result, BlockResult):
                     left -= 1
+                    peak = max(peak, result.peak)
                     for c in needed_by.get(result.index, []):
                         waiting[c].discard(result.index)
                         if not waiting[c]:

@@ -132,7 +132,7 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
     tiles.create_array("logits", shape=(*grid, k_all), chunks=(*block, k_all), dtype="float32", fill_value=0.0)
     for method in plan.methods:
         tiles.create_array(method, shape=(*grid, k, *plan.feature_shape), chunks=(*block, k, *plan.feature_shape),
-                           dtype="float32", fill_value=0.0)
+                           dtype="float32", fill_value=0.0, compressors=HEATMAP_CODEC)
     tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
     c = plan.chunk
     samples = plan.sampling.sample_shape

@@ -36,8 +36,9 @@ ATTRS_KEY = "tomocam"
 #: Key of the manifest of whole arrays in the root ``tomocam`` attributes (:mod:`tomocam.store.manifest`).
 MANIFEST_KEY = "arrays"
 
-#: Heatmaps are smooth float fields: byte shuffling + lz4 writes them ~5x faster than zarr's default codec
-#: (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of 96x192x192).
+#: Heatmaps (and the per-tile maps) are smooth float fields: byte shuffling + lz4 writes them ~5x faster than
+#: zarr's default codec (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of
+#: 96x192x192).
 HEATMAP_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 #: Heatmap storage types. float16 keeps 11 significant bits (relative error <= 2**-11 = 4.9e-4) for values

@@ -38,13 +38,10 @@ def label_block(block, threshold: float, ignore: tuple[int, ...], dtype: str = "
     return torch.where(keep, best + 1, 0).to(getattr(torch, dtype)).cpu().numpy()
 
 
-def label_threshold(tile_maps: zarr.Array, fraction: float, upsampling: float) -> float:
-    """The label threshold in score units per voxel: ``fraction`` of the largest value any tile map reaches.
-
-    ``tile_maps`` holds phase-1 maps at feature resolution ``(*grid, k, *feat)``; dividing by ``upsampling``
-    (tile voxels per feature voxel) turns them into the per-voxel density the stitched heatmaps carry.
-    """
-    peak = float(da.from_zarr(tile_maps).max().compute(scheduler="threads"))
+def label_threshold(peak: float, fraction: float, upsampling: float) -> float:
+    """The label threshold in score units per voxel: ``fraction`` of ``peak``, the largest value any tile map
+    reaches at feature resolution; dividing by ``upsampling`` (tile voxels per feature voxel) turns it into the
+    per-voxel density the stitched heatmaps carry."""
     return fraction * max(peak, 0.0) / upsampling
 
 
