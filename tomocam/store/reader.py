@@ -79,15 +79,15 @@ class ExplainStore:
 
     def full_grid(self, method: str = "respond", chunk: int = 64) -> da.Array:
         """The heatmaps of ``method`` on the tomogram's grid: a lazy ``(c, z, y, x)`` float32 dask array whose
-        ``(1, chunk, chunk, chunk)`` blocks are stitched from ``tiles/`` when computed (exact, any level-0 step);
-        a store whose level 0 has step 1 is read from level 0 itself.
+        ``(1, chunk, chunk, chunk)`` blocks are stitched from ``tiles/`` when computed (exact, any level-0 step
+        and dtype); a store without ``tiles/`` whose level 0 has step 1 is read from level 0 itself.
 
         Raises :class:`InputError` for a coarser store without per-tile maps (one not written by ``tomocam explain``).
         """
         self._check_method(method)
-        if all(s == 1 for s in self.sampling.step):  # level 0 is on the tomogram's grid already
-            return da.from_zarr(self.heatmap(method, 0)).astype(np.float32)
         if f"tiles/{method}" not in self.root:
+            if all(s == 1 for s in self.sampling.step):  # level 0 is on the tomogram's grid already
+                return da.from_zarr(self.heatmap(method, 0)).astype(np.float32)
             raise InputError(f"store '{self.path}' keeps no per-tile maps of '{method}', so no full-grid heatmaps")
         a = self.attrs
         grid = TileGrid.build(self.shape, tuple(a["tile"]), tuple(a["stride"]))
