@@ -99,7 +99,7 @@ def run_demo(
     methods), draw ``out/overview.png`` and score the class at each particle's centre against the truth."""
     import pandas as pd
 
-    from tomocam.evaluate.localisation import class_at_centres, competing_classes, heatmap_on_tomogram_grid
+    from tomocam.evaluate.localisation import class_at_centres, competing_classes
     from tomocam.classes import is_background
     from tomocam.models import load_checkpoint
     from tomocam.simulate import Acquisition, builtin_structures, shape_names, simulate_tomogram, write_tomogram
@@ -128,7 +128,7 @@ def run_demo(
     store = open_store(summary.store)
     particles = pd.read_csv(paths["particles"])
     competing = competing_classes(store.classes)
-    class_at_centre = {m: float(np.mean(class_at_centres(heatmap_on_tomogram_grid(store, m), particles, store.classes)
+    class_at_centre = {m: float(np.mean(class_at_centres(store.full_grid(m, chunk=8), particles, store.classes)
                                         == particles["class_name"].to_numpy(dtype=object))) for m in store.methods}
     overview = out / "overview.png"
     radii = {s.name: s.radius for s in structures}
