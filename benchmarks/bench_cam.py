@@ -129,9 +129,6 @@ def measure(name: str, batch: int, dtype: str, layout: str, device: torch.device
     med = {k: statistics.median(v) for k, v in times.items()}
     loop_s = min(timed(loop, device) for _ in range(loop_repeats)) if loop_repeats else None
     captum_s = min(timed(captum_all, device) for _ in range(max(1, loop_repeats))) if captum else None
-    del model, x
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return {
         "model": name, "batch": batch, "dtype": dtype, "layout": layout, "device": str(device),
         "forward_s": med["forward"], "tomocam_s": med["tomocam"], "plain_vjp_s": med["plain"],

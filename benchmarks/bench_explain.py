@@ -211,7 +211,8 @@ def print_table(rows, args) -> list[dict]:
     print(f"\nexplain benchmark: 23 classes, 40^3 tiles, stride 20, batch {args.batch}, device {args.device} ({gpu}), "
           f"{os.cpu_count()} CPU cores, load average {load:.2f}")
     head = (f"{'model':>8} {'tomogram (z,y,x)':>16} {'methods':>15} {'tiles':>6} {'fwd t/s':>8} {'run t/s':>8} "
-            f"{'run/fwd':>7} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} {'store/tomo':>10} {'peak MiB':>8}")
+            f"{'run/fwd':>7} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} {'store/tomo':>10} "
+            f"{'peak MiB':>8}")
     print(head)
     print("-" * len(head))
     forward = {}
@@ -224,9 +225,11 @@ def print_table(rows, args) -> list[dict]:
         ratio = f"{rate / fwd:.2f}" if fwd else "-"
         print(f"{name:>8} {'x'.join(map(str, shp)):>16} {methods:>15} {r['tiles']:>6} {fwd or float('nan'):>8.0f} "
               f"{rate:>8.0f} {ratio:>7} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
-              f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} {r['peak_mib']:>8.0f}")
+              f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} "
+              f"{r['peak_mib']:>8.0f}")
         out.append({"model": name, "tomogram": "x".join(map(str, shp)), "methods": methods, "tiles": r["tiles"],
-                    "forward_tiles_per_s": fwd, "run_tiles_per_s": rate, "run_over_forward": rate / fwd if fwd else None,
+                    "forward_tiles_per_s": fwd, "run_tiles_per_s": rate,
+                    "run_over_forward": rate / fwd if fwd else None,
                     "phase1_s": s["phase1"], "phase2_s": s["phase2"], "finalize_s": s["finalize"],
                     "host_us_per_tile": 1e6 * s["total"] / r["tiles"],
                     "store_over_tomogram": r["store_bytes"] / r["tomo_bytes"], "peak_mib": r["peak_mib"],

@@ -28,17 +28,16 @@ from pathlib import Path
 
 def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> None:
     """A complete store with Gaussian-ish particles every 32 voxels, written one chunk at a time."""
+    import dask.array as da
     import mrcfile
     import numpy as np
     import zarr
 
-    from tomocam.store.ome import image_metadata, label_metadata
-    import dask.array as da
-
-    from tomocam.store.layout import n_levels_for
-    from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
     from tomocam.store.create import create_root
+    from tomocam.store.layout import n_levels_for
     from tomocam.store.manifest import mark_complete, record_whole
+    from tomocam.store.ome import image_metadata, label_metadata
+    from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
 
     vs = (10.0, 10.0, 10.0)
     tomo = path.with_suffix(".mrc")
@@ -85,8 +84,8 @@ def child(task: str, store_path: str, out: str) -> dict:
     """Run one reader in this (fresh) process; return its time and peak memory."""
     from tomocam.picking import pick_store
     from tomocam.render.tomogram import render_store
-    from tomocam.write.export_mrc import export_store
     from tomocam.store import open_store
+    from tomocam.write.export_mrc import export_store
 
     store = open_store(store_path)
     start = time.perf_counter()
@@ -129,7 +128,8 @@ def main() -> None:
         res = subprocess.run([sys.executable, __file__, "--child", task, str(store), str(work)],
                              capture_output=True, text=True, check=True)
         row = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"{task:<18} {row['seconds']:>8.2f} {row['peak_rss_mb']:>13.0f}{res.stderr.strip() and '  ' + res.stderr.strip()}")
+        note = res.stderr.strip()
+        print(f"{task:<18} {row['seconds']:>8.2f} {row['peak_rss_mb']:>13.0f}{note and '  ' + note}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ processes (40^3 boxes of the built-in shapes). Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -34,8 +35,8 @@ def main() -> None:
     shapes = builtin_structures()
     print(f"{'case':<44} {'best s':>8} {'median s':>9} {'rate':>14}")
     for shape, n in (((100, 200, 200), 40), ((200, 400, 400), 300)):
-        best, med = _best(lambda: simulate_tomogram(shape, shapes, n, acquisition=Acquisition(snr=1.0), seed=0),
-                          args.repeats)
+        make = functools.partial(simulate_tomogram, shape, shapes, n, acquisition=Acquisition(snr=1.0), seed=0)
+        best, med = _best(make, args.repeats)
         voxels = shape[0] * shape[1] * shape[2]
         print(f"{'tomogram ' + 'x'.join(map(str, shape)) + f', {n} particles':<44} {best:8.2f} {med:9.2f} "
               f"{voxels / best / 1e6:9.1f} Mvox/s")
@@ -45,7 +46,7 @@ def main() -> None:
             n_per_class = 40
             total = n_per_class * (len(shapes) + 1)
 
-            def run() -> None:
+            def run(tmp: str = tmp, counter=counter, n_per_class: int = n_per_class, workers: int = workers) -> None:
                 simulate_subtomograms(shapes, Path(tmp) / f"d{next(counter)}.zarr", n_per_class=n_per_class,
                                       acquisition=Acquisition(snr=1.0),
                                       sampling=Sampling(max_shift=10, distractors=0.5, background=True),

@@ -66,7 +66,8 @@ def main() -> None:
         recall = float((p[t == k] == k).mean()) if n else float("nan")
         precision = float((t[p == k] == k).mean()) if (p == k).any() else float("nan")
         print(f"{name:<12} {n:6d} {recall:7.3f} {precision:10.3f}")
-    print(f"tile accuracy {float((t == p).mean()):.3f} (always-background would score {float((t == background).mean()):.3f})")
+    print(f"tile accuracy {float((t == p).mean()):.3f} "
+          f"(always-background would score {float((t == background).mean()):.3f})")
 
 
 if __name__ == "__main__":

@@ -182,13 +182,15 @@ def negate(src: Path, dst: Path) -> None:
 def summary_table(rows: list[tuple[str, str, str, float, dict]]) -> str:
     """A markdown table: per model, layer and SNR, pointing / class accuracy / picks F1 of each method, the
     baseline and chance."""
-    lines = ["| model | layer | SNR | method | pointing | class at centre | picks F1 | best F1 (threshold) | explain s |",
+    lines = ["| model | layer | SNR | method | pointing | class at centre | picks F1 | best F1 (threshold) | "
+             "explain s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arch, layer, snr, seconds, r in rows:
         for method in ("respond", "gradcam"):
             m = r["methods"][method]
             lines.append(f"| {arch} | {layer} | {snr} | {method} | {m['pointing']:.3f} | {m['class_accuracy']:.3f} | "
-                         f"{m['picks']['f1']:.3f} | {m['picks']['best_f1']:.3f} ({m['picks']['best_threshold']:.3g}) | {seconds:.0f} |")
+                         f"{m['picks']['f1']:.3f} | {m['picks']['best_f1']:.3f} "
+                         f"({m['picks']['best_threshold']:.3g}) | {seconds:.0f} |")
         b, c = r["baseline"], r["chance"]
         lines.append(f"| {arch} | {layer} | {snr} | no model | {b['pointing']:.3f} | - | - | - | |")
         lines.append(f"| {arch} | {layer} | {snr} | chance | {c['pointing']:.3f} | {c['class_accuracy']:.3f} | "

@@ -85,12 +85,12 @@ def main() -> None:
             truth = sim.table[["class_name", "x", "y", "z"]]
             everything = pick_store(store, classes=names, threshold=-np.inf, radius=radius, exclusive=False)
 
-            def score(picks: pd.DataFrame) -> dict:
+            def score(picks: pd.DataFrame, truth=truth, store=store) -> dict:
                 _, s = evaluate_picks(picks, truth, tolerance, store.voxel_size, classes=names)
                 return {"precision": s.precision, "recall": s.recall, "f1": s.f1,
                         "picks/particle": len(picks) / len(truth)}
 
-            def otsu(name: str) -> float:
+            def otsu(name: str, everything=everything) -> float:
                 peaks = everything.loc[everything["class_name"] == name, "score"].to_numpy()
                 return float(threshold_otsu(peaks)) if len(np.unique(peaks)) > 1 else -np.inf
 

@@ -1,4 +1,4 @@
-"""The paper's Table 1 in the authors' setting, end to end, within a fixed time budget: simulate, train, evaluate.
+r"""The paper's Table 1 in the authors' setting, end to end, within a fixed time budget: simulate, train, evaluate.
 
 Simulates the two datasets of the paper (40^3 boxes of the complexes in ``--structures``, +-60 degree wedge, SNR
 +inf and 0.1, shift up to ``--max-shift`` voxels), trains CNN-1 and CNN-2 on each (no dropout, Adam, best
@@ -27,8 +27,9 @@ Measured here (shared 2-core CPU): simulation 46 boxes/s on one core at load 1.5
 
 and at toy scale on a CPU (proves the recipe runs; the figures mean nothing)::
 
-    python benchmarks/table1_recipe.py --structures ../shared/data/structures-10A --out /tmp/t1 --device cpu \\
-        -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 1 --budget 1200 --limit-factor 10
+    python benchmarks/table1_recipe.py --structures ../shared/data/structures-10A --out /tmp/t1 --device cpu \
+        -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 1 --budget 1200 \
+        --limit-factor 10
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ def tomocam(*args: str) -> None:
 
 
 def main() -> None:
+    """Simulate, explain, render and pick, printing each ``tomocam`` command."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="checkpoint (default: the bundled model)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the tomogram and store go")

@@ -12,10 +12,10 @@ import mrcfile
 import numpy as np
 import zarr
 
-from tomocam.store.ome import image_metadata, label_metadata
-from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
 from tomocam.store.create import create_root
 from tomocam.store.manifest import mark_complete, record_whole
+from tomocam.store.ome import image_metadata, label_metadata
+from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
 
 
 def gaussian_blobs(shape, centres, amplitudes, sigma=2.0) -> np.ndarray:

@@ -4,7 +4,6 @@ stopped step, and the summariser's tables."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -6,11 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 import pytest
-
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
+
 from tomocam.cli.main import main
 from tomocam.cli.report import disk_usage, human_bytes
 from tomocam.errors import InputError
@@ -68,7 +67,8 @@ def _bad_inputs(tmp: Path, model: Path) -> dict[str, tuple[list[str], str, Path]
         "unknown layer": ([str(good), *m, "--layer", "features.9", "-o", str(out("l"))], "unknown layer", out("l")),
         "unknown class": ([str(good), *m, "-c", "ribosome", "-o", str(out("c"))], "unknown class 'ribosome'", out("c")),
         "existing output": ([str(good), *m, "-o", str(exists)], "exists already", exists),
-        "unwritable output": ([str(good), *m, "-o", str(blocker / "o.zarr")], "cannot write output", blocker / "o.zarr"),
+        "unwritable output": ([str(good), *m, "-o", str(blocker / "o.zarr")], "cannot write output",
+                              blocker / "o.zarr"),
         "unset voxel size": ([str(good), *m, "--voxel-size", "0", "-o", str(out("v"))], "implausible", out("v")),
     }
 

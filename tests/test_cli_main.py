@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 
 TESTS = Path(__file__).parent

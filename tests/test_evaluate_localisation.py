@@ -9,14 +9,21 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from store_builder import build_store, gaussian_blobs, write_tomogram
 from typer.testing import CliRunner
 
-from store_builder import build_store, gaussian_blobs, write_tomogram
 from tomocam.cli.main import app, main
 from tomocam.errors import ClassError, InputError
 from tomocam.evaluate.localisation import (
-    ball_fraction, baseline_pointing, best_threshold, class_at_centres, cube_around, evaluate_localisation, extreme_hit,
-    pointing, pointing_chance,
+    ball_fraction,
+    baseline_pointing,
+    best_threshold,
+    class_at_centres,
+    cube_around,
+    evaluate_localisation,
+    extreme_hit,
+    pointing,
+    pointing_chance,
 )
 from tomocam.store import open_store
 
@@ -223,8 +230,8 @@ def test_on_an_explain_store_at_native_resolution(tmp_path):
     """A real explain run (a matched-filter model whose maps are known to peak at the right class): the cubes
     read lazily through the store's full-grid reader give the pointing and class of the whole computed field."""
     from distributed import Client, LocalCluster
-
     from explain_models import SHAPES, matched_filter_checkpoint, particles_volume, write_mrc
+
     from tomocam.pipeline import ExplainConfig, explain_tomogram
 
     shape = (32, 48, 48)

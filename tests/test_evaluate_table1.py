@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import OrderedDict
 
-import numpy as np
 import pytest
-import torch
 from torch import nn
 from typer.testing import CliRunner
 
@@ -22,7 +19,7 @@ from tomocam.train import train_model
 
 @register_architecture("test-evaluate-single-fc")
 def _single_fc(num_classes: int = 3, input_size: int = 16) -> nn.Module:
-    """conv -> relu -> max-pool (the CAM layer) -> one bias-free Linear: Respond-CAM sums to the score exactly."""
+    """Conv -> relu -> max-pool (the CAM layer) -> one bias-free Linear: Respond-CAM sums to the score exactly."""
     model = nn.Sequential(OrderedDict(
         conv=nn.Conv3d(1, 4, 3, padding=1), relu=nn.ReLU(), pool=nn.MaxPool3d(4),
         flatten=nn.Flatten(), fc=nn.Linear(4 * (input_size // 4) ** 3, num_classes, bias=False),

@@ -8,9 +8,9 @@ import pytest
 from store_builder import build_store, gaussian_blobs, write_tomogram
 
 from tomocam.errors import ClassError, OutputError
-from tomocam.write.export_mrc import export_store, write_mrc
-from tomocam.store.grid import Grid
 from tomocam.store import open_store
+from tomocam.store.grid import Grid
+from tomocam.write.export_mrc import export_store, write_mrc
 
 SHAPE = (20, 24, 28)
 CENTRE = (8, 10, 18)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from tomocam.cli.main import app
 from tomocam.picking import evaluate_picks, pick_store
-from tomocam.write.picks_table import read_particles
 from tomocam.store import open_store
+from tomocam.write.picks_table import read_particles
 
 SHAPE = (32, 40, 48)
 VOXEL = 8.0
@@ -107,7 +107,7 @@ def test_exclusive_picks_keep_a_site_for_its_highest_class(tmp_path):
 
 @pytest.mark.parametrize("method", ["respond", "gradcam"])
 def test_end_to_end_picks_of_explained_tomogram_find_every_particle(tmp_path, method):
-    """tomocam's explain pipeline on a tomogram with 27 known particles of 3 classes, with a model whose right
+    """Tomocam's explain pipeline on a tomogram with 27 known particles of 3 classes, with a model whose right
     answer is known (a matched filter, see explain_models): the picks match the particles one to one."""
     from distributed import Client, LocalCluster
     from explain_models import SHAPES, matched_filter_checkpoint, particles_volume

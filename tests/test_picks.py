@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from store_builder import gaussian_blobs
+
 from tomocam.picking.peaks import ball, find_peaks, local_maxima, suppress
 from tomocam.picking.scoring import PickScore, match_points, score_picks
-
 
 CENTRES = [(10, 12, 9), (30, 8, 40), (22, 35, 25), (5, 44, 44), (40, 40, 5)]
 AMPS = [3.0, 2.0, 5.0, 1.5, 0.4]

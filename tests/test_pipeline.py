@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,9 @@ import pytest
 import torch
 import zarr
 from distributed import Client, LocalCluster
+from explain_models import SHAPES, matched_filter_checkpoint, particle, particles_volume, tiny_cnn_checkpoint, write_mrc
 
 import tomocam
-from explain_models import SHAPES, matched_filter_checkpoint, particle, particles_volume, tiny_cnn_checkpoint, write_mrc
 from tomocam.models import load_checkpoint, normalise
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.store import open_store
@@ -123,7 +122,8 @@ def test_store_layout_and_metadata(client, tmp_path, models):
     assert [c["label"] for c in store.root["respond"].attrs["ome"]["omero"]["channels"]] == store.classes
     # level 1 is the 2x2x2 mean of level 0; labels are argmax + 1 above the threshold
     h0 = store.heatmap()[...]
-    np.testing.assert_allclose(store.heatmap(level=1)[...], h0.reshape(3, 24, 2, 20, 2, 20, 2).mean((2, 4, 6)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(store.heatmap(level=1)[...], h0.reshape(3, 24, 2, 20, 2, 20, 2).mean((2, 4, 6)),
+                               rtol=1e-5, atol=1e-7)
     lab = store.labels()[...]
     expected = np.where(h0.max(0) > attrs["labels"]["threshold"], h0.argmax(0) + 1, 0)
     np.testing.assert_array_equal(lab, expected)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zarr
 from distributed import Client, LocalCluster
-
 from explain_models import particles_volume, tiny_cnn_checkpoint, write_mrc
+
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 
 

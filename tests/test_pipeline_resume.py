@@ -16,8 +16,8 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
-
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
+
 from tomocam.errors import InputError
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.store import open_store
@@ -56,10 +56,12 @@ def test_killed_run_resumes_to_an_identical_store(tmp_path):
         open_store(store)
 
     config = ExplainConfig(tomogram=str(mrc), output=str(store), model=str(model), block=2, batch_size=4, resume=True)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, Client(cl) as c:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cl, Client(cl) as c:
         resumed = explain_tomogram(config, client=c)
         fresh = explain_tomogram(
-            ExplainConfig(tomogram=str(mrc), output=str(tmp_path / "fresh.zarr"), model=str(model), block=2, batch_size=4),
+            ExplainConfig(tomogram=str(mrc), output=str(tmp_path / "fresh.zarr"), model=str(model), block=2,
+                          batch_size=4),
             client=c,
         )
     assert resumed.blocks_total == total

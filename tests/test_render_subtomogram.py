@@ -13,7 +13,12 @@ from tomocam.cli.main import app
 from tomocam.errors import ClassError, InputError
 from tomocam.models import cnn1, cnn2, normalise
 from tomocam.render.subtomogram import (
-    explain_layers, explain_subtomogram, fig4_layers, read_subtomogram, render_fig3, render_fig4,
+    explain_layers,
+    explain_subtomogram,
+    fig4_layers,
+    read_subtomogram,
+    render_fig3,
+    render_fig4,
 )
 
 SIZE = 16

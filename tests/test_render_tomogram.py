@@ -8,8 +8,8 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 
 from tomocam.errors import ClassError
 from tomocam.render.tomogram import read_plane, render_montage, render_store
-from tomocam.store.grid import Grid, choose_level
 from tomocam.store import open_store
+from tomocam.store.grid import Grid, choose_level
 
 SHAPE = (32, 40, 48)
 VOXEL = 10.0

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
+
 from tomocam.errors import InputError
 from tomocam.store import open_store
 

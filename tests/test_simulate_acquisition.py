@@ -10,7 +10,13 @@ from scipy.spatial.transform import Rotation
 
 from tomocam.errors import InputError
 from tomocam.simulate.acquisition import (
-    Acquisition, acquire, ctf, electron_wavelength, missing_wedge_mask, place, transfer,
+    Acquisition,
+    acquire,
+    ctf,
+    electron_wavelength,
+    missing_wedge_mask,
+    place,
+    transfer,
 )
 
 

@@ -22,7 +22,8 @@ import zarr
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"
-SHELL_FILES = [*sorted(SCRIPTS.glob("*.sbatch")), *sorted(SCRIPTS.glob("*.sh")), *sorted((REPO / ".ci/slurm").glob("*.sh"))]
+SHELL_FILES = [*sorted(SCRIPTS.glob("*.sbatch")), *sorted(SCRIPTS.glob("*.sh")),
+               *sorted((REPO / ".ci/slurm").glob("*.sh"))]
 BLOCK = "2"  # tiles per block edge: many small phase-1 blocks, so that a run can be stopped between them
 JOB_TIMEOUT = 180.0
 

@@ -16,7 +16,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tomocam.errors import InputError
 from tomocam.cli.main import app
 from tomocam.deploy.slurm import (
     check_submittable,
@@ -31,6 +30,7 @@ from tomocam.deploy.slurm import (
     walltime_seconds,
     worker_lifetime_seconds,
 )
+from tomocam.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,8 @@ def test_an_installed_wheel_finds_its_packaged_settings(tmp_path):
                    capture_output=True, cwd=tmp_path)
     code = ("import tomocam.deploy.slurm as s, tomocam, json; "
             "print(json.dumps([tomocam.__file__, s.load_slurm_config(environ={})]))")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOMOCAM_")}, "PYTHONPATH": str(tmp_path / "site")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOMOCAM_")},
+           "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     where, settings = json.loads(out.stdout)
@@ -223,7 +224,8 @@ def test_slurm_command_prints_settings_and_options(tmp_path, monkeypatch):
     out = runner.invoke(app, ["slurm", "env", "--config", str(file)])
     assert "export TOMOCAM_PARTITION=gpu" in out.output.splitlines()
     out = runner.invoke(app, ["slurm", "settings", "--config", str(file)])
-    assert yaml.safe_load(out.output) == {**default_settings(), "partition": "gpu", "gpus_per_node": 2, "array_limit": 4}
+    assert yaml.safe_load(out.output) == {**default_settings(), "partition": "gpu", "gpus_per_node": 2,
+                                          "array_limit": 4}
     write_yaml(file, {"partition": "gpu", "gpus": 2})
     with pytest.raises(InputError, match=r"unknown key\(s\) 'gpus'"):  # main() turns it into one line, exit 2
         runner.invoke(app, ["slurm", "env", "--config", str(file)], catch_exceptions=False)
@@ -272,7 +274,8 @@ def test_cluster_slurm_device_follows_the_settings_not_this_node():
 
 def test_a_job_slurm_would_refuse_is_one_clear_error(tmp_path, monkeypatch):
     fake = tmp_path / "sbatch"  # sbatch --test-only as SLURM answers a GPU request on a CPU-only partition
-    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'sbatch: error: Invalid generic resource (gres) specification' >&2\n"
+    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'sbatch: error: Invalid generic resource (gres) "
+                    "specification' >&2\n"
                     "exit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")

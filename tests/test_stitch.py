@@ -85,7 +85,8 @@ def test_tile_then_stitch_returns_the_field(shape, tile, data):
     ranges = grid.covering(lo, tuple(a + s for a, s in zip(lo, size)))
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
     out = stitch_region(lo, size, starts, maps[ranges], grid.tile, kind)
-    np.testing.assert_allclose(out, field[(slice(None), *(slice(a, a + s) for a, s in zip(lo, size)))], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, field[(slice(None), *(slice(a, a + s) for a, s in zip(lo, size)))], rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_constant_tile_maps_stitch_to_a_constant_in_score_units():

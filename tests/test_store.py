@@ -8,13 +8,17 @@ import zarr
 
 from tomocam.errors import InputError, OutputError
 from tomocam.store import open_store
+from tomocam.store.create import create_root, prepare_output
 from tomocam.store.layout import n_levels_for
+from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, whole_arrays
 from tomocam.store.ome import level_transforms
 from tomocam.store.pyramid import (
-    downsample_mean, label_block, write_heatmap_pyramid, write_label_pyramid, write_scores,
+    downsample_mean,
+    label_block,
+    write_heatmap_pyramid,
+    write_label_pyramid,
+    write_scores,
 )
-from tomocam.store.create import create_root, prepare_output
-from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, whole_arrays
 
 
 def test_prepare_output_refuses_existing_and_unwritable(tmp_path):
@@ -80,7 +84,8 @@ def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
     write_scores(tiles, scores)
     np.testing.assert_array_equal(scores["logits"][...], np.moveaxis(logits, -1, 0))
     e = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(scores["probabilities"][...], np.moveaxis(e / e.sum(-1, keepdims=True), -1, 0), rtol=1e-5)
+    np.testing.assert_allclose(scores["probabilities"][...], np.moveaxis(e / e.sum(-1, keepdims=True), -1, 0),
+                               rtol=1e-5)
 
 
 def test_manifest_records_whole_arrays_and_the_reader_refuses_disagreement(tmp_path):

@@ -8,8 +8,8 @@ import mrcfile
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-
 from explain_models import tiny_cnn_checkpoint, write_mrc
+
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.stitch import stitch_region
 from tomocam.store import open_store

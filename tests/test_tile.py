@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tomocam.errors import InputError
-import torch
-
 from tomocam.models.inputs import cut_tiles
 from tomocam.tile import TileGrid, axis_starts, make_blocks, read_slab, slab_starts
 

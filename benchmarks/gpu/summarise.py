@@ -3,8 +3,8 @@ docs' GPU figures, each table naming the card it was measured on.
 
 Reads ``FOLDER/logs/`` (``env.json``, ``steps.txt``, ``<step>.monitor.json``, ``bench_cam.jsonl``,
 ``bench_explain.json``), the recipes' own tables (``FOLDER/table1/table1.md``, ``FOLDER/localise/*.md``; the
-end of a step's log where a table is missing) and the demo's summary; whatever is missing is said, not guessed. FOLDER is the suite's ``WORK`` folder, or
-where ``results.tar.gz`` was unpacked. Prints to standard output. Usage::
+end of a step's log where a table is missing) and the demo's summary; whatever is missing is said, not guessed.
+FOLDER is the suite's ``WORK`` folder, or where ``results.tar.gz`` was unpacked. Prints to standard output. Usage::
 
     python benchmarks/gpu/summarise.py FOLDER > summary.md
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,13 +15,13 @@ def demo(
         "tomocam-demo"
     ),
     model: Annotated[
-        Optional[Path], typer.Option(help="Checkpoint trained on the built-in shapes. Default: the bundled model.")
+        Path | None, typer.Option(help="Checkpoint trained on the built-in shapes. Default: the bundled model.")
     ] = None,
     size: Annotated[int, typer.Option(help="Tomogram edge in y and x (z is 64), voxels.")] = 160,
     particles: Annotated[int, typer.Option(help="Number of particles.")] = 24,
     snr: Annotated[float, typer.Option(help="Signal-to-noise ratio of the simulation.")] = 4.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Local Dask workers.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local Dask workers.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the contents of an existing demo folder.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:

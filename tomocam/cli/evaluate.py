@@ -4,7 +4,7 @@ and how well heatmaps find particles in a tomogram (``localisation``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,11 +17,11 @@ app = typer.Typer(help="Measure a model and its heatmaps.", no_args_is_help=True
 def table1(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) made by 'tomocam train'.")],
     dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
-    layer: Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the checkpoint's).")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="Layer to explain (default: the checkpoint's).")] = None,
     split: Annotated[str, typer.Option("--split", help="'test' (the model's test split) or 'all'.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Boxes per batch.")] = 32,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure the sum-to-score property of Respond-CAM and Grad-CAM for a model on a dataset."""
@@ -68,9 +68,9 @@ def localisation(
     store: Annotated[Path, typer.Argument(help="Explain store (.zarr) written by 'tomocam explain'.")],
     particles: Annotated[Path, typer.Argument(help="Known particles: the CSV of 'tomocam simulate tomogram' "
                                               "(class_name,x,y,z in voxels) or a STAR file.")],
-    tomogram: Annotated[Optional[Path], typer.Option("--tomogram", help="The explained tomogram, for the no-model "
+    tomogram: Annotated[Path | None, typer.Option("--tomogram", help="The explained tomogram, for the no-model "
                                                      "baseline (default: the store's input).")] = None,
-    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="respond or gradcam (repeat). "
+    method: Annotated[list[str] | None, typer.Option("--method", "-m", help="respond or gradcam (repeat). "
                                                         "Default: every method in the store.")] = None,
     cube: Annotated[int, typer.Option("--cube", help="Edge of the cube around a particle searched for the "
                                       "maximum, voxels.")] = 41,
@@ -78,12 +78,12 @@ def localisation(
                                           "particle's centre is a hit.")] = 6.0,
     sigma: Annotated[float, typer.Option("--sigma", help="Gaussian smoothing of the no-model baseline, "
                                          "voxels.")] = 2.0,
-    particle_contrast: Annotated[Optional[str], typer.Option("--particles-look", help="'bright' or 'dark' in the "
+    particle_contrast: Annotated[str | None, typer.Option("--particles-look", help="'bright' or 'dark' in the "
                                  "tomogram, for the baseline. Default: as the explain run assumed (the model's "
                                  "polarity, flipped by --invert).")] = None,
     pick_radius: Annotated[float, typer.Option("--pick-radius", help="Non-maximum suppression radius of the picks, "
                                                "voxels.")] = 10.0,
-    pick_threshold: Annotated[Optional[float], typer.Option("--pick-threshold", help="Minimum heatmap value of a "
+    pick_threshold: Annotated[float | None, typer.Option("--pick-threshold", help="Minimum heatmap value of a "
                               "pick, score units. Default: per class from the data, as 'tomocam picks'.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -96,8 +96,8 @@ def localisation(
     from tomocam.errors import InputError
     from tomocam.evaluate.localisation import evaluate_localisation
     from tomocam.read.mrc import open_tomogram
-    from tomocam.write.picks_table import read_particles
     from tomocam.store import open_store
+    from tomocam.write.picks_table import read_particles
 
     opened = open_store(store)
     table = read_particles(particles)
@@ -127,10 +127,12 @@ def localisation(
                     f"{p['recall']:.3f}", f"{p['f1']:.3f}", f"{p['best_f1']:.3f}", f"{p['best_threshold']:.2g}")
     out.add_row("no model", f"{result['baseline']['pointing']:.3f}", "-", "-", "-", "-", "-", "-")
     c = result["chance"]
-    out.add_row("chance", f"{c['pointing']:.3f}", f"{c['class_accuracy']:.3f}", "-", "-", f"{c['picks_f1']:.3f}", "-", "-")
+    out.add_row("chance", f"{c['pointing']:.3f}", f"{c['class_accuracy']:.3f}", "-", "-", f"{c['picks_f1']:.3f}", "-",
+                "-")
     console.print(out)
     at = "the per-class default threshold" if pick_threshold is None else f"threshold {pick_threshold:g}"
-    typer.echo(f"class: the class at the particle centre; P, R, F1: picks at {at}; best F1: the threshold tuned on the truth (an upper bound). "
+    typer.echo(f"class: the class at the particle centre; P, R, F1: picks at {at}; best F1: the threshold "
+               f"tuned on the truth (an upper bound). "
                f"No model: the {result['polarity']} extreme of the tomogram smoothed by sigma {sigma:g} voxels. "
                "Chance: pointing = share of the cube within the radius; class = 1 / classes; picks = random "
                "positions and classes, as many as particles.")

@@ -7,7 +7,7 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,12 +15,13 @@ from tomocam.device import DEVICE_HELP
 from tomocam.errors import Interrupted, OutputError
 from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
-
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
 Autocast = Enum("Autocast", {a: a for a in AUTOCAST_DTYPES}, type=str)  # type: ignore[misc]
 
 
 class Cluster(str, Enum):
+    """Where the Dask workers come from: this machine, or SLURM worker jobs."""
+
     local = "local"
     slurm = "slurm"
 
@@ -28,52 +29,53 @@ class Cluster(str, Enum):
 def explain(
     tomogram: Annotated[Path, typer.Argument(help="Tomogram to explain (MRC, read lazily).")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr.")
+        Path | None, typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr.")
     ] = None,
     model: Annotated[
-        Optional[Path], typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
+        Path | None, typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
     ] = None,
     layer: Annotated[
-        Optional[str], typer.Option(help="Layer to explain, as 'tomocam info MODEL' lists it. Default: the model's.")
+        str | None, typer.Option(help="Layer to explain, as 'tomocam info MODEL' lists it. Default: the model's.")
     ] = None,
     method: Annotated[
-        Optional[list[Method]], typer.Option("--method", "-m", help="CAM method (repeat for both). Default: respond.")
+        list[Method] | None, typer.Option("--method", "-m", help="CAM method (repeat for both). Default: respond.")
     ] = None,
     classes: Annotated[
-        Optional[list[str]], typer.Option("--classes", "-c", help="Class name or index to map (repeat). Default: all.")
+        list[str] | None, typer.Option("--classes", "-c", help="Class name or index to map (repeat). Default: all.")
     ] = None,
     tile: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Tile edge in tomogram voxels. Default: the model's field of view (its input size, "
                           "rescaled by its voxel size over the tomogram's); tiles are resampled to the model's grid."),
     ] = None,
-    stride: Annotated[Optional[int], typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
     batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 32,
     block: Annotated[int, typer.Option(help="Tiles per block edge: one phase-1 task (and resume unit).")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     autocast: Annotated[
-        Optional[Autocast], typer.Option(help="Mixed-precision forward pass on GPU (maps stay float32).")
+        Autocast | None, typer.Option(help="Mixed-precision forward pass on GPU (maps stay float32).")
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option(help="Local workers. Default: one per GPU, else one per 8 CPU cores.")
+        int | None, typer.Option(help="Local workers. Default: one per GPU, else one per 8 CPU cores.")
     ] = None,
     scheduler_file: Annotated[
-        Optional[Path], typer.Option(help="Join a running Dask cluster through its scheduler file.")
+        Path | None, typer.Option(help="Join a running Dask cluster through its scheduler file.")
     ] = None,
     cluster: Annotated[Cluster, typer.Option(help="local, or slurm to submit worker jobs.")] = Cluster.local,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
     voxel_size: Annotated[
-        Optional[float], typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
+        float | None, typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
     ] = None,
-    invert: Annotated[bool, typer.Option(help="Invert contrast (for dark particles and a bright-trained model).")] = False,
+    invert: Annotated[bool,
+                      typer.Option(help="Invert contrast (for dark particles and a bright-trained model).")] = False,
     label_fraction: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Label a voxel where its best class exceeds this fraction of the "
                                               "largest per-voxel value of any tile map."),
     ] = 0.1,
     heatmap_step: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(min=1, help="Voxels between stored heatmap samples (1 = the tomogram's grid). Default: the "
                                  "native step, gcd(stride, tile / feature size), e.g. 4 for CNN-2."),
     ] = None,
@@ -90,10 +92,9 @@ def explain(
     """
     from rich.console import Console
 
+    from tomocam.cli.report import print_summary
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
-
-    from tomocam.cli.report import print_summary
 
     console = Console(stderr=True)
     config = ExplainConfig(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,13 +11,13 @@ import typer
 def export(
     store: Annotated[Path, typer.Argument(help="An explain store (.zarr) written by 'tomocam explain'.")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Folder for the MRC files. Default: beside the store.")
+        Path | None, typer.Option("--output", "-o", help="Folder for the MRC files. Default: beside the store.")
     ] = None,
     classes: Annotated[
-        Optional[list[str]], typer.Option("--class", "-c", help="Class to export (repeat). Default: all classes.")
+        list[str] | None, typer.Option("--class", "-c", help="Class to export (repeat). Default: all classes.")
     ] = None,
     method: Annotated[
-        Optional[list[str]], typer.Option("--method", "-m", help="respond or gradcam (repeat). Default: all in the store.")
+        list[str] | None, typer.Option("--method", "-m", help="respond or gradcam (repeat). Default: all in the store.")
     ] = None,
     level: Annotated[int, typer.Option(help="Stored pyramid level (0 = the native grid, each next 2x coarser).")] = 0,
     full_grid: Annotated[
@@ -31,13 +31,14 @@ def export(
     Writes <store>_<method>_<class>_<level>.mrc per class and <store>_labels_<level>.mrc (<level>: level0,
     level1, ... or full), with the level's voxel size and origin, block by block (bounded memory).
     """
-    from tomocam.write.export_mrc import FULL, export_store
     from tomocam.store import open_store
+    from tomocam.write.export_mrc import FULL, export_store
 
     opened = open_store(store)
     out_dir = output if output is not None else Path(store).absolute().parent
     paths = export_store(
-        opened, out_dir, methods=method, classes=classes, level=FULL if full_grid else level, labels=labels, overwrite=overwrite
+        opened, out_dir, methods=method, classes=classes, level=FULL if full_grid else level, labels=labels,
+        overwrite=overwrite,
     )
     for path in paths:
         typer.echo(str(path))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
 def info(
     model: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Argument(help="A tomocam checkpoint (.pt). Default: the bundled model.", show_default=False),
     ] = None,
     history: Annotated[

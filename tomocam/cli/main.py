@@ -8,7 +8,7 @@ libraries inside their bodies so that ``tomocam --help`` stays fast. Errors deri
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -49,7 +49,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
@@ -75,7 +75,7 @@ def _is_usage_error(err: BaseException) -> bool:
 
 
 def _is_abort(err: BaseException) -> bool:
-    """click's ``Abort``: raised for Ctrl-C or end of input (older click, and Typer for end of input)."""
+    """Click's ``Abort``: raised for Ctrl-C or end of input (older click, and Typer for end of input)."""
     return any(cls.__name__ == "Abort" for cls in type(err).__mro__)
 
 

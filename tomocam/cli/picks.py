@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,27 +15,28 @@ def picks(
                             "are merged (non-maximum suppression).")
     ],
     threshold: Annotated[
-        Optional[float], typer.Option("--threshold", "-t", help="Minimum heatmap value, score units. Default: "
+        float | None, typer.Option("--threshold", "-t", help="Minimum heatmap value, score units. Default: "
                                       "chosen per class from the data, 3 robust standard deviations (1.4826 x "
                                       "MAD) above the median of all that class's heatmap peaks.")
     ] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
+        Path | None, typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
                                      "written. Default: <store>_<method>_picks beside the store.")
     ] = None,
-    method: Annotated[str, typer.Option("--method", "-m", help="Heatmaps to pick from: respond or gradcam.")] = "respond",
+    method: Annotated[str, typer.Option("--method", "-m",
+                                        help="Heatmaps to pick from: respond or gradcam.")] = "respond",
     classes: Annotated[
-        Optional[list[str]], typer.Option("--class", "-c", help="Class to pick (repeat). Default: every class "
+        list[str] | None, typer.Option("--class", "-c", help="Class to pick (repeat). Default: every class "
                                           "except 'background' (which still competes for each site).")
     ] = None,
     level: Annotated[int, typer.Option(help="Pyramid level to search (coarser is faster; coordinates are "
                                        "always given on the tomogram's grid).")] = 0,
     truth: Annotated[
-        Optional[Path], typer.Option(help="Known particles (CSV with class_name,x,y,z in voxels, e.g. from "
+        Path | None, typer.Option(help="Known particles (CSV with class_name,x,y,z in voxels, e.g. from "
                                      "'tomocam simulate tomogram', or STAR) to score the picks against.")
     ] = None,
     tolerance: Annotated[
-        Optional[float], typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
+        float | None, typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
                                       "Default: the radius.")
     ] = None,
     exclusive: Annotated[
@@ -52,12 +53,12 @@ def picks(
     from rich.console import Console
     from rich.table import Table
 
+    from tomocam.classes import is_background
     from tomocam.errors import InputError, OutputError
     from tomocam.picking import evaluate_picks, pick_store
-    from tomocam.classes import is_background
-    from tomocam.write.picks_table import read_particles, write_csv, write_star
-    from tomocam.store.select import select_classes
     from tomocam.store import open_store
+    from tomocam.store.select import select_classes
+    from tomocam.write.picks_table import read_particles, write_csv, write_star
 
     if radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius}")

@@ -9,12 +9,12 @@ Grad-CAM) and Fig. 4 (Respond-CAM of every convolution and pooling layer) with `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
-def _parse_at(value: Optional[str]) -> Optional[tuple[int, int, int]]:
+def _parse_at(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
     try:
@@ -27,28 +27,28 @@ def _parse_at(value: Optional[str]) -> Optional[tuple[int, int, int]]:
 def render(
     target: Annotated[Path, typer.Argument(help="An explain store (.zarr folder) or a subtomogram (.mrc).")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Folder for the PNG files. Default: beside TARGET.")
+        Path | None, typer.Option("--output", "-o", help="Folder for the PNG files. Default: beside TARGET.")
     ] = None,
     classes: Annotated[
-        Optional[list[str]], typer.Option("--class", "-c", help="Class to show (repeat). Store: the overview's "
+        list[str] | None, typer.Option("--class", "-c", help="Class to show (repeat). Store: the overview's "
                                           "rows, default all classes (the montage always shows every class). "
                                           "Subtomogram: one class, default the predicted one.")
     ] = None,
     method: Annotated[
-        Optional[list[str]], typer.Option("--method", "-m", help="Store: respond or gradcam (repeat). Default: "
+        list[str] | None, typer.Option("--method", "-m", help="Store: respond or gradcam (repeat). Default: "
                                           "all in the store.")
     ] = None,
     at: Annotated[
-        Optional[str], typer.Option(help="Store: slice through this voxel 'z,y,x' (level-0 voxels). Default: "
+        str | None, typer.Option(help="Store: slice through this voxel 'z,y,x' (level-0 voxels). Default: "
                                     "the centre.")
     ] = None,
     pixels: Annotated[int, typer.Option(help="Store: pixels along a panel's longest side; picks the pyramid "
                                         "level and the tomogram stride, so large stores render fast.")] = 256,
     model: Annotated[
-        Optional[Path], typer.Option(help="Subtomogram: the checkpoint to explain with. Default: the bundled model.")
+        Path | None, typer.Option(help="Subtomogram: the checkpoint to explain with. Default: the bundled model.")
     ] = None,
     layer: Annotated[
-        Optional[str], typer.Option(help="Subtomogram: the Fig. 3 layer. Default: the checkpoint's CAM layer.")
+        str | None, typer.Option(help="Subtomogram: the Fig. 3 layer. Default: the checkpoint's CAM layer.")
     ] = None,
     dpi: Annotated[int, typer.Option(help="PNG resolution.")] = 150,
     overwrite: Annotated[bool, typer.Option(help="Replace existing PNG files.")] = False,
@@ -72,8 +72,8 @@ def render(
 def _render_store(target, out_dir, classes, methods, at, pixels, dpi, overwrite) -> list[Path]:
     from tomocam.render.save import check_targets, save_png
     from tomocam.render.tomogram import render_montage, render_store
-    from tomocam.store.select import select_methods
     from tomocam.store import open_store
+    from tomocam.store.select import select_methods
 
     store = open_store(target)
     methods = select_methods(store, methods)
@@ -92,7 +92,11 @@ def _render_subtomogram(target, out_dir, model_path, layer, class_name, dpi, ove
     from tomocam.models import bundled_model_path, load_checkpoint
     from tomocam.render.save import check_targets, save_png
     from tomocam.render.subtomogram import (
-        explain_layers, explain_subtomogram, read_subtomogram, render_fig3, render_fig4,
+        explain_layers,
+        explain_subtomogram,
+        read_subtomogram,
+        render_fig3,
+        render_fig4,
     )
 
     stem = Path(target).stem

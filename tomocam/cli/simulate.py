@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ _STRUCTURES_HELP = (
 )
 
 
-def _structures(paths: Optional[list[Path]], shapes: Optional[str], voxel_size: float):
+def _structures(paths: list[Path] | None, shapes: str | None, voxel_size: float):
     from tomocam.errors import InputError
     from tomocam.simulate import builtin_structures, load_structures
 
@@ -52,8 +52,8 @@ CsOpt = Annotated[float, typer.Option("--cs", help="Spherical aberration, mm.")]
 DefocusOpt = Annotated[float, typer.Option("--defocus", help="Underfocus, micrometres.")]
 AmpOpt = Annotated[float, typer.Option("--amplitude-contrast", help="Amplitude contrast fraction.")]
 NoCtfOpt = Annotated[bool, typer.Option("--no-ctf", help="Skip the CTF (wedge and noise only).")]
-StructOpt = Annotated[Optional[list[Path]], typer.Option("--structure", "-s", help=_STRUCTURES_HELP)]
-ShapesOpt = Annotated[Optional[str], typer.Option("--shapes", help="Comma-separated subset of built-in shapes.")]
+StructOpt = Annotated[list[Path] | None, typer.Option("--structure", "-s", help=_STRUCTURES_HELP)]
+ShapesOpt = Annotated[str | None, typer.Option("--shapes", help="Comma-separated subset of built-in shapes.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same data.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 
@@ -73,13 +73,16 @@ def subtomograms(
     defocus: DefocusOpt = 5.0,
     amplitude_contrast: AmpOpt = 0.07,
     no_ctf: NoCtfOpt = False,
-    max_shift: Annotated[float, typer.Option("--max-shift", help="Max shift of the centred particle, voxels per axis.")] = 2.0,
-    distractors: Annotated[float, typer.Option("--distractors", help="Mean number of off-centre neighbours per box.")] = 0.0,
-    background: Annotated[bool, typer.Option("--background", help="Add a 'background' class (no particle centred).")] = False,
-    min_snr: Annotated[Optional[float], typer.Option("--min-snr", help="Draw each box's SNR log-uniformly "
+    max_shift: Annotated[float, typer.Option("--max-shift",
+                                             help="Max shift of the centred particle, voxels per axis.")] = 2.0,
+    distractors: Annotated[float, typer.Option("--distractors",
+                                               help="Mean number of off-centre neighbours per box.")] = 0.0,
+    background: Annotated[bool, typer.Option("--background",
+                                             help="Add a 'background' class (no particle centred).")] = False,
+    min_snr: Annotated[float | None, typer.Option("--min-snr", help="Draw each box's SNR log-uniformly "
                                                      "between this and --snr.")] = None,
     seed: SeedOpt = 0,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Processes (default: all cores).")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Simulate a labelled dataset of subtomograms (N per class) for training and evaluation."""

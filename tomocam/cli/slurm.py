@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 Config = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", help="Site settings file. Default: $TOMOCAM_SLURM_CONFIG, else the packaged defaults."),
 ]
 
@@ -26,7 +26,7 @@ Config = Annotated[
 Kind = Enum("Kind", [(kind, kind) for kind in JOB_KINDS], type=str)
 
 
-def _load(config: Optional[Path]) -> dict:
+def _load(config: Path | None) -> dict:
     from tomocam.deploy.slurm import load_slurm_config
 
     return load_slurm_config(config)
@@ -62,7 +62,7 @@ def env(config: Config = None) -> None:
 def sbatch_options(
     kind: Annotated[Kind, typer.Argument(help="The batch script: explain, explain-array, explain-multinode, train.")],
     config: Config = None,
-    array_size: Annotated[Optional[int], typer.Option(help="Number of array tasks (explain-array).")] = None,
+    array_size: Annotated[int | None, typer.Option(help="Number of array tasks (explain-array).")] = None,
 ) -> None:
     """Print the sbatch options a scripts/slurm/KIND.sbatch job is submitted with, one per line."""
     from tomocam.deploy.slurm import sbatch_options as options

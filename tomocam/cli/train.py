@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,20 +15,22 @@ from tomocam.device import DEVICE_HELP
 def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.pt).")],
-    architecture: Annotated[str, typer.Option("--architecture", "-a", help="cnn1, cnn2 or a registered name.")] = "cnn2",
+    architecture: Annotated[str, typer.Option("--architecture", "-a",
+                                              help="cnn1, cnn2 or a registered name.")] = "cnn2",
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
-    fc_width: Annotated[Optional[int], typer.Option("--fc-width", help="Width of the FC layers (cnn1/cnn2).")] = None,
-    dropout: Annotated[Optional[float], typer.Option("--dropout", help="Dropout of the FC layers (cnn1/cnn2).")] = None,
+    fc_width: Annotated[int | None, typer.Option("--fc-width", help="Width of the FC layers (cnn1/cnn2).")] = None,
+    dropout: Annotated[float | None, typer.Option("--dropout", help="Dropout of the FC layers (cnn1/cnn2).")] = None,
     init: Annotated[str, typer.Option("--init", help="'glorot' (the authors' Keras default) or 'none'.")] = "glorot",
     normalisation: Annotated[str, typer.Option(
-        "--normalisation", help="Input per box: 'zscore' or 'raw' (as the authors); recorded in the checkpoint.")] = "zscore",
-    time_limit: Annotated[Optional[float], typer.Option(
+        "--normalisation",
+        help="Input per box: 'zscore' or 'raw' (as the authors); recorded in the checkpoint.")] = "zscore",
+    time_limit: Annotated[float | None, typer.Option(
         "--time-limit", help="Minutes of training: stop after the epoch in which they run out.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
 ) -> None:
     """Train a classifier (train/test 4:1, fit/validation 80/20) and save the best-validation checkpoint."""
@@ -61,6 +63,8 @@ def train(
 
         result = train_model(ds, architecture, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                              arch_kwargs=kwargs, init=init, normalisation=normalisation,
-                             time_limit=None if time_limit is None else 60 * time_limit, out=out, command=command, progress=report)
-    typer.echo(f"{len(result.history)} epochs; best epoch {result.best_epoch}: validation accuracy {result.val_accuracy:.3f}, "
+                             time_limit=None if time_limit is None else 60 * time_limit, out=out, command=command,
+                             progress=report)
+    typer.echo(f"{len(result.history)} epochs; best epoch {result.best_epoch}: validation accuracy "
+               f"{result.val_accuracy:.3f}, "
                f"test accuracy {result.test_accuracy:.3f}; wrote {result.checkpoint}")

@@ -48,6 +48,7 @@ class Cube:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """The cube's size ``(z, y, x)`` in voxels (smaller than asked at the volume's edge)."""
         return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
 
 
@@ -58,7 +59,8 @@ def cube_around(centre_zyx: np.ndarray, size: int, shape: Sequence[int], halo: i
     lo = np.maximum(nearest - size // 2 - halo, 0)
     hi = np.minimum(nearest - size // 2 + size + halo, np.asarray(shape))
     if np.any(hi <= lo):
-        raise InputError(f"particle at (z, y, x) {tuple(np.round(centre_zyx, 1))} lies outside the volume {tuple(shape)}")
+        raise InputError(f"particle at (z, y, x) {tuple(np.round(centre_zyx, 1))} lies outside the volume "
+                         f"{tuple(shape)}")
     return Cube(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.asarray(centre_zyx, float) - lo)
 
 
@@ -180,7 +182,8 @@ def random_picks_f1(particles: pd.DataFrame, shape: Sequence[int], classes: Sequ
 
 
 def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: float,
-                   voxel_size: tuple[float, float, float], classes: Sequence[str], steps: int = 50) -> tuple[float, Any]:
+                   voxel_size: tuple[float, float, float], classes: Sequence[str], steps: int = 50) -> tuple[float,
+                                                                                                             Any]:
     """The pick-score threshold with the best F1 against ``particles`` (tuned on the truth: an upper bound of what
     a threshold chosen without it can reach), and its :class:`tomocam.picks.PickScore`. Candidates: ``steps``
     quantiles of the pick scores (every score when fewer)."""

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from tomocam.errors import ClassError, InputError
+from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
 from tomocam.models import ModelMeta
 from tomocam.simulate.dataset import Dataset
-from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
 
 SPLITS = ("test", "all")
 

@@ -58,6 +58,7 @@ class SubtomogramCNN(nn.Module):
         ))
 
     def forward(self, x):  # (n, 1, s, s, s) -> (n, num_classes)
+        """Logits ``(n, num_classes)`` of inputs ``(n, 1, s, s, s)``."""
         return self.classifier(self.features(x))
 
 

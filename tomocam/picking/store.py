@@ -1,8 +1,9 @@
 """Particle picks of a whole explain store, and their scores against a known particle table.
 
-Glue between the store and the pure maths of :mod:`tomocam.picking.peaks` and :mod:`tomocam.picking.scoring`: each class channel of a heatmap level is
-searched block by block (the store's own chunks, a halo of one radius), positions are converted to voxels of
-the tomogram's grid and to angstrom, and the result is one table for all classes.
+Glue between the store and the pure maths of :mod:`tomocam.picking.peaks` and :mod:`tomocam.picking.scoring`: each
+class channel of a heatmap level is searched block by block (the store's own chunks, a halo of one radius),
+positions are converted to voxels of the tomogram's grid and to angstrom, and the result is one table for all
+classes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import pandas as pd
 from tomocam.picking.peaks import find_peaks
 from tomocam.picking.scoring import PickScore, score_picks
 from tomocam.picking.threshold import SIGMAS, robust_threshold
-from tomocam.store.grid import Grid, level_grid
-from tomocam.write.picks_table import picks_frame
-from tomocam.store.select import ChannelView, select_classes
 from tomocam.store import ExplainStore
+from tomocam.store.grid import Grid, level_grid
+from tomocam.store.select import ChannelView, select_classes
+from tomocam.write.picks_table import picks_frame
 
 
 def pick_store(

@@ -11,6 +11,7 @@ in finalize is completed correctly by ``--resume``. Metadata (OME attributes) is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     for method in plan.methods:
         group = root[method]
         _unless_whole(plan.store, [f"{method}/{n}" for n in range(2, levels)],
-                      lambda: write_heatmap_pyramid(group, range(2, levels)))
+                      functools.partial(write_heatmap_pyramid, group, range(2, levels)))
         coarsest = np.asarray(group[str(levels - 1)][...], dtype=np.float32)  # (k, ...) small
         lo, hi = float(coarsest.min()), float(coarsest.max())
         group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi),

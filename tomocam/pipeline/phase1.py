@@ -1,10 +1,10 @@
 """Phase 1: CAMs of every tile, one Dask task per block of tiles.
 
-A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts
-and normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through
-:func:`tomocam.compute_cams` (all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk of the
-``tiles/`` arrays that is the block's own, then sets the block's ``done`` marker. The marker is written last,
-so a block is either done (and skipped on ``--resume``) or recomputed in full.
+A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts and
+normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through :func:`tomocam.compute_cams`
+(all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk of the
+``tiles/`` arrays that is the block's own, then sets the block's ``done`` marker. The marker is written last, so a
+block is either done (and skipped on ``--resume``) or recomputed in full.
 """
 
 from __future__ import annotations

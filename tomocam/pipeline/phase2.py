@@ -72,7 +72,6 @@ def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[
         sub = grid.covering(lo, hi)
         local = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, ranges))
         starts = [grid.starts[d][s] for d, s in enumerate(sub)]
-        shape = tuple(b - a for a, b in zip(lo, hi))
         positions = [np.arange(a, b) for a, b in zip(lo, hi)]
         field = stitch_samples(positions, starts, maps[local], grid.tile, plan.window, plan.device)  # (k, *shape)
         labels[tuple(slice(a, b) for a, b in zip(lo, hi))] = label_block(field, threshold, ignore, dtype)

@@ -23,6 +23,7 @@ from tomocam.read import Tomogram, open_tomogram
 from tomocam.store.layout import HEATMAP_DTYPES, Sampling, native_step
 from tomocam.tile import Block, TileGrid, make_blocks
 
+
 @dataclass(frozen=True)
 class Plan:
     """What every task needs to know (picklable). Shapes are ``(z, y, x)``; ``k`` = explained classes."""

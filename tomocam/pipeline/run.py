@@ -7,7 +7,6 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import zarr
@@ -21,6 +20,7 @@ from tomocam.progress import progress_bars
 from tomocam.store.create import open_or_create, phase2_arrays, prepare_output
 from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, update_attrs, whole_arrays
 from tomocam.store.pyramid import label_threshold
+
 
 @dataclass
 class RunSummary:

@@ -99,8 +99,8 @@ def run_demo(
     methods), draw ``out/overview.png`` and score the class at each particle's centre against the truth."""
     import pandas as pd
 
-    from tomocam.evaluate.localisation import class_at_centres, competing_classes
     from tomocam.classes import is_background
+    from tomocam.evaluate.localisation import class_at_centres, competing_classes
     from tomocam.models import load_checkpoint
     from tomocam.simulate import Acquisition, builtin_structures, shape_names, simulate_tomogram, write_tomogram
     from tomocam.store import open_store

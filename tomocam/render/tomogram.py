@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 
 from tomocam.explain.methods import METHOD_TITLES
 from tomocam.render.overlay import CMAP, draw_overlay, extent, norm, symmetric_limit
+from tomocam.store import ExplainStore
 from tomocam.store.grid import Grid, choose_level, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
-from tomocam.store import ExplainStore
 
 #: Plane name -> (the fixed axis, (row axis, column axis)) in (z, y, x) order.
 PLANES: dict[str, tuple[int, tuple[int, int]]] = {"xy": (0, (1, 2)), "xz": (1, (0, 2)), "yz": (2, (0, 1))}

@@ -8,7 +8,7 @@ with no particle centred in them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -12,9 +12,9 @@ angles of ``R`` in degrees (``scipy`` ``Rotation.from_euler("ZYZ", [rot, tilt, p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,8 @@ def _positions(
     for i, r in enumerate(radii):
         lo, hi = np.full(3, r), size_xyz - 1 - r
         if np.any(hi < lo):
-            raise InputError(f"volume {tuple(shape_zyx)} (z, y, x) is too small for a particle of radius {r:.1f} voxels")
+            raise InputError(f"volume {tuple(shape_zyx)} (z, y, x) is too small for a particle of radius "
+                             f"{r:.1f} voxels")
         for _ in range(max_tries):
             c = rng.uniform(lo, hi)
             if i == 0 or np.all(np.linalg.norm(centres[:i] - c, axis=1) >= radii[:i] + r + gap):

@@ -96,8 +96,12 @@ def stitch_region(
     """Stitch every voxel of the region ``[lo, lo + shape)`` from the tiles covering it.
 
     Args:
-        lo, shape: the region's first voxel and size, one entry per spatial axis.
-        starts, maps, tile, window: as for :func:`stitch_samples`.
+        lo: the region's first voxel, one entry per spatial axis.
+        shape: the region's size, one entry per spatial axis.
+        starts: as for :func:`stitch_samples`.
+        maps: as for :func:`stitch_samples`.
+        tile: as for :func:`stitch_samples`.
+        window: as for :func:`stitch_samples`.
 
     Returns:
         ``(k, *shape)`` float32 stitched maps in score units.

@@ -37,7 +37,8 @@ def prepare_output(path: str | Path, *, resume: bool, overwrite: bool) -> str:
                 raise OutputError(f"cannot resume '{path}': it is not a zarr store")
             return str(path)
         if not overwrite:
-            raise OutputError(f"output '{path}' exists already; pass --resume to continue it or --overwrite to replace it")
+            raise OutputError(f"output '{path}' exists already; pass --resume to continue it or --overwrite "
+                              f"to replace it")
         try:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError as err:

@@ -56,7 +56,8 @@ def multiscales(
             "name": name,
             "axes": axes,
             "datasets": [
-                {"path": str(level), "coordinateTransformations": level_transforms(voxel_size, level, channel, step, offset)}
+                {"path": str(level),
+                 "coordinateTransformations": level_transforms(voxel_size, level, channel, step, offset)}
                 for level in range(n_levels)
             ],
             "type": "mean" if channel else "nearest",

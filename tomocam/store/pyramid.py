@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from tomocam.store.layout import HEATMAP_CODEC
 
+
 def downsample_mean(block: np.ndarray) -> np.ndarray:
     """``(k, z, y, x)`` -> ``(k, z // 2, y // 2, x // 2)`` float32: means of 2x2x2 voxel groups; an odd last
     voxel is dropped (torch's pooling: multi-threaded, no temporaries)."""

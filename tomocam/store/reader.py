@@ -52,6 +52,7 @@ class ExplainStore:
 
     @property
     def input_path(self) -> str:
+        """Path of the explained tomogram, as the run recorded it."""
         return str(self.attrs["input"]["path"])
 
     @property
@@ -120,6 +121,7 @@ class ExplainStore:
 
     @property
     def probabilities(self) -> zarr.Array:
+        """Per-tile class probabilities ``(k, *tile grid)``."""
         return self.root["scores/probabilities"]
 
     def _check_method(self, method: str) -> None:
@@ -156,6 +158,7 @@ def open_store(path: str | Path) -> ExplainStore:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(
-            f"explain store '{path}' is damaged: {problems[0]}{more}; rerun 'tomocam explain' with --resume to rebuild it"
+            f"explain store '{path}' is damaged: {problems[0]}{more}; rerun 'tomocam explain' with --resume "
+            f"to rebuild it"
         )
     return ExplainStore(path=str(path), root=root)

@@ -48,6 +48,7 @@ class Block:
 
     @property
     def n_tiles(self) -> int:
+        """Number of tiles in this block."""
         return int(np.prod(self.shape))
 
     def indices(self) -> list[tuple[int, ...]]:
@@ -64,7 +65,9 @@ class TileGrid:
     stride: tuple[int, ...]
 
     @classmethod
-    def build(cls, shape: tuple[int, ...], tile: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None) -> "TileGrid":
+    def build(
+        cls, shape: tuple[int, ...], tile: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+    ) -> TileGrid:
         """A grid with isotropic or per-axis ``tile`` and ``stride`` (default: half a tile, at least 1)."""
         nd = len(shape)
         tile_t = (tile,) * nd if isinstance(tile, int) else tuple(tile)
@@ -73,7 +76,7 @@ class TileGrid:
         else:
             stride_t = (stride,) * nd if isinstance(stride, int) else tuple(stride)
         grid = cls(tuple(int(s) for s in shape), tuple(int(t) for t in tile_t), tuple(int(s) for s in stride_t))
-        grid.starts  # validate now
+        _ = grid.starts  # computed now, so that an impossible grid fails here
         return grid
 
     @cached_property
@@ -88,6 +91,7 @@ class TileGrid:
 
     @property
     def n_tiles(self) -> int:
+        """Number of tiles in the grid."""
         return int(np.prod(self.grid_shape))
 
     def tile_start(self, index: tuple[int, ...]) -> tuple[int, ...]:

@@ -17,9 +17,9 @@ import numpy as np
 
 from tomocam.errors import InputError, OutputError
 from tomocam.picking.peaks import ArrayLike, blocks
+from tomocam.store import ExplainStore
 from tomocam.store.grid import Grid, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
-from tomocam.store import ExplainStore
 
 #: MRC modes for the dtypes tomocam exports: float32 heatmaps, uint16 labels.
 MRC_MODES = {np.dtype(np.float32): 2, np.dtype(np.uint16): 6}
@@ -41,9 +41,9 @@ def write_mrc(
 ) -> Path:
     """Copy a `(z, y, x)` volume (numpy, zarr or any sliceable array) to an MRC file at ``path``.
 
-    The dtype must be float32 or uint16 (MRC modes 2 and 6; float16 and uint8 are widened). ``block`` sets how much is read at a time
-    (default: the array's own chunks, else 64^3). Raises :class:`OutputError` if ``path`` exists and
-    ``overwrite`` is false or it cannot be written.
+    The dtype must be float32 or uint16 (MRC modes 2 and 6; float16 and uint8 are widened). ``block`` sets how much
+    is read at a time (default: the array's own chunks, else 64^3). Raises :class:`OutputError` if ``path`` exists
+    and ``overwrite`` is false or it cannot be written.
     """
     path = Path(path)
     shape = tuple(int(s) for s in volume.shape)
