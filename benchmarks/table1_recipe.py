@@ -8,8 +8,8 @@ number of epochs, under a time limit of its own). The results go into ``--out``:
 evaluation's JSON, ``commands.sh`` (every command as run), ``table1.json`` and ``table1.md``; the datasets and
 checkpoints into ``--work``.
 
-The steps run in six lanes at once: the CPU lane simulates the datasets one after the other with every core but
-two; four model lanes (CNN-1 and CNN-2 at each SNR) and the tau-vs-shift lane train and evaluate on the device,
+The steps run in nine lanes at once: the CPU lane simulates the datasets one after the other with every core but
+two; four model lanes (CNN-1 and CNN-2 at each SNR) and four tau-vs-shift lanes train and evaluate on the device,
 sharing it, as soon as their dataset exists. Each step has its own budget: a model trains until ``--budget`` less
 ``--reserve`` seconds (loading, one epoch past the limit, evaluation), or ``--cnn1-minutes`` /
 ``--cnn2-minutes`` if shorter (``tomocam train --time-limit``: it stops after the epoch in which the limit runs
@@ -219,12 +219,13 @@ def main() -> None:
     model_lanes = [train(arch, data, minutes, args.max_epochs)
                    for data in ("snr-inf", "snr-0.1")
                    for arch, minutes in (("cnn1", args.cnn1_minutes), ("cnn2", args.cnn2_minutes))]
-    shift_lane: list[str] = []
+    shift_lanes: list[list[str]] = []  # one lane per shift, side by side (one after the other, two of four fitted)
     if args.shift_n > 0:
         for shift in SHIFTS:
             sim_lane.append(simulate(f"shift-{shift}", args.shift_n, "inf", shift, args.seed + 10).name)
-            shift_lane += train("cnn2", f"shift-{shift}", args.shift_minutes, args.shift_epochs, optional=True)
-    lanes = [threading.Thread(target=recipe.run_lane, args=(lane,)) for lane in (sim_lane, *model_lanes, shift_lane)]
+            shift_lanes.append(train("cnn2", f"shift-{shift}", args.shift_minutes, args.shift_epochs, optional=True))
+    lanes = [threading.Thread(target=recipe.run_lane, args=(lane,))
+             for lane in (sim_lane, *model_lanes, *shift_lanes)]
     for lane in lanes:
         lane.start()
     for lane in lanes:
