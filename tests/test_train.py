@@ -99,5 +99,7 @@ def test_cli_train_writes_checkpoint_and_refuses_overwrite(small_dataset, tmp_pa
     assert meta.provenance["command"].startswith("tomocam")
     assert meta.provenance["epochs_run"] == 1 and meta.provenance["time_limit_s"] == pytest.approx(6e-8)
     assert meta.normalisation == "raw"
+    stats = meta.provenance["input_stats"]  # for explain's out-of-distribution warning
+    assert stats["n"] == meta.provenance["split"]["n_fit"] and stats["skewness"][0] <= stats["skewness"][2]
     again = CliRunner().invoke(app, args)
     assert again.exit_code != 0 and "exists" in str(again.exception)

@@ -26,6 +26,7 @@ from torch import nn
 from tomocam.device import resolve_device
 from tomocam.errors import CheckpointError, InputError
 from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
+from tomocam.models.input_stats import summarise_inputs
 from tomocam.simulate.dataset import Dataset
 
 
@@ -195,6 +196,8 @@ def train_model(
         "optimizer": "Adam", "init": init, "arch_kwargs": kwargs, "val_accuracy": best[0], "test_accuracy": test_acc,
         "history": history, "device": str(dev), "train_seconds": round(time.time() - t0, 1),
         "torch": str(torch.__version__), "python": platform.python_version(),
+        # what the model's inputs looked like, for explain's out-of-distribution warning (tomocam.models.input_stats)
+        "input_stats": summarise_inputs(x_fit[:4096].float().cpu().numpy()),
     }
     provenance = json.loads(json.dumps(provenance))  # plain types only: checkpoints load with weights_only=True
     path = None

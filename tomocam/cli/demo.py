@@ -30,7 +30,7 @@ def demo(
     Explains with Respond-CAM and Grad-CAM, checks the class at each known particle's centre, and writes
     <output>/tomogram.mrc (with its particle table), <output>/tomogram.zarr and <output>/overview.png.
     """
-    from tomocam.cli.report import print_summary
+    from tomocam.cli.report import print_summary, warn_if_collapsed
     from tomocam.models import bundled_model_path
     from tomocam.recipes.demo import run_demo
 
@@ -39,6 +39,7 @@ def demo(
         seed=seed, workers=workers, overwrite=overwrite, progress=progress,
     )
     print_summary(result.summary)
+    warn_if_collapsed(result.summary)
     k = len(result.competing)
     typer.echo(f"  {'particles':<12} {result.n_particles} simulated, {k} classes; truth in "
                f"{result.tomogram.with_name(result.tomogram.stem + '_particles.csv')}")

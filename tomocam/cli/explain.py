@@ -92,7 +92,7 @@ def explain(
     """
     from rich.console import Console
 
-    from tomocam.cli.report import print_summary
+    from tomocam.cli.report import print_summary, warn_if_collapsed
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
 
@@ -131,8 +131,12 @@ def explain(
         return
 
     def show_plan(plan) -> None:
-        for warning in plan.warnings:
-            console.print(f"[yellow]Warning:[/] {warning}")
+        from tomocam.models import load_checkpoint
+        from tomocam.pipeline.drift import input_drift
+
+        drift = input_drift(plan, load_checkpoint(plan.model_path)[1].provenance.get("input_stats"))
+        for warning in (*plan.warnings, *([drift] if drift else [])):
+            console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
         typer.echo(f"{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}")
 
     try:
@@ -147,6 +151,7 @@ def explain(
     except KeyboardInterrupt:
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
     print_summary(summary)
+    warn_if_collapsed(summary)
 
 
 def output_refusal(path: Path, *, resume: bool, overwrite: bool) -> str | None:

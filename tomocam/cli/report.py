@@ -45,3 +45,13 @@ def print_summary(summary) -> None:
     ]
     for label, value in rows:
         typer.echo(f"  {label:<12} {value}")
+
+
+def warn_if_collapsed(summary) -> None:
+    """Warn on stderr when nearly every tile got one class at high probability
+    (:func:`tomocam.models.input_stats.predictions_collapsed`)."""
+    from tomocam.models.input_stats import predictions_collapsed
+
+    warning = predictions_collapsed(summary.top_classes, summary.n_tiles)
+    if warning:
+        typer.secho(f"Warning: {warning}", fg=typer.colors.YELLOW, err=True)
