@@ -69,4 +69,5 @@ def predictions_collapsed(top_classes: list[tuple[str, int, float]], n_tiles: in
     if n < share * n_tiles or p < probability:
         return None
     return (f"the model calls {n} of {n_tiles} tiles '{name}' with mean probability {p:.2f}: predictions this "
-            "uniform usually mean the tomogram is unlike the training data (voxel size, contrast, SNR, structures)")
+            "uniform mean either a tomogram of that one class (e.g. empty of particles) or one unlike the training "
+            "data (voxel size, contrast, SNR, structures)")
