@@ -1,8 +1,8 @@
 """Before a run: do the tomogram's tiles, as the model will see them, look like the model's training inputs?
 
-Reads a few tiles spread over the grid (not the volume), prepares them as phase 1 does up to normalisation
-(resampled to the model's grid, inverted with ``--invert``; the statistics compared do not depend on the
-normalisation) and compares their statistics with those the checkpoint recorded at training time
+Reads a few tiles spread over the grid (not the volume), prepares them exactly as phase 1 does
+(:func:`tomocam.models.inputs.prepare`: resampled to the model's grid, inverted with ``--invert``, normalised)
+and compares their statistics with those the checkpoint recorded at training time
 (:mod:`tomocam.models.input_stats`).
 """
 
@@ -12,20 +12,21 @@ import numpy as np
 
 from tomocam.models.input_stats import far_from_training, input_moments
 from tomocam.pipeline.plan import Plan
-from tomocam.tile.cut import cut_tiles
 
 
 def sample_inputs(plan: Plan, n: int = 64) -> np.ndarray:
     """Up to ``n`` tiles evenly spread over the plan's grid, as the model sees them: `(m, *model_input)`."""
     import torch
 
-    from tomocam.pipeline.phase1 import resample_tiles
+    from tomocam.models.inputs import prepare
 
     indices = list(np.ndindex(*plan.grid.grid_shape))
     chosen = [indices[i] for i in np.unique(np.linspace(0, len(indices) - 1, min(n, len(indices))).astype(int))]
-    tiles = cut_tiles(plan.tomogram.array(), (0,) * len(plan.grid.tile), plan.grid, chosen)  # (m, *tile)
-    x = resample_tiles(torch.from_numpy(tiles.astype(np.float32)).unsqueeze(1), plan.model_input)[:, 0]
-    return (-x if plan.invert else x).numpy()
+    volume = plan.tomogram.array()
+    tiles = np.stack([np.asarray(volume[tuple(slice(a, a + t) for a, t in zip(plan.grid.tile_start(i),
+                                                                                 plan.grid.tile))], np.float32)
+                      for i in chosen])  # (m, *tile), read tile by tile
+    return prepare(torch.from_numpy(tiles), plan.input_spec)[:, 0].numpy()
 
 
 def input_drift(plan: Plan, reference: dict | None, n: int = 64) -> str | None:
