@@ -95,7 +95,9 @@ def test_ctrl_c_exits_130_quietly_and_the_printed_resume_command_completes_the_s
     from tomocam.pipeline import ExplainConfig, explain_tomogram
     from tomocam.store import open_store
 
-    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.15)  # 0.15 s per batch: stoppable midway
+    # 0.5 s per batch of 4 tiles, 1 s per block: a run of 12 blocks on 2 workers lasts long enough to be stopped
+    # midway even when the polling below is slowed by a loaded machine
+    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.5)
     mrc = write_mrc(tmp_path / "t.mrc", particles_volume((40, 40, 48), n=8, seed=2)[0])
     store = tmp_path / "t.zarr"
     args = ["explain", str(mrc), "--model", str(model), "--block", "2", "--batch-size", "4", "--workers", "2",
@@ -103,9 +105,10 @@ def test_ctrl_c_exits_130_quietly_and_the_printed_resume_command_completes_the_s
     proc = subprocess.Popen([sys.executable, "-c", ENTRY, str(TESTS), *args], env=env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     total = 2 * 2 * 3  # 4 x 4 x 5 tiles in blocks of 2
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while _done_blocks(store) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()}"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: every process of the group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
