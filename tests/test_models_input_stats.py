@@ -7,11 +7,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from scipy import stats
 
-from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from tomocam.models.input_stats import (
-    far_from_training, input_moments, predictions_collapsed, summarise_inputs,
+    far_from_training,
+    input_moments,
+    predictions_collapsed,
+    summarise_inputs,
 )
 
 
