@@ -67,14 +67,21 @@ def workers_ignore_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def gpu_worker_threads(n_gpus: int, cores: int) -> int:
+    """Threads of each GPU worker: its share of the cores. The ``GPU=1`` resource still runs one phase-1 task
+    per worker at a time; the other threads stitch (phase 2) beside it instead of waiting for the GPU."""
+    return max(1, cores // max(1, n_gpus))
+
+
 def _gpu_cluster(n: int):
-    """One worker process per GPU, each seeing only its own device."""
+    """One worker process per GPU, each seeing only its own device, with its share of the CPU cores."""
     from distributed import Nanny, Scheduler, SpecCluster
 
+    threads = gpu_worker_threads(n, os.cpu_count() or 1)
     workers = {
         f"gpu-{i}": {
             "cls": Nanny,
-            "options": {"nthreads": 1, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}},
+            "options": {"nthreads": threads, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}},
         }
         for i in range(n)
     }
