@@ -49,7 +49,9 @@ def explain(
                           "rescaled by its voxel size over the tomogram's); tiles are resampled to the model's grid."),
     ] = None,
     stride: Annotated[int | None, typer.Option(help="Tile step in voxels. Default: half a tile.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 32,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Tiles per forward pass. Default: 32 on a CPU, 256 on a GPU.")
+    ] = None,
     block: Annotated[int, typer.Option(help="Tiles per block edge: one phase-1 task (and resume unit).")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     autocast: Annotated[

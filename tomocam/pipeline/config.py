@@ -25,7 +25,7 @@ class ExplainConfig:
     classes: tuple[str, ...] | None = None
     tile: int | None = None
     stride: int | None = None
-    batch_size: int = 32
+    batch_size: int | None = None  # None: 32 on a CPU, 256 on a GPU (plan.default_batch_size)
     block: int = 8
     block_memory: int = 512 * 2**20
     device: str = "auto"
