@@ -123,7 +123,7 @@ def test_read_plane_reads_only_that_plane():
     plane = read_plane(vol, Grid((2.0, 2.0, 2.0)), "xz", np.array([0.0, 6.2, 0.0]))
     assert vol.keys == [(slice(None, None, 1), 3, slice(None, None, 1))]
     assert plane.values.shape == (6, 8)
-    assert plane.extent == [-1.0, 15.0, -1.0, 11.0]
+    assert plane.extent == (-1.0, 15.0, -1.0, 11.0)
 
 
 def test_choose_level_is_the_coarsest_with_enough_pixels():

@@ -62,7 +62,7 @@ def progress_line(task: Task) -> str:
 def _with_lines(base: type) -> type:
     """``base`` (rich's Progress) that also prints :func:`progress_line` of every running task each ``interval`` s."""
 
-    class LineProgress(base):  # type: ignore[misc, valid-type]
+    class LineProgress(base):
         def __init__(self, *columns, interval: float, **kwargs) -> None:
             super().__init__(*columns, **kwargs)
             self._interval = interval

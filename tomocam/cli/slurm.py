@@ -23,7 +23,7 @@ Config = Annotated[
 
 
 #: The batch scripts, as choices of the command line.
-Kind = Enum("Kind", [(kind, kind) for kind in JOB_KINDS], type=str)
+Kind = Enum("Kind", [(kind, kind) for kind in JOB_KINDS], type=str)  # type: ignore[misc]
 
 
 def _load(config: Path | None) -> dict:

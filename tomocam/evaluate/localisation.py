@@ -43,13 +43,13 @@ class Cube:
     """A cube around a particle, clipped to a volume: ``slices`` into the volume ``(z, y, x)`` and the particle's
     ``centre`` ``(3,)`` in the cube's own voxel coordinates (fractional)."""
 
-    slices: tuple[slice, slice, slice]
+    slices: tuple[slice, ...]
     centre: np.ndarray
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> tuple[int, ...]:
         """The cube's size ``(z, y, x)`` in voxels (smaller than asked at the volume's edge)."""
-        return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
+        return tuple(s.stop - s.start for s in self.slices)
 
 
 def cube_around(centre_zyx: np.ndarray, size: int, shape: Sequence[int], halo: int = 0) -> Cube:
@@ -125,7 +125,8 @@ def pointing(heatmap, particles: pd.DataFrame, classes: Sequence[str], size: int
     out = np.zeros(len(particles), dtype=bool)
     for i, (centre, name) in enumerate(zip(particle_centres(particles), particles["class_name"])):
         cube = cube_around(centre, size, heatmap.shape[1:])
-        values = np.asarray(heatmap[(classes.index(name), *cube.slices)])
+        key = (classes.index(name), *cube.slices)
+        values = np.asarray(heatmap[key])
         out[i] = extreme_hit(values, cube.centre, radius)
     return out
 
@@ -193,11 +194,12 @@ def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: floa
     if len(scores) == 0:
         return math.inf, evaluate_picks(picks, particles, tolerance, voxel_size, classes=classes)[1]
     candidates = np.unique(scores) if len(scores) <= steps else np.unique(np.quantile(scores, np.linspace(0, 1, steps)))
-    best = None
+    best: tuple[float, Any] | None = None
     for t in candidates:
         score = evaluate_picks(picks[picks["score"] >= t], particles, tolerance, voxel_size, classes=classes)[1]
         if best is None or score.f1 > best[1].f1:
             best = (float(t), score)
+    assert best is not None  # candidates is not empty
     return best
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -94,7 +94,7 @@ class _Capture:
     """Tensors seen during the forward pass."""
 
     activation: Tensor | None = None  # a: (n, l, *s), the layer output, detached leaf that requires grad
-    linear_calls: list[tuple[nn.Linear, Tensor, Tensor]] | None = None  # (module, input, output) in call order
+    linear_calls: list[tuple[nn.Linear, Tensor, Tensor]] = field(default_factory=list)  # (module, input, output)
 
 
 @contextlib.contextmanager
@@ -108,7 +108,7 @@ def _capturing(model: nn.Module, layer: nn.Module) -> Iterator[_Capture]:
     (GPU workers run models in ``channels_last_3d``) would otherwise be copied by ``flatten``, hiding from
     :func:`_head_linear` that the Linear layer reads the activation itself and costing the Linear reduction.
     """
-    capture = _Capture(linear_calls=[])
+    capture = _Capture()
 
     def on_layer(_module: nn.Module, _inputs: tuple, output: Tensor) -> Tensor:
         if not isinstance(output, Tensor):
@@ -120,6 +120,7 @@ def _capturing(model: nn.Module, layer: nn.Module) -> Iterator[_Capture]:
         return leaf.clone(memory_format=torch.contiguous_format)
 
     def on_linear(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
+        assert isinstance(module, nn.Linear)  # registered on Linear modules only
         capture.linear_calls.append((module, inputs[0], output))
         return output.clone()  # an in-place activation next (ReLU(inplace=True)) must not touch ``output``
 
@@ -137,7 +138,7 @@ def _capturing(model: nn.Module, layer: nn.Module) -> Iterator[_Capture]:
 def _reaches(root: torch.autograd.graph.Node | None, target: Tensor, stop: torch.autograd.graph.Node) -> bool:
     """Does the autograd graph below ``root`` reach the leaf ``target`` other than through ``stop``?"""
     seen: set[torch.autograd.graph.Node] = set()
-    stack = [root] if root is not None else []
+    stack: list[torch.autograd.graph.Node | None] = [root]
     while stack:
         node = stack.pop()
         if node is None or node in seen or node is stop:
@@ -156,9 +157,12 @@ def _head_linear(capture: _Capture, logits: Tensor) -> tuple[nn.Linear, Tensor] 
     reshapes or identity) and the autograd graph from the logits reaches the activation only through it.
     """
     a = capture.activation
+    if a is None:
+        return None
     n = a.shape[0]
     for module, inp, out in capture.linear_calls:
-        if inp.dim() != 2 or inp.shape != (n, a[0].numel()) or out.grad_fn is None:
+        stop = out.grad_fn
+        if inp.dim() != 2 or inp.shape != (n, a[0].numel()) or stop is None:
             continue
         base = inp._base if inp._base is not None else inp
         # The copy made by the layer hook is the only tensor whose grad_fn leads straight to the leaf ``a``.
@@ -168,7 +172,7 @@ def _head_linear(capture: _Capture, logits: Tensor) -> tuple[nn.Linear, Tensor] 
             continue
         if not inp.is_contiguous():
             continue
-        if _reaches(logits.grad_fn, a, stop=out.grad_fn):
+        if _reaches(logits.grad_fn, a, stop=stop):
             return None
         return module, out
     return None

@@ -100,7 +100,7 @@ def save_checkpoint(
         raise CheckpointError(f"unknown normalisation {normalisation!r}; expected one of {NORMALISATIONS}")
     if polarity not in POLARITIES:
         raise CheckpointError(f"unknown polarity {polarity!r}; expected one of {POLARITIES}")
-    layer = cam_layer or getattr(model, "default_cam_layer", "")
+    layer = cam_layer or str(getattr(model, "default_cam_layer", ""))
     meta = ModelMeta(
         architecture=arch[0], arch_kwargs=arch[1], classes=[str(c) for c in classes], input_size=int(input_size),
         voxel_size=float(voxel_size), normalisation=normalisation, polarity=polarity, cam_layer=layer,

@@ -45,7 +45,7 @@ def resample(x: Tensor, size: Sequence[int]) -> Tensor:
     if tuple(x.shape[2:]) == size:
         return x
     if all(t >= s for t, s in zip(x.shape[2:], size)):
-        return F.adaptive_avg_pool3d(x, size) if x.dim() == 5 else F.adaptive_avg_pool2d(x, size)
+        return F.interpolate(x, size=size, mode="area")  # adaptive average pooling, 2-D or 3-D
     return F.interpolate(x, size=size, mode="trilinear" if x.dim() == 5 else "bilinear", align_corners=False)
 
 

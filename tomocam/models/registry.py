@@ -51,7 +51,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
             "tomocam.models.register_architecture before loading"
         )
     model = _REGISTRY[name](**kwargs)
-    model.tomocam_architecture = (name, dict(kwargs))
+    model.tomocam_architecture = (name, dict(kwargs))  # type: ignore[assignment]  # Module attrs typed as tensors
     return model
 
 

@@ -36,7 +36,7 @@ def match_points(pred: NDArray, truth: NDArray, tolerance: float) -> NDArray[np.
     # Connected groups of the bipartite "within tolerance" graph are matched independently.
     graph = coo_matrix((np.ones(len(rows)), (rows, cols + n)), shape=(n + m, n + m))
     _, label = connected_components(graph, directed=False)
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     big = tolerance * (n + m + 1) + 1.0  # any real pair is cheaper than giving up one: cardinality first
     if len(rows) == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -93,12 +93,12 @@ def score_picks(
     class present in either table, and the overall score summing their counts (micro average).
     """
     pred, truth = _points(pred), _points(truth)
-    pred_class = np.asarray(pred_class, dtype=object)
-    truth_class = np.asarray(truth_class, dtype=object)
-    names = sorted(set(pred_class.tolist()) | set(truth_class.tolist()))
+    pred_names = np.asarray(pred_class, dtype=object)
+    truth_names = np.asarray(truth_class, dtype=object)
+    names = sorted(set(pred_names.tolist()) | set(truth_names.tolist()))
     result: dict[str, PickScore] = {}
     for name in names:
-        p, t = pred[pred_class == name], truth[truth_class == name]
+        p, t = pred[pred_names == name], truth[truth_names == name]
         tp = len(match_points(p, t, tolerance))
         result[name] = PickScore(tp, len(p) - tp, len(t) - tp)
     overall = PickScore(

@@ -86,7 +86,7 @@ def _model(plan: Plan):
         if key not in _MODELS:
             model, _ = load_checkpoint(plan.model_path, device=plan.device)
             if plan.device.startswith("cuda") and len(plan.grid.tile) == 3:
-                model = model.to(memory_format=torch.channels_last_3d)
+                model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # not in stubs
             _MODELS[key] = (model, threading.Lock())
         return _MODELS[key]
 
@@ -114,7 +114,8 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     spec = plan.input_spec
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
     select = torch.tensor(plan.class_indices, device=plan.device)
-    logits, maps = [], {m: [] for m in plan.methods}
+    logits: list[torch.Tensor] = []
+    maps: dict[str, list[torch.Tensor]] = {m: [] for m in plan.methods}
     with lock, torch.no_grad():
         for a in range(0, len(starts), plan.batch_size):
             x = model_inputs(volume, starts[a : a + plan.batch_size], spec)  # (n, 1, *model_input)

@@ -140,6 +140,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
         seconds["phase2"] = time.perf_counter() - t0 - seconds["phase1"]
         task = bars.add_task("finalize: pyramid, labels, scores", total=1)
         t2 = time.perf_counter()
+        assert threshold is not None  # set when the last phase-1 block finished
         finalize(plan, threshold, config.label_fraction)
         seconds["finalize"] = time.perf_counter() - t2
         seconds["total"] = time.perf_counter() - t0

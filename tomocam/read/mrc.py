@@ -33,7 +33,7 @@ class Tomogram:
     """
 
     path: str
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]
     dtype: str
     voxel_size: tuple[float, float, float]
     axes: tuple[int, int, int] = (0, 1, 2)

@@ -47,7 +47,9 @@ def draw_overview(volume: np.ndarray, labels: np.ndarray, classes: list[str], pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
     from matplotlib.colors import ListedColormap
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, Patch
 
@@ -69,7 +71,7 @@ def draw_overview(volume: np.ndarray, labels: np.ndarray, classes: list[str], pa
     axes[1].set_title(f"Respond-CAM label image (fill) and true particles (circles)\n{len(crossing)} of "
                       f"{len(particles)} particles cross this slice")
     shown = [c for c in classes if c in set(crossing["class_name"]) or (labels[z] == classes.index(c) + 1).any()]
-    handles = [Patch(color=colour[c], alpha=0.55, label=c) for c in shown]
+    handles: list[Artist] = [Patch(color=colour[c], alpha=0.55, label=c) for c in shown]
     handles.append(Line2D([], [], color="black", marker="o", ls="", mfc="none", ms=10, label="a true particle"))
     axes[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="class")
     fig.text(0.01, 0.01,
@@ -78,7 +80,9 @@ def draw_overview(volume: np.ndarray, labels: np.ndarray, classes: list[str], pa
              "outlined at their size in the slice, coloured by their TRUE class. A circle filled with its own "
              "colour\nis a particle found and classed right; another fill colour is a wrong class; no fill is a "
              "miss. The model was trained on the same built-in shapes.", fontsize=8, va="bottom")
-    fig.get_layout_engine().set(h_pad=0.5)
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # constrained_layout=True above
+    engine.set(h_pad=0.5)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

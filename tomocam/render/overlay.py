@@ -8,10 +8,15 @@ heatmap level lies exactly over a finer tomogram slice.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.image import AxesImage
+
+#: ``imshow`` extent: left, right, bottom, top.
+Extent = tuple[float, float, float, float]
 
 #: Colormap of signed heatmaps: red positive (evidence for the class), blue negative.
 CMAP = "RdBu_r"
@@ -19,13 +24,15 @@ CMAP = "RdBu_r"
 CONTOUR_FRACTIONS = (0.3, 0.6)
 
 
-def extent(n_rows: int, n_cols: int, row0: float, col0: float, row_step: float, col_step: float) -> list[float]:
+def extent(
+    n_rows: int, n_cols: int, row0: float, col0: float, row_step: float, col_step: float
+) -> Extent:
     """``imshow`` extent (left, right, bottom, top) of a plane whose first pixel centre is at ``(row0, col0)``,
     with ``origin="lower"``: pixel edges half a step around the centres."""
-    return [
+    return (
         col0 - col_step / 2, col0 + (n_cols - 0.5) * col_step,
         row0 - row_step / 2, row0 + (n_rows - 0.5) * row_step,
-    ]
+    )
 
 
 def symmetric_limit(*planes: np.ndarray) -> float:
@@ -42,10 +49,10 @@ def norm(limit: float) -> TwoSlopeNorm:
 def draw_overlay(
     ax: Axes,
     heat: np.ndarray,
-    heat_extent: list[float],
+    heat_extent: Extent,
     limit: float,
     background: np.ndarray | None = None,
-    background_extent: list[float] | None = None,
+    background_extent: Extent | None = None,
 ) -> AxesImage:
     """Draw ``background`` (greyscale, `(rows, cols)`) and ``heat`` (`(rows, cols)` score units) on ``ax``.
 
@@ -60,7 +67,7 @@ def draw_overlay(
                       interpolation="nearest")
     if min(heat.shape) >= 2:
         levels = [f * limit for f in CONTOUR_FRACTIONS]
-        kw = dict(origin="lower", extent=heat_extent, linewidths=0.8)
+        kw: dict[str, Any] = dict(origin="lower", extent=heat_extent, linewidths=0.8)
         if heat.max() > levels[0]:
             ax.contour(heat, levels=levels, colors="darkred", linestyles="solid", **kw)
         if heat.min() < -levels[0]:

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d import Axes3D
 from torch import nn
 
 from tomocam.classes import class_indices
 from tomocam.errors import InputError
 from tomocam.explain.methods import METHOD_TITLES
-from tomocam.render.overlay import draw_overlay, extent, symmetric_limit
+from tomocam.render.overlay import Extent, draw_overlay, extent, symmetric_limit
 
 #: Layers shown in Fig. 4: everything before the fully connected part that changes the feature maps.
 FIG4_LAYER_TYPES = (nn.Conv2d, nn.Conv3d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.AvgPool3d)
@@ -125,7 +125,7 @@ def _oriented(volume: np.ndarray, polarity: str) -> np.ndarray:
     return -volume if polarity == "dark" else volume
 
 
-def _isosurface(ax: Axes, volume: np.ndarray, level: float, color: str) -> bool:
+def _isosurface(ax: Axes3D, volume: np.ndarray, level: float, color: str) -> bool:
     """Draw the ``level`` isosurface of `(d, h, w)` ``volume`` on a 3-D axes; False if the level is not crossed."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     from skimage.measure import marching_cubes
@@ -138,8 +138,9 @@ def _isosurface(ax: Axes, volume: np.ndarray, level: float, color: str) -> bool:
     return True
 
 
-def _iso_axes(fig: Figure, spec, volume_shape: tuple[int, ...], title: str) -> Axes:
+def _iso_axes(fig: Figure, spec, volume_shape: tuple[int, ...], title: str) -> Axes3D:
     ax = fig.add_subplot(spec, projection="3d", proj_type="ortho")
+    assert isinstance(ax, Axes3D)
     d, h, w = volume_shape
     ax.set_xlim(0, w)
     ax.set_ylim(0, h)
@@ -151,16 +152,17 @@ def _iso_axes(fig: Figure, spec, volume_shape: tuple[int, ...], title: str) -> A
     return ax
 
 
-def _heat_isosurfaces(ax: Axes, heat: np.ndarray) -> None:
+def _heat_isosurfaces(ax: Axes3D, heat: np.ndarray) -> None:
     """Positive (red) and negative (blue) isosurfaces of a signed map at ``HEAT_ISO_FRACTION`` of its |max|."""
     limit = symmetric_limit(heat)
     _isosurface(ax, heat, HEAT_ISO_FRACTION * limit, "firebrick")
     _isosurface(ax, heat, -HEAT_ISO_FRACTION * limit, "royalblue")
 
 
-def _slice(volume: np.ndarray, z: int) -> tuple[np.ndarray, list[float]]:
+def _slice(volume: np.ndarray, z: int) -> tuple[np.ndarray, Extent]:
     plane = volume[z]  # (h, w)
-    return plane, extent(*plane.shape, 0.0, 0.0, 1.0, 1.0)
+    rows, cols = plane.shape
+    return plane, extent(rows, cols, 0.0, 0.0, 1.0, 1.0)
 
 
 def render_fig3(explanation: Explanation, *, polarity: str = "bright", z: int | None = None) -> Figure:

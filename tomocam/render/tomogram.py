@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tomocam.explain.methods import METHOD_TITLES
-from tomocam.render.overlay import CMAP, draw_overlay, extent, norm, symmetric_limit
+from tomocam.render.overlay import CMAP, Extent, draw_overlay, extent, norm, symmetric_limit
 from tomocam.store import ExplainStore
 from tomocam.store.grid import Grid, choose_level, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
@@ -34,7 +34,7 @@ class Plane:
     """One drawn plane: values `(rows, cols)` and their ``imshow`` extent in angstrom."""
 
     values: np.ndarray
-    extent: list[float]
+    extent: Extent
 
 
 def read_plane(volume, grid: Grid, plane: str, position: np.ndarray, step: int = 1) -> Plane:
@@ -50,7 +50,8 @@ def read_plane(volume, grid: Grid, plane: str, position: np.ndarray, step: int =
     key[fixed] = index
     values = np.asarray(volume[tuple(key)], dtype=np.float32)  # (rows, cols)
     vs, org = grid.voxel_size, grid.origin
-    return Plane(values, extent(*values.shape, org[r], org[c], vs[r] * step, vs[c] * step))
+    rows, cols = values.shape
+    return Plane(values, extent(rows, cols, org[r], org[c], vs[r] * step, vs[c] * step))
 
 
 def centre(store: ExplainStore) -> np.ndarray:

@@ -42,7 +42,7 @@ class SimulatedTomogram:
 
 
 def _positions(
-    rng: np.random.Generator, shape_zyx: tuple[int, int, int], radii: np.ndarray, gap: float, max_tries: int = 200
+    rng: np.random.Generator, shape_zyx: tuple[int, ...], radii: np.ndarray, gap: float, max_tries: int = 200
 ) -> np.ndarray:
     """Random (x, y, z) centres inside the volume, each at least its radius from the faces, none overlapping."""
     size_xyz = np.asarray(shape_zyx[::-1], dtype=float)
@@ -91,7 +91,7 @@ def simulate_tomogram(
     voxel_size = structures[0].voxel_size
     rng = np.random.default_rng(seed)
     kinds = np.arange(n_particles) % len(structures)
-    radii = np.array([structures[k].radius for k in kinds])
+    radii = np.array([structures[int(k)].radius for k in kinds])
     order = np.argsort(-radii, kind="stable")  # place large particles first: fewer rejections
     centres = np.empty((n_particles, 3))
     centres[order] = _positions(rng, tuple(shape_zyx), radii[order], gap)
@@ -99,13 +99,13 @@ def simulate_tomogram(
     density = np.zeros(tuple(shape_zyx), dtype=np.float32)
     mask = np.zeros(tuple(shape_zyx), dtype=np.uint8)
     for k, c, rot in zip(kinds, centres, rotations):
-        s = structures[k]
+        s = structures[int(k)]
         _add_particle(density, mask, s, c, rot, k + 1)
     volume, _ = acquire(density, voxel_size, acquisition, rng)
     rows = []
     for k, c, rot in zip(kinds, centres, rotations):
         euler = rot.as_euler("ZYZ", degrees=True)
-        rows.append([structures[k].name, int(k), *c, *(c * voxel_size), *euler, *rot.as_matrix().ravel()])
+        rows.append([structures[int(k)].name, int(k), *c, *(c * voxel_size), *euler, *rot.as_matrix().ravel()])
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return SimulatedTomogram(volume, table, mask, [s.name for s in structures], voxel_size)
 

@@ -19,8 +19,8 @@ from tomocam.store.reader import ExplainStore
 class Grid:
     """Voxel size and centre of voxel (0, 0, 0), both `(z, y, x)` angstrom."""
 
-    voxel_size: tuple[float, float, float]
-    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    voxel_size: tuple[float, ...]
+    origin: tuple[float, ...] = (0.0, 0.0, 0.0)
 
     def to_space(self, index: np.ndarray) -> np.ndarray:
         """Voxel indices `(n, 3)` -> positions `(n, 3)` in angstrom."""

@@ -103,7 +103,8 @@ class ExplainStore:
             hi = tuple(b for _, b in loc[1:])
             ranges = grid.covering(lo, hi)
             starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-            maps = np.asarray(tiles[(*ranges, slice(c, c + 1))])  # (*t, 1, *feat)
+            key = (*ranges, slice(c, c + 1))
+            maps = np.asarray(tiles[key])  # (*t, 1, *feat)
             shape = tuple(b - a for a, b in zip(lo, hi))
             return stitch_region(lo, shape, starts, maps, grid.tile, a["window"])  # (1, *shape)
 

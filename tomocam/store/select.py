@@ -43,4 +43,5 @@ class ChannelView:
         self.chunks = tuple(c[0] if isinstance(c, tuple) else c for c in array.chunks[1:])
 
     def __getitem__(self, key: tuple[slice, ...]):
-        return np.asarray(self.array[(self.channel, *key)])
+        index = (self.channel, *key)
+        return np.asarray(self.array[index])

@@ -25,7 +25,9 @@ from tomocam.store.select import ChannelView, select_classes, select_methods
 MRC_MODES = {np.dtype(np.float32): 2, np.dtype(np.uint16): 6}
 
 #: Store dtypes written as a wider MRC mode: float16 heatmaps as float32, uint8 labels as uint16.
-MRC_WIDER = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.uint8): np.dtype(np.uint16)}
+MRC_WIDER: dict[np.dtype, np.dtype] = {
+    np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.uint8): np.dtype(np.uint16),
+}
 
 #: The ``level`` that exports the heatmaps on the tomogram's grid (computed from the per-tile maps).
 FULL = "full"
@@ -122,22 +124,22 @@ def export_store(
     full = level == FULL
     if not full and not isinstance(level, int):
         raise InputError(f"export level must be a pyramid level number or '{FULL}'; got {level!r}")
+    number = level if isinstance(level, int) else 0  # the level read (labels: 0 for the full grid)
     tag = FULL if full else f"level{level}"
     jobs: list[tuple[ArrayLike, Path, Grid]] = []
     for method in select_methods(store, methods):
         if full:
             array, grid = store.full_grid(method), Grid(store.voxel_size)  # (c, z, y, x) lazy
         else:
-            array, grid = store.heatmap(method, level), level_grid(store, method, level)  # (c, *samples)
+            array, grid = store.heatmap(method, number), level_grid(store, method, number)  # (c, *samples)
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
         for name in select_classes(store, classes):
             c = store.classes.index(name)
             jobs.append((ChannelView(array, c), out_dir / f"{stem}_{method}_{_safe(name)}_{tag}.mrc", placed))
     if labels:
-        label_level = 0 if full else level
-        grid = level_grid(store, "labels/segmentation", label_level)
+        grid = level_grid(store, "labels/segmentation", number)
         placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
-        jobs.append((store.labels(label_level), out_dir / f"{stem}_labels_{tag}.mrc", placed))
+        jobs.append((store.labels(number), out_dir / f"{stem}_labels_{tag}.mrc", placed))
     existing = [str(p) for _, p, _ in jobs if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"export target exists already: {', '.join(existing)}; pass --overwrite to replace")
