@@ -25,7 +25,8 @@ def input_moments(x: ArrayLike) -> np.ndarray:
 
     The population (biased) moments, as ``scipy.stats.skew`` and ``kurtosis`` give them by default; a constant
     sample gives zeros."""
-    v = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (n, voxels)
+    a = np.asarray(x, dtype=np.float64)
+    v = a.reshape(len(a), -1)  # (n, voxels)
     d = v - v.mean(axis=1, keepdims=True)
     var = (d**2).mean(axis=1)
     safe = np.where(var > 0, var, 1.0)
@@ -34,9 +35,10 @@ def input_moments(x: ArrayLike) -> np.ndarray:
     return np.stack([skew, kurt], axis=1)
 
 
-def summarise_inputs(x: ArrayLike, max_samples: int = 4096) -> dict[str, Any]:
+def summarise_inputs(x: Any, max_samples: int = 4096) -> dict[str, Any]:
     """``{"n": ..., "skewness": [q05, q50, q95], "kurtosis": [...]}`` of the samples of ``x`` `(n, ...)` (the
-    first ``max_samples``), plain floats for a checkpoint's provenance."""
+    first ``max_samples``), plain floats for a checkpoint's provenance. ``x`` is anything sliceable (NumPy,
+    zarr, torch): only the first samples are read."""
     moments = input_moments(np.asarray(x[:max_samples]))
     q = np.quantile(moments, QUANTILES, axis=0)  # (3, 2)
     return {"n": int(len(moments)), **{s: [round(float(v), 4) for v in q[:, i]] for i, s in enumerate(STATISTICS)}}
