@@ -18,13 +18,6 @@ from tomocam.store import open_store
 
 
 @pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        with Client(cluster) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     return {"matched": matched_filter_checkpoint(d / "mf.pt"), "cnn": tiny_cnn_checkpoint(d / "cnn.pt")}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import mrcfile
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 from explain_models import tiny_cnn_checkpoint, write_mrc
 
 from tomocam.pipeline import ExplainConfig, explain_tomogram
@@ -17,13 +16,6 @@ from tomocam.store.grid import level_grid
 from tomocam.store.layout import Sampling, native_step
 from tomocam.tile import TileGrid
 from tomocam.write.export_mrc import FULL, export_store
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        with Client(cluster) as c:
-            yield c
 
 
 @pytest.fixture(scope="module")
