@@ -165,6 +165,8 @@ def _parse() -> argparse.Namespace:
                    help="seconds a model needs besides training: loading, one epoch past the limit, evaluation")
     p.add_argument("--max-epochs", type=int, default=100, help="epoch cap under the time limits")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--parts", nargs="+", choices=("table1", "shift"), default=["table1", "shift"],
+                   help="what to run: the four Table 1 models, the tau-vs-shift CNN-2s, or both")
     p.add_argument("--shift-n", type=int, default=200, help="boxes per class of the tau-vs-shift datasets (0: none)")
     p.add_argument("--shift-epochs", type=int, default=15, help="epochs of each tau-vs-shift CNN-2")
     p.add_argument("--shift-minutes", type=float, default=0.4, help="time limit of each tau-vs-shift CNN-2")
@@ -213,14 +215,17 @@ def main() -> None:
                         stdout=out / f"{model}.json"))
         return [f"train-{model}", f"evaluate-{model}"]
 
-    sim_lane = [simulate("snr-inf", args.n_per_class, "inf", args.max_shift, args.seed).name,
-                simulate("snr-0.1", args.n_per_class, "0.1", args.max_shift, args.seed + 1).name]
-    # one lane per model: the four share the device, each training until the budget less its reserve
-    model_lanes = [train(arch, data, minutes, args.max_epochs)
-                   for data in ("snr-inf", "snr-0.1")
-                   for arch, minutes in (("cnn1", args.cnn1_minutes), ("cnn2", args.cnn2_minutes))]
+    sim_lane: list[str] = []
+    model_lanes: list[list[str]] = []
+    if "table1" in args.parts:
+        sim_lane += [simulate("snr-inf", args.n_per_class, "inf", args.max_shift, args.seed).name,
+                     simulate("snr-0.1", args.n_per_class, "0.1", args.max_shift, args.seed + 1).name]
+        # one lane per model: the four share the device, each training until the budget less its reserve
+        model_lanes = [train(arch, data, minutes, args.max_epochs)
+                       for data in ("snr-inf", "snr-0.1")
+                       for arch, minutes in (("cnn1", args.cnn1_minutes), ("cnn2", args.cnn2_minutes))]
     shift_lanes: list[list[str]] = []  # one lane per shift, side by side (one after the other, two of four fitted)
-    if args.shift_n > 0:
+    if "shift" in args.parts and args.shift_n > 0:
         for shift in SHIFTS:
             sim_lane.append(simulate(f"shift-{shift}", args.shift_n, "inf", shift, args.seed + 10).name)
             shift_lanes.append(train("cnn2", f"shift-{shift}", args.shift_minutes, args.shift_epochs, optional=True))
@@ -248,6 +253,30 @@ def _cell(res: dict | None, method: str, key: str) -> str:
     return f"{m[key + '_mean']:.3f} ± {m[key + '_std']:.3f}"
 
 
+def _table1_rows(lines: list[str], results: dict[str, dict]) -> None:
+    """Append Table 1's four columns (CNN-1/CNN-2 at SNR +inf and 0.1) to ``lines``."""
+    lines += ["", "| Model | CNN-1 | CNN-2 | CNN-1 | CNN-2 |", "|---|---|---|---|---|",
+              "| SNR | +inf | +inf | 0.1 | 0.1 |"]
+    cols = [results.get(m) for m in ("cnn1-snr-inf", "cnn2-snr-inf", "cnn1-snr-0.1", "cnn2-snr-0.1")]
+
+    def row(label: str, fn) -> None:
+        lines.append(f"| {label} | " + " | ".join("-" if r is None else fn(r) for r in cols) + " |")
+
+    row("epochs run (best)", lambda r: f"{r['training']['epochs_run']} ({r['training']['best_epoch']})")
+    row("train seconds", lambda r: f"{r['training']['train_seconds']:.0f}")
+    row("test boxes", lambda r: str(r["n"]))
+    row("test accuracy", lambda r: f"{r['accuracy']:.3f}")
+    row("mean \\|score\\|", lambda r: f"{r['score_abs_mean']:.2f}")
+    for method, label in (("gradcam", "Grad"), ("respond", "Respond")):
+        row(f"L1, {label}", lambda r, m=method: _cell(r, m, "l1"))
+    for method, label in (("gradcam", "Grad"), ("respond", "Respond")):
+        row(f"KT, {label}", lambda r, m=method: _cell(r, m, "tau"))
+    if any(c is not None and "identity" in c for c in cols):
+        row("mean \\|Z·Σ Cov\\| (Grad sum = Respond sum − Z·Σ Cov)",
+            lambda r: f"{r['identity']['covariance_abs_mean']:.3f}")
+        row("max \\|G + Z·Σ Cov − R\\| / mean \\|score\\|", lambda r: f"{r['identity']['residual_max_rel']:.1e}")
+
+
 def _report(recipe: Recipe, args: argparse.Namespace, out: Path, work: Path, quiet: bool = False) -> None:
     """Collect every evaluation's JSON into table1.json and the tables into table1.md (after every step, so that
     a run killed from outside keeps what it finished)."""
@@ -270,29 +299,13 @@ def _report(recipe: Recipe, args: argparse.Namespace, out: Path, work: Path, qui
                "steps": steps, "results": results}
     (out / "table1.json").write_text(json.dumps(summary, indent=2))
 
-    lines = [f"# Table 1, authors' setting: shift <= {args.max_shift:g} voxels, no dropout, "
-             f"{args.normalisation} input, {args.n_per_class} boxes per class", "",
-             f"device {args.device}; total {recipe.elapsed():.0f} s", "",
-             "| Model | CNN-1 | CNN-2 | CNN-1 | CNN-2 |", "|---|---|---|---|---|", "| SNR | +inf | +inf | 0.1 | 0.1 |"]
-    cols = [results.get(m) for m in ("cnn1-snr-inf", "cnn2-snr-inf", "cnn1-snr-0.1", "cnn2-snr-0.1")]
-
-    def row(label: str, fn) -> None:
-        lines.append(f"| {label} | " + " | ".join("-" if r is None else fn(r) for r in cols) + " |")
-
-    row("epochs run (best)", lambda r: f"{r['training']['epochs_run']} ({r['training']['best_epoch']})")
-    row("train seconds", lambda r: f"{r['training']['train_seconds']:.0f}")
-    row("test boxes", lambda r: str(r["n"]))
-    row("test accuracy", lambda r: f"{r['accuracy']:.3f}")
-    row("mean \\|score\\|", lambda r: f"{r['score_abs_mean']:.2f}")
-    for method, label in (("gradcam", "Grad"), ("respond", "Respond")):
-        row(f"L1, {label}", lambda r, m=method: _cell(r, m, "l1"))
-    for method, label in (("gradcam", "Grad"), ("respond", "Respond")):
-        row(f"KT, {label}", lambda r, m=method: _cell(r, m, "tau"))
-    if any(c is not None and "identity" in c for c in cols):
-        row("mean \\|Z·Σ Cov\\| (Grad sum = Respond sum − Z·Σ Cov)",
-            lambda r: f"{r['identity']['covariance_abs_mean']:.3f}")
-        row("max \\|G + Z·Σ Cov − R\\| / mean \\|score\\|", lambda r: f"{r['identity']['residual_max_rel']:.1e}")
-    if args.shift_n > 0:
+    title = (f"# Table 1, authors' setting: shift <= {args.max_shift:g} voxels, no dropout, "
+             f"{args.normalisation} input, {args.n_per_class} boxes per class" if "table1" in args.parts
+             else f"# Table 1's tau against the max shift, {args.normalisation} input")
+    lines = [title, "", f"device {args.device}; total {recipe.elapsed():.0f} s"]
+    if "table1" in args.parts:
+        _table1_rows(lines, results)
+    if "shift" in args.parts and args.shift_n > 0:
         lines += ["", f"## Grad-CAM tau against max shift (CNN-2, SNR +inf, {args.shift_n} boxes per class, "
                   f"{args.shift_epochs} epochs)", "",
                   "| max shift | test accuracy | KT, Grad | KT, Respond | L1, Grad | L1, Respond |",

@@ -50,6 +50,7 @@ STEPS=${STEPS:-setup cam explain localise+demo table1}
 # per-step caps (seconds); the last step, table1, gets what is left (~270 s) and passes it on as its own --budget
 T_SETUP=${T_SETUP:-30} T_CAM=${T_CAM:-50} T_EXPLAIN=${T_EXPLAIN:-130} T_LOCALISE=${T_LOCALISE:-90} T_DEMO=${T_DEMO:-60}
 T_TABLE1=${T_TABLE1:-330} TABLE1_MARGIN=${TABLE1_MARGIN:-40}  # the recipe's last steps end ~20-30 s after its budget
+TABLE1_PARTS=${TABLE1_PARTS:-table1 shift}  # shift: only the tau-vs-shift CNN-2s (table1_recipe.py --parts)
 LOCALISE_STAGE=${LOCALISE_STAGE:-train}  # train: D2's stage (a-b); all: also (c-e) on the GPU, needs T_LOCALISE ~240
 CKPT_MAX_MIB=${CKPT_MAX_MIB:-57}
 CKPT_ORDER=${CKPT_ORDER:-localise/cnn2.pt localise/cnn1.pt table1-work/cnn2-snr-0.1.pt table1-work/cnn2-snr-inf.pt}
@@ -99,7 +100,8 @@ step() {  # step NAME BUDGET COMMAND...: run under min(BUDGET, time left), monit
 if [ "$SCALE" = full ]; then
   CAM_ARGS=(--batch 64 256 --dtype float32 bf16 --layout channels_last contiguous --models cnn2 cnn1 --repeats 5)
   EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 256 928 928 --models "cnn2,ceiling" --tmp "$WORK")
-  TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE")
+  TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
+               --parts $TABLE1_PARTS)
   LOCALISE_ARGS=("$LOCALISE_STAGE" "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 700
                  --epochs-cnn2 200 --epochs-cnn1 60 --time-limit-cnn2 0.6 --time-limit-cnn1 0.6)
   [ "$LOCALISE_STAGE" = all ] \
@@ -110,7 +112,7 @@ else
   EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 48 96 96 --models "cnn2,ceiling" --tmp "$WORK")
   TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
                -n 8 --shift-n 4 --cnn1-minutes 0.05 --cnn2-minutes 0.05 --shift-epochs 1 --workers 2 --budget 1200
-               --limit-factor 10)
+               --limit-factor 10 --parts $TABLE1_PARTS)
   LOCALISE_ARGS=("$LOCALISE_STAGE" "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -n 4 --epochs-cnn2 1
                  --epochs-cnn1 1 --jobs 2)
   DEMO_ARGS=(--size 96 --particles 8)
