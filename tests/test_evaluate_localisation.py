@@ -16,20 +16,32 @@ from tomocam.cli.main import app, main
 from tomocam.errors import ClassError, InputError
 from tomocam.evaluate.localisation import (
     ball_fraction,
-    baseline_pointing,
+    baseline_peaks,
     best_threshold,
     class_at_centres,
     cube_around,
     evaluate_localisation,
-    extreme_hit,
-    pointing,
+    extreme_voxel,
+    peak_kinds,
     pointing_chance,
+    pointing_peaks,
 )
 from tomocam.store import open_store
 
 SHAPE = (24, 40, 64)  # z, y, x
 CLASSES = ["a", "b", "background"]
 VOXEL = 10.0
+
+
+def pointing(heatmap, particles: pd.DataFrame, classes, size: int, radius: float) -> np.ndarray:
+    """Pointing-game hits ``(n,)``: each particle's maximum on the particle itself."""
+    return peak_kinds(pointing_peaks(heatmap, particles, classes, size), particles, radius) == "own"
+
+
+def baseline_pointing(volume, particles: pd.DataFrame, size: int, radius: float, sigma: float,
+                      bright: bool) -> np.ndarray:
+    """No-model pointing hits ``(n,)``."""
+    return peak_kinds(baseline_peaks(volume, particles, size, sigma, bright), particles, radius) == "own"
 
 
 def _particles(zyx: list[tuple[int, int, int]], names: list[str]) -> pd.DataFrame:
@@ -76,6 +88,24 @@ def test_chance_is_the_share_of_the_cube_within_the_radius():
     np.testing.assert_allclose(cube.centre, [0.2, 5, 5])
     inside = _particles([(12, 20, 30), (10, 15, 20)], ["a", "a"])
     assert pointing_chance(inside, SHAPE, 11, 3) == pytest.approx(123 / 11**3)
+    # any instance: a particle of the class 5 voxels off along x puts its ball of radius 2 (33 lattice points) into
+    # the cube, clipped at the cube's face (dx <= 0: 13 + 9 + 1 = 23 points), disjoint from the particle's own 33
+    pair = _particles([(12, 20, 20), (12, 20, 25)], ["a", "a"])
+    assert pointing_chance(pair, SHAPE, 11, 2) == pytest.approx(33 / 11**3)
+    assert pointing_chance(pair, SHAPE, 11, 2, any_instance=True) == pytest.approx(56 / 11**3)
+    assert pointing_chance(pair.assign(class_name=["a", "b"]), SHAPE, 11, 2, any_instance=True) == \
+        pytest.approx(33 / 11**3)
+    assert pointing_chance(inside, SHAPE, 11, 3, any_instance=True) == pytest.approx(123 / 11**3)  # 11+ apart
+
+
+def test_peak_kinds_sorts_maxima_by_the_particle_they_lie_on():
+    truth = _particles([(5, 5, 5), (5, 5, 20), (5, 20, 5), (5, 20, 9)], ["a", "a", "b", "a"])
+    # own (1 voxel off); particle 1's on particle 0 (its class); particle 2's (b) on particle 1 (another class);
+    # particle 3's 2 voxels from particle 2 (b) and 2 from itself: own comes first
+    peaks = np.array([(5, 5, 6), (5, 5, 5), (5, 6, 20), (5, 20, 7)], dtype=float)
+    np.testing.assert_array_equal(peak_kinds(peaks, truth, 3), ["own", "same_class", "other_class", "own"])
+    far = np.array([(5, 30, 30)] * 4, dtype=float)
+    np.testing.assert_array_equal(peak_kinds(far, truth, 3), ["none"] * 4)
 
 
 def test_class_at_centre_is_the_largest_competing_class(tmp_path):
@@ -139,9 +169,13 @@ def test_evaluate_localisation_end_to_end(tmp_path):
     picks = respond["picks"]
     assert (picks["n_picks"], picks["precision"], picks["recall"], picks["f1"], picks["best_f1"]) == (6, 1, 1, 1, 1)
     assert gradcam["pointing"] == 0.0 and gradcam["class_accuracy"] == 0.0 and gradcam["picks"]["f1"] == 0.0
-    assert respond["per_class"] == {"a": {"pointing": 1.0, "class_accuracy": 1.0},
-                                    "b": {"pointing": 1.0, "class_accuracy": 1.0}}
-    assert r["baseline"]["pointing"] == 1.0
+    every = {"pointing": 1.0, "pointing_any_instance": 1.0, "class_accuracy": 1.0}
+    assert respond["per_class"] == {"a": every, "b": every}
+    assert respond["peaks"] == {"own": 6, "same_class": 0, "other_class": 0, "none": 0}
+    assert gradcam["pointing_any_instance"] == 0.0 and gradcam["peaks"]["own"] == 0
+    assert r["baseline"]["pointing"] == 1.0 and r["baseline"]["pointing_any_instance"] == 1.0
+    assert r["chance"]["pointing_any_instance"] == pytest.approx(
+        pointing_chance(truth, SHAPE, 11, 3, any_instance=True))
     assert r["chance"]["class_accuracy"] == 0.5
     assert r["chance"]["pointing"] == pytest.approx(pointing_chance(truth, SHAPE, 11, 3))
     assert 0 <= r["chance"]["picks_f1"] < 0.2  # 6 random picks in 61k voxels rarely land within 3 voxels
@@ -149,6 +183,30 @@ def test_evaluate_localisation_end_to_end(tmp_path):
     default = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=3, sigma=1.0, pick_radius=4)
     picks = default["methods"]["respond"]["picks"]
     assert sorted(picks["thresholds"]) == ["a", "b"] and (picks["n_picks"], picks["f1"]) == (6, 1.0)
+
+
+def test_neighbours_in_the_cube_count_for_the_pointing_game_at_any_instance(tmp_path):
+    """A cube of 61 voxels holds neighbours: channel a peaks highest on particle 2, so particles 0 and 4 (class a)
+    point at their neighbour of the same class; channel b has spurious peaks on particle 4 (class a) and on no
+    particle, which the b particles' cubes find instead of them."""
+    rng = np.random.default_rng(1)
+    h = rng.uniform(0, 0.5, size=(len(CLASSES), *SHAPE)).astype(np.float32)
+    for (z, y, x), name in zip(CENTRES, NAMES):
+        h[CLASSES.index(name), z, y, x] = 1.0
+    h[0, 12, 20, 26] = 2.0  # particle 2 (a) brighter than particles 0 and 4 (a)
+    h[1, 12, 20, 50] = 3.0  # a 'b' peak on particle 4 (a): in particle 5's cube
+    h[1, 12, 35, 14] = 5.0  # a 'b' peak on no particle: in the cubes of particles 1 and 3
+    volume = gaussian_blobs(SHAPE, CENTRES, [1.0] * len(CENTRES), sigma=2.0)
+    tomo = write_tomogram(tmp_path / "t.mrc", volume, VOXEL)
+    store = open_store(build_store(tmp_path / "s.zarr", {"respond": h}, CLASSES, VOXEL, tomo))
+    truth = _particles(CENTRES, NAMES)
+    r = evaluate_localisation(store, truth, volume, bright=True, cube=61, radius=3, sigma=1.0, pick_threshold=0.9)
+    respond = r["methods"]["respond"]
+    assert respond["peaks"] == {"own": 1, "same_class": 2, "other_class": 1, "none": 2}
+    assert respond["pointing"] == pytest.approx(1 / 6) and respond["pointing_any_instance"] == pytest.approx(3 / 6)
+    assert respond["per_class"]["a"]["pointing_any_instance"] == 1.0
+    assert respond["per_class"]["b"]["pointing_any_instance"] == 0.0
+    assert r["chance"]["pointing_any_instance"] > r["chance"]["pointing"]
 
 
 def test_bad_particle_tables_are_refused(tmp_path):
@@ -246,8 +304,9 @@ def test_on_an_explain_store_at_native_resolution(tmp_path):
     truth = _particles([c for _, c in placed], [names[k] for k, _ in placed])
     r = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=2, sigma=1.0, pick_radius=4)
     field = store.full_grid("respond").compute()  # (k, z, y, x): the oracle, whole
-    hits = [extreme_hit(field[(k, *cube_around(np.array(c), 11, shape).slices)],
-                        cube_around(np.array(c), 11, shape).centre, 2) for k, c in placed]
+    cubes = [cube_around(np.array(c), 11, shape) for _, c in placed]
+    hits = [np.linalg.norm(extreme_voxel(field[(k, *cube.slices)]) - cube.centre) <= 2
+            for (k, _), cube in zip(placed, cubes)]
     at_centre = [field[(slice(None), *c)].argmax() == k for k, c in placed]
     assert r["methods"]["respond"]["pointing"] == pytest.approx(np.mean(hits))
     assert r["methods"]["respond"]["class_accuracy"] == pytest.approx(np.mean(at_centre))

@@ -118,24 +118,26 @@ def localisation(
     console = Console()
     console.print(f"{store}: {result['n']} particles of {len(result['classes'])} classes from {particles}")
     out = Table(title=f"Localisation (cube {cube}^3, hit within {radius:g} voxels)")
-    for col in ("", "pointing", "class", "P", "R", "F1", "best F1", "at t"):
+    for col in ("", "pointing", "any", "class", "P", "R", "F1", "best F1", "at t"):
         out.add_column(col, justify="right", no_wrap=True) if col else out.add_column(col, no_wrap=True)
     names = {"respond": "Respond-CAM", "gradcam": "Grad-CAM"}
     for m, r in result["methods"].items():
         p = r["picks"]
-        out.add_row(names.get(m, m), f"{r['pointing']:.3f}", f"{r['class_accuracy']:.3f}", f"{p['precision']:.3f}",
-                    f"{p['recall']:.3f}", f"{p['f1']:.3f}", f"{p['best_f1']:.3f}", f"{p['best_threshold']:.2g}")
-    out.add_row("no model", f"{result['baseline']['pointing']:.3f}", "-", "-", "-", "-", "-", "-")
-    c = result["chance"]
-    out.add_row("chance", f"{c['pointing']:.3f}", f"{c['class_accuracy']:.3f}", "-", "-", f"{c['picks_f1']:.3f}", "-",
-                "-")
+        out.add_row(names.get(m, m), f"{r['pointing']:.3f}", f"{r['pointing_any_instance']:.3f}",
+                    f"{r['class_accuracy']:.3f}", f"{p['precision']:.3f}", f"{p['recall']:.3f}", f"{p['f1']:.3f}",
+                    f"{p['best_f1']:.3f}", f"{p['best_threshold']:.2g}")
+    b, c = result["baseline"], result["chance"]
+    out.add_row("no model", f"{b['pointing']:.3f}", f"{b['pointing_any_instance']:.3f}", "-", "-", "-", "-", "-", "-")
+    out.add_row("chance", f"{c['pointing']:.3f}", f"{c['pointing_any_instance']:.3f}", f"{c['class_accuracy']:.3f}",
+                "-", "-", f"{c['picks_f1']:.3f}", "-", "-")
     console.print(out)
     at = "the per-class default threshold" if pick_threshold is None else f"threshold {pick_threshold:g}"
-    typer.echo(f"class: the class at the particle centre; P, R, F1: picks at {at}; best F1: the threshold "
-               f"tuned on the truth (an upper bound). "
-               f"No model: the {result['polarity']} extreme of the tomogram smoothed by sigma {sigma:g} voxels. "
-               "Chance: pointing = share of the cube within the radius; class = 1 / classes; picks = random "
-               "positions and classes, as many as particles.")
+    typer.echo("pointing: the true class's maximum in the cube lies on the particle; any: on any particle of its "
+               f"class (the cube may hold neighbours); class: the class at the particle centre; P, R, F1: picks at "
+               f"{at}; best F1: the threshold tuned on the truth (an upper bound). No model: the "
+               f"{result['polarity']} extreme of the tomogram smoothed by sigma {sigma:g} voxels. Chance: pointing "
+               "(any) = share of the cube within the radius of the particle (of any of its class); class = "
+               "1 / classes; picks = random positions and classes, as many as particles.")
 
 
 def _particles_bright(store) -> bool:

@@ -6,6 +6,12 @@ Three measures per CAM method, each beside chance and (pointing) beside a baseli
   the voxel where the heatmap of the particle's true class is largest; a hit when it lies within ``radius`` voxels
   of the particle's centre. Chance: the fraction of the cube's voxels within ``radius`` of the centre (a uniformly
   random voxel), averaged over the particles: ``~ 4/3 pi 6^3 / 41^3 = 0.013`` for the defaults.
+- **Pointing at any instance** (the pointing game as Zhang et al. 2016 define it for images with several objects
+  of a class): the same maximum is a hit when it lies within ``radius`` voxels of *any* particle of the true
+  class. In a crowded tomogram a cube holds neighbours; a map that peaks on a brighter neighbour of the same class
+  has found a particle of that class, not missed one. Each maximum is also sorted by where it lies (``peaks``): on
+  the particle, on another particle of its class, on a particle of another class, on none. Chance: the share of
+  the cube within ``radius`` of a particle of the class.
 - **Class at the centre**: the class whose heatmap is largest at the particle's centre voxel, the background
   class left out of the competition. Chance: one over the number of competing classes.
 - **Picks**: :func:`tomocam.picking.pick_store` (local maxima of each class heatmap above its threshold, by default
@@ -13,9 +19,9 @@ Three measures per CAM method, each beside chance and (pointing) beside a baseli
   :func:`tomocam.picking.evaluate_picks` (a pick matches a particle of its class within ``radius`` voxels).
   Chance: as many picks as particles at uniformly random positions and classes, F1 averaged over draws. Also
   given: the threshold with the best F1 (tuned on the truth, so an upper bound for any threshold chosen without it).
-- **No-model baseline** (pointing only; without a model there are no classes): the same cube of the tomogram
-  smoothed by a Gaussian of ``sigma`` voxels, its largest voxel for bright particles (smallest for dark). The
-  cube is read with a halo of 4 sigma, so the smoothing equals smoothing the whole tomogram.
+- **No-model baseline** (both pointing games; without a model there are no classes): the same cube of the
+  tomogram smoothed by a Gaussian of ``sigma`` voxels, its largest voxel for bright particles (smallest for dark).
+  The cube is read with a halo of 4 sigma, so the smoothing equals smoothing the whole tomogram.
 
 Memory: only the cubes around particles and the values at their centres are read, never a whole heatmap: the
 heatmaps on the tomogram's grid come from :meth:`tomocam.store.ExplainStore.full_grid`, which stitches only the
@@ -64,20 +70,26 @@ def cube_around(centre_zyx: np.ndarray, size: int, shape: Sequence[int], halo: i
     return Cube(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.asarray(centre_zyx, float) - lo)
 
 
-def extreme_hit(values: np.ndarray, centre: np.ndarray, radius: float, *, largest: bool = True) -> bool:
-    """Whether the largest (or smallest) voxel of ``values`` `(d, h, w)` lies within ``radius`` voxels of
-    ``centre`` `(3,)` (the first such voxel in C order when several are equal)."""
+#: Where a pointing maximum lies (:func:`peak_kinds`): on its particle, on another particle of the same class, on a
+#: particle of another class, on none (all within the radius; the first that applies).
+PEAK_KINDS = ("own", "same_class", "other_class", "none")
+
+
+def extreme_voxel(values: np.ndarray, *, largest: bool = True) -> np.ndarray:
+    """The voxel ``(3,)`` float of the largest (or smallest) value of ``values`` `(d, h, w)` (the first in C order
+    when several are equal)."""
     flat = np.argmax(values) if largest else np.argmin(values)
-    where = np.array(np.unravel_index(flat, values.shape), dtype=np.float64)
-    return bool(np.linalg.norm(where - centre) <= radius)
+    return np.array(np.unravel_index(flat, values.shape), dtype=np.float64)
 
 
-def ball_fraction(shape: Sequence[int], centre: np.ndarray, radius: float) -> float:
-    """Fraction of the voxels of a `shape` cube within ``radius`` of ``centre`` `(3,)`: the chance that a
-    uniformly random voxel of the cube is a pointing hit."""
+def ball_fraction(shape: Sequence[int], centres: np.ndarray, radius: float) -> float:
+    """Fraction of the voxels of a `shape` cube within ``radius`` of any of ``centres`` `(3,)` or `(m, 3)` (cube
+    coordinates): the chance that a uniformly random voxel of the cube is a pointing hit."""
     grid = np.indices(tuple(shape), dtype=np.float64)
-    d2 = sum((g - c) ** 2 for g, c in zip(grid, centre))
-    return float((d2 <= radius**2).mean())
+    near = np.zeros(tuple(shape), dtype=bool)
+    for centre in np.atleast_2d(centres):
+        near |= sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius**2
+    return float(near.mean())
 
 
 def smoothed_cube(volume, cube: Cube, sigma: float) -> np.ndarray:
@@ -119,16 +131,32 @@ def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequ
                          f"tomogram ({tuple(shape)[::-1]} voxels x, y, z)")
 
 
-def pointing(heatmap, particles: pd.DataFrame, classes: Sequence[str], size: int, radius: float) -> np.ndarray:
-    """Pointing-game hits ``(n,)`` bool: per particle, is the maximum of its true class's channel of ``heatmap``
-    `(c, z, y, x)` in the cube around it within ``radius`` voxels of its centre."""
-    out = np.zeros(len(particles), dtype=bool)
+def pointing_peaks(heatmap, particles: pd.DataFrame, classes: Sequence[str], size: int) -> np.ndarray:
+    """Per particle, the voxel ``(n, 3)`` `(z, y, x)` of the tomogram where its true class's channel of ``heatmap``
+    `(c, z, y, x)` is largest in the cube of ``size`` around it."""
+    out = np.zeros((len(particles), 3))
     for i, (centre, name) in enumerate(zip(particle_centres(particles), particles["class_name"])):
         cube = cube_around(centre, size, heatmap.shape[1:])
         key = (classes.index(name), *cube.slices)
         values = np.asarray(heatmap[key])
-        out[i] = extreme_hit(values, cube.centre, radius)
+        out[i] = extreme_voxel(values) + [s.start for s in cube.slices]
     return out
+
+
+def peak_kinds(peaks: np.ndarray, particles: pd.DataFrame, radius: float) -> np.ndarray:
+    """Where each particle's maximum ``peaks`` `(n, 3)` `(z, y, x)` lies: per particle one of :data:`PEAK_KINDS`
+    ``(n,)``, the first that applies: within ``radius`` voxels of the particle itself (``own``), of another particle
+    of its class (``same_class``), of a particle of another class (``other_class``), of none (``none``). A hit of
+    the pointing game at any instance is ``own`` or ``same_class``."""
+    centres = particle_centres(particles)
+    names = particles["class_name"].to_numpy(dtype=object)
+    near = np.linalg.norm(peaks[:, None, :] - centres[None, :, :], axis=-1) <= radius  # (n, n): peak i near j
+    same = names[:, None] == names[None, :]
+    kinds = np.full(len(particles), "none", dtype=object)
+    kinds[(near & ~same).any(axis=1)] = "other_class"
+    kinds[(near & same).any(axis=1)] = "same_class"
+    kinds[np.diagonal(near)] = "own"
+    return kinds
 
 
 def class_at_centres(heatmap, particles: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
@@ -144,23 +172,28 @@ def class_at_centres(heatmap, particles: pd.DataFrame, classes: Sequence[str]) -
     return np.array(names, dtype=object)
 
 
-def baseline_pointing(volume, particles: pd.DataFrame, size: int, radius: float, sigma: float,
-                      bright: bool) -> np.ndarray:
-    """No-model pointing hits ``(n,)`` bool: the extreme (max for ``bright`` particles, else min) of the tomogram
-    ``volume`` `(z, y, x)` smoothed with ``sigma`` voxels, in the cube around each particle."""
-    out = np.zeros(len(particles), dtype=bool)
+def baseline_peaks(volume, particles: pd.DataFrame, size: int, sigma: float, bright: bool) -> np.ndarray:
+    """No-model maxima ``(n, 3)`` `(z, y, x)`: per particle, the extreme (max for ``bright`` particles, else min) of
+    the tomogram ``volume`` `(z, y, x)` smoothed with ``sigma`` voxels, in the cube around it."""
+    out = np.zeros((len(particles), 3))
     for i, centre in enumerate(particle_centres(particles)):
         cube = cube_around(centre, size, volume.shape)
-        out[i] = extreme_hit(smoothed_cube(volume, cube, sigma), cube.centre, radius, largest=bright)
+        out[i] = extreme_voxel(smoothed_cube(volume, cube, sigma), largest=bright) + [s.start for s in cube.slices]
     return out
 
 
-def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, radius: float) -> float:
-    """Mean over particles of :func:`ball_fraction` of each particle's (clipped) cube."""
+def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, radius: float, *,
+                    any_instance: bool = False) -> float:
+    """Mean over particles of :func:`ball_fraction` of each particle's (clipped) cube: around the particle, or
+    (``any_instance``) around every particle of its class."""
+    centres = particle_centres(particles)
+    names = particles["class_name"].to_numpy(dtype=object)
     fractions = []
-    for centre in particle_centres(particles):
+    for centre, name in zip(centres, names):
         cube = cube_around(centre, size, shape)
-        fractions.append(ball_fraction(cube.shape, cube.centre, radius))
+        lo = np.array([s.start for s in cube.slices])
+        balls = centres[names == name] - lo if any_instance else cube.centre
+        fractions.append(ball_fraction(cube.shape, balls, radius))
     return float(np.mean(fractions))
 
 
@@ -225,10 +258,11 @@ def evaluate_localisation(
     class from the data: :func:`tomocam.picking.pick_store`). ``bright``: particles are brighter
     than the background in ``tomogram`` (the no-model baseline takes the maximum, else the minimum).
 
-    Keys: the settings, ``n`` (particles), ``methods`` -> per method ``pointing``, ``class_accuracy``,
-    ``per_class`` (the two rates per class) and ``picks`` (``n_picks``, ``thresholds`` per class, ``precision``,
-    ``recall``, ``f1``, ``best_threshold``, ``best_f1``);
-    ``baseline`` -> ``pointing`` (and per class); ``chance`` -> ``pointing``, ``class_accuracy``, ``picks_f1``.
+    Keys: the settings, ``n`` (particles), ``methods`` -> per method ``pointing``, ``pointing_any_instance``,
+    ``peaks`` (how many maxima lie where, :data:`PEAK_KINDS`), ``class_accuracy``, ``per_class`` (the three rates
+    per class) and ``picks`` (``n_picks``, ``thresholds`` per class, ``precision``, ``recall``, ``f1``,
+    ``best_threshold``, ``best_f1``); ``baseline`` -> ``pointing``, ``pointing_any_instance``, ``peaks`` and
+    ``per_class``; ``chance`` -> ``pointing``, ``pointing_any_instance``, ``class_accuracy``, ``picks_f1``.
     """
     from tomocam.picking import evaluate_picks, pick_store
     from tomocam.store.select import select_methods
@@ -249,8 +283,18 @@ def evaluate_localisation(
     vs = store.voxel_size
     tolerance = radius * min(vs)
 
-    def per_class(hits: np.ndarray) -> dict[str, float]:
-        return {c: float(hits[truth == c].mean()) for c in compete if (truth == c).any()}
+    def rates(hits: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Each measure's rate (``hits``: measure -> ``(n,)`` bool), and per class (the classes with particles)."""
+        overall: dict[str, Any] = {m: float(h.mean()) for m, h in hits.items()}
+        overall["per_class"] = {c: {m: float(h[truth == c].mean()) for m, h in hits.items()}
+                                for c in compete if (truth == c).any()}
+        return overall
+
+    def pointing_hits(peaks: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """The two pointing games' hits ``(n,)`` of maxima ``peaks`` `(n, 3)`, and how many maxima lie where."""
+        kinds = peak_kinds(peaks, particles, radius)
+        hits = {"pointing": kinds == "own", "pointing_any_instance": np.isin(kinds, ["own", "same_class"])}
+        return hits, {k: int((kinds == k).sum()) for k in PEAK_KINDS}
 
     out: dict[str, Any] = {"n": len(particles), "classes": compete, "cube": cube, "radius": radius, "sigma": sigma,
                            "pick_radius": pick_radius, "pick_threshold": pick_threshold,
@@ -258,7 +302,7 @@ def evaluate_localisation(
     for method in methods:
         # the heatmaps on the tomogram's grid, stitched lazily: blocks about a cube's size for the cubes, small
         # blocks for the single voxels at the centres (a block is computed whole when any voxel of it is read)
-        hits = pointing(store.full_grid(method, chunk=32), particles, classes, cube, radius)
+        hits, peaks = pointing_hits(pointing_peaks(store.full_grid(method, chunk=32), particles, classes, cube))
         right = class_at_centres(store.full_grid(method, chunk=8), particles, classes) == truth
         picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
                            radius=pick_radius * min(vs))
@@ -267,16 +311,15 @@ def evaluate_localisation(
                                 radius=pick_radius * min(vs))
         tuned, tuned_score = best_threshold(every_peak, particles, tolerance, vs, compete)
         out["methods"][method] = {
-            "pointing": float(hits.mean()), "class_accuracy": float(right.mean()),
-            "per_class": {c: {"pointing": p, "class_accuracy": a}
-                          for (c, p), a in zip(per_class(hits).items(), per_class(right).values())},
+            **rates({**hits, "class_accuracy": right}), "peaks": peaks,
             "picks": {"n_picks": len(picks), "thresholds": picks.attrs["thresholds"], "precision": score.precision,
                       "recall": score.recall, "f1": score.f1, "best_threshold": tuned, "best_f1": tuned_score.f1},
         }
-    base = baseline_pointing(tomogram, particles, cube, radius, sigma, bright)
-    out["baseline"] = {"pointing": float(base.mean()), "per_class": per_class(base)}
+    hits, peaks = pointing_hits(baseline_peaks(tomogram, particles, cube, sigma, bright))
+    out["baseline"] = {**rates(hits), "peaks": peaks}
     out["chance"] = {
         "pointing": pointing_chance(particles, shape, cube, radius),
+        "pointing_any_instance": pointing_chance(particles, shape, cube, radius, any_instance=True),
         "class_accuracy": 1.0 / len(compete),
         "picks_f1": random_picks_f1(particles, shape, classes, tolerance, vs),
     }
