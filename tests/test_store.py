@@ -9,7 +9,7 @@ import zarr
 from tomocam.errors import InputError, OutputError
 from tomocam.store import open_store
 from tomocam.store.create import create_root, prepare_output
-from tomocam.store.layout import n_levels_for
+from tomocam.store.layout import TILE_CHUNK_BYTES, n_levels_for, tile_chunk_shape
 from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, whole_arrays
 from tomocam.store.ome import level_transforms
 from tomocam.store.pyramid import (
@@ -55,6 +55,17 @@ def test_levels_and_transforms():
     assert n_levels_for((100, 300, 300), 64) == 4  # 300 -> 150 -> 75 -> 37
     assert level_transforms((2.0, 2.0, 2.0), 2, channel=False) == [
         {"type": "scale", "scale": [8.0, 8.0, 8.0]}, {"type": "translation", "translation": [3.0, 3.0, 3.0]}]
+
+
+def test_tile_maps_inner_chunks_divide_the_block_and_fit_the_budget():
+    ceiling, cnn2 = 4 * 23 * 10**3, 4 * 23 * 5**3  # bytes per tile: 23 classes of 10^3 and 5^3 cells
+    assert tile_chunk_shape((8, 8, 8), ceiling) == (2, 2, 2)  # 4^3 tiles would be 5.9 MB
+    assert tile_chunk_shape((8, 8, 8), cnn2) == (4, 4, 4)
+    assert tile_chunk_shape((6, 6, 6), cnn2) == (3, 3, 3)  # 4 does not divide 6
+    assert tile_chunk_shape((7, 7, 7), cnn2) == (1, 1, 1)
+    assert tile_chunk_shape((8, 8), ceiling) == (2, 2)
+    assert tile_chunk_shape((2, 2, 2), TILE_CHUNK_BYTES + 1) == (1, 1, 1)  # a tile beyond the budget: one per chunk
+    assert tile_chunk_shape((2, 2, 2), TILE_CHUNK_BYTES // 8) == (2, 2, 2)
 
 
 def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import mrcfile
 import numpy as np
 import pytest
+import zarr
 from explain_models import tiny_cnn_checkpoint, write_mrc
 
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.stitch import stitch_region
-from tomocam.store import open_store
+from tomocam.store import layout, open_store
 from tomocam.store.grid import level_grid
 from tomocam.store.layout import Sampling, native_step
 from tomocam.tile import TileGrid
@@ -105,3 +106,27 @@ def test_full_grid_step_and_float16(client, tmp_path, models):
     assert path.name == "half_respond_c1_full.mrc"
     with mrcfile.open(path) as mrc:
         np.testing.assert_allclose(mrc.data, oracle[1], rtol=1e-5, atol=1e-6 * np.abs(oracle).max())
+
+
+def test_tile_maps_are_sharded_by_block_and_stores_with_one_chunk_per_block_read_the_same(client, tmp_path, models,
+                                                                                          monkeypatch):
+    """``tiles/<method>``: one shard per phase-1 block, inner chunks of whole tiles (here 2^3 tiles, the budget
+    lowered to fit them). A store written with the layout before (one chunk per block) reads the same."""
+    monkeypatch.setattr(layout, "TILE_CHUNK_BYTES", 8 * 4 * 3 * 4**3)  # 8 tiles of 3 classes of 4^3 cells
+    volume = np.random.default_rng(7).standard_normal((28, 32, 36)).astype(np.float32)
+    mrc = write_mrc(tmp_path / "t.mrc", volume)
+    config = ExplainConfig(tomogram=str(mrc), output=str(tmp_path / "t.zarr"), model=str(models[16]), block=4)
+    store = open_store(explain_tomogram(config, client=client).store)
+    maps = store.root["tiles/respond"]
+    assert maps.shape[3:] == (3, 4, 4, 4)
+    assert maps.shards == (4, 4, 4, 3, 4, 4, 4) and maps.chunks == (2, 2, 2, 3, 4, 4, 4)
+    expected = store.full_grid().compute()
+    np.testing.assert_allclose(expected, _oracle(store, "respond"), rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    values = maps[...]
+    root = zarr.open_group(store.path, mode="r+")
+    old = root["tiles"].create_array("respond", shape=values.shape, chunks=(4, 4, 4, 3, 4, 4, 4), dtype="float32",
+                                     fill_value=0.0, overwrite=True)
+    old[...] = values
+    reopened = open_store(store.path)
+    assert reopened.root["tiles/respond"].shards is None
+    np.testing.assert_array_equal(reopened.full_grid().compute(), expected)

@@ -2,8 +2,9 @@
 
 A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts and
 normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through :func:`tomocam.compute_cams`
-(all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk of the
-``tiles/`` arrays that is the block's own, then sets the block's ``done`` marker. The marker is written last, so a
+(all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk (logits) and
+shard (maps, :mod:`tomocam.store.layout`) of the ``tiles/`` arrays that are the block's own, then sets the block's
+``done`` marker. The marker is written last, so a
 block is either done (and skipped on ``--resume``) or recomputed in full.
 """
 
@@ -92,7 +93,7 @@ def _model(plan: Plan):
 
 
 def explain_block(plan: Plan, block: Block) -> BlockResult:
-    """Phase-1 task: CAMs of every tile of ``block``, written into its chunk of ``tiles/``, then marked done.
+    """Phase-1 task: CAMs of every tile of ``block``, written into its part of ``tiles/``, then marked done.
 
     The block's slab is read once and moved to the device once; tiles are cut, resampled and normalised there
     batch by batch (:func:`tomocam.models.inputs.model_inputs`), and the results stay on the device until the

@@ -13,10 +13,19 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import zarr
 
 from tomocam.errors import OutputError
-from tomocam.store.layout import ATTRS_KEY, HEATMAP_CODEC, MANIFEST_KEY, label_dtype, n_levels_for
+from tomocam.store.layout import (
+    ATTRS_KEY,
+    HEATMAP_CODEC,
+    MANIFEST_KEY,
+    TILE_CODEC,
+    label_dtype,
+    n_levels_for,
+    tile_chunk_shape,
+)
 from tomocam.store.manifest import update_attrs
 
 if TYPE_CHECKING:
@@ -129,11 +138,13 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
     grid, block = plan.grid.grid_shape, plan.block
     k_all, k = len(plan.model_classes), len(plan.class_indices)
     tiles = root.create_group("tiles")
-    # One chunk per block on the grid axes: each phase-1 task writes exactly its own chunk.
+    # One chunk (logits) or shard (maps) per block on the grid axes: each phase-1 task writes exactly its own.
     tiles.create_array("logits", shape=(*grid, k_all), chunks=(*block, k_all), dtype="float32", fill_value=0.0)
+    maps = (k, *plan.feature_shape)
+    inner = tile_chunk_shape(block, 4 * int(np.prod(maps)))
     for method in plan.methods:
-        tiles.create_array(method, shape=(*grid, k, *plan.feature_shape), chunks=(*block, k, *plan.feature_shape),
-                           dtype="float32", fill_value=0.0, compressors=HEATMAP_CODEC)
+        tiles.create_array(method, shape=(*grid, *maps), chunks=(*inner, *maps), shards=(*block, *maps),
+                           dtype="float32", fill_value=0.0, compressors=TILE_CODEC)
     tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
     c = plan.chunk
     samples = plan.sampling.sample_shape
