@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tomocam.models import normalise
+from tomocam.models.normalisation import normalise_
 from tomocam.models.inputs import InputSpec, cut_tiles, model_inputs, prepare, resample
 
 
@@ -54,3 +55,34 @@ def test_integer_tiles_become_float_and_2d_works():
     x = prepare(cut_tiles(vol, [(0, 0)], (4, 4)), spec)
     assert x.dtype == torch.float32 and x.shape == (1, 1, 2, 2)
     torch.testing.assert_close(x[0, 0], torch.tensor([[5.5, 7.5], [25.5, 27.5]]))
+
+
+def test_zscore_matches_the_float64_definition_for_any_offset_and_in_place():
+    rng = np.random.default_rng(2)
+    x = np.stack([rng.standard_normal((1, 6, 7, 5)) * 0.5 + 1e3,  # a mean 2000 times the spread
+                  rng.standard_normal((1, 6, 7, 5)) * 3 - 2,
+                  np.full((1, 6, 7, 5), 5.0)]).astype(np.float32)  # (3, 1, 6, 7, 5), the last one constant
+    x64 = x.astype(np.float64)
+    mean = x64.mean((1, 2, 3, 4), keepdims=True)
+    sd = x64.std((1, 2, 3, 4), keepdims=True)
+    expected = (x64 - mean) / np.maximum(sd, 1e-6)
+    t = torch.from_numpy(x.copy())
+    got = normalise(t, "zscore")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(t, torch.from_numpy(x))  # left as it was
+    assert not got[2].any()  # a constant sample becomes zeros
+    same = normalise_(t, "zscore")
+    assert same.data_ptr() == t.data_ptr() and torch.equal(same, got)
+
+
+def test_prepare_and_model_inputs_leave_their_inputs_untouched():
+    vol = _volume((16, 16, 16))
+    before = vol.clone()
+    spec = InputSpec(tile=(8, 8, 8), size=(8, 8, 8), normalisation="zscore", invert=True)
+    tiles = cut_tiles(vol, [(0, 0, 0), (4, 8, 2)], (8, 8, 8))
+    tiles_before = tiles.clone()
+    x = prepare(tiles, spec)
+    torch.testing.assert_close(x, normalise(-tiles_before.unsqueeze(1), "zscore"))
+    assert torch.equal(tiles, tiles_before)
+    torch.testing.assert_close(model_inputs(vol, [(0, 0, 0), (4, 8, 2)], spec), x)
+    assert torch.equal(vol, before)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from tomocam.models.normalisation import normalise
+from tomocam.models.normalisation import normalise_
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,23 @@ def resample(x: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def prepare(tiles: Tensor, spec: InputSpec) -> Tensor:
-    """Raw tiles ``(n, *tile)`` -> model inputs ``(n, 1, *spec.size)`` float32, on the tiles' device."""
-    x = resample(tiles.float().unsqueeze(1), spec.size)  # (n, 1, *size)
-    if spec.invert:
-        x = -x
-    return normalise(x, spec.normalisation)
+    """Raw tiles ``(n, *tile)`` -> model inputs ``(n, 1, *spec.size)`` float32, on the tiles' device; ``tiles`` is
+    left as it is (one float32 copy is made first)."""
+    return _prepare_(tiles.to(torch.float32, copy=True).unsqueeze(1), spec)
 
 
 def model_inputs(volume: Tensor, starts: Sequence[Sequence[int]], spec: InputSpec) -> Tensor:
-    """Cut, resample, invert and normalise: ``(n, 1, *spec.size)`` model inputs from ``volume`` at ``starts``."""
-    return prepare(cut_tiles(volume, starts, spec.tile), spec)
+    """Cut, resample, invert and normalise: ``(n, 1, *spec.size)`` model inputs from ``volume`` at ``starts``.
+
+    The stacked tiles are the batch's one copy (of a float32 volume); inverting and normalising work in place.
+    """
+    return _prepare_(cut_tiles(volume, starts, spec.tile).float().unsqueeze(1), spec)
+
+
+def _prepare_(x: Tensor, spec: InputSpec) -> Tensor:
+    """Resample, invert and normalise ``(n, 1, *tile)`` float32 tiles that the caller owns, in place where the
+    shape allows: ``(n, 1, *spec.size)``."""
+    x = resample(x, spec.size)  # (n, 1, *size)
+    if spec.invert:
+        x.neg_()
+    return normalise_(x, spec.normalisation)
