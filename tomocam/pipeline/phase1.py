@@ -115,22 +115,24 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     spec = plan.input_spec
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
     select = torch.tensor(plan.class_indices, device=plan.device)
-    logits: list[torch.Tensor] = []
-    maps: dict[str, list[torch.Tensor]] = {m: [] for m in plan.methods}
+    n = block.n_tiles
+    # the block's results, filled batch by batch (no list of batches and no concatenation: one copy of them)
+    logits = torch.empty((n, len(plan.model_classes)), device=plan.device)  # (n, K)
+    maps = {m: torch.empty((n, len(select), *plan.feature_shape), device=plan.device) for m in plan.methods}
     with lock, torch.no_grad():
-        for a in range(0, len(starts), plan.batch_size):
-            x = model_inputs(volume, starts[a : a + plan.batch_size], spec)  # (n, 1, *model_input)
+        for a in range(0, n, plan.batch_size):
+            b = min(a + plan.batch_size, n)
+            x = model_inputs(volume, starts[a:b], spec)  # (b - a, 1, *model_input)
             result = compute_cams(model, x, plan.layer, methods=plan.methods, autocast=autocast)
-            logits.append(result.logits.float())  # (n, K)
+            logits[a:b] = result.logits  # (b - a, K)
             for m in plan.methods:
-                maps[m].append(result.maps[m].index_select(1, select))  # (n, k, *feat)
-            report_tiles(len(x))
+                maps[m][a:b] = result.maps[m].index_select(1, select)  # (b - a, k, *feat)
+            report_tiles(b - a)
     tiles = tiles_group(plan)
     region = block.grid_slices
-    tiles["logits"][region] = torch.cat(logits).cpu().numpy().reshape(*block.shape, -1)
+    tiles["logits"][region] = logits.cpu().numpy().reshape(*block.shape, -1)
     for m in plan.methods:
-        out = torch.cat(maps[m]).cpu().numpy()  # (n, k, *feat)
-        tiles[m][region] = out.reshape(*block.shape, *out.shape[1:])
+        tiles[m][region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
     tiles["done"][tuple(slice(i, i + 1) for i in block.index)] = 1
-    peak = float(torch.cat(maps[plan.label_method]).max())
-    return BlockResult(index=block.index, n_tiles=block.n_tiles, seconds=time.perf_counter() - t0, peak=peak)
+    peak = float(maps[plan.label_method].max())
+    return BlockResult(index=block.index, n_tiles=n, seconds=time.perf_counter() - t0, peak=peak)
