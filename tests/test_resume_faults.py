@@ -4,8 +4,8 @@ or finalize, then rerun with ``--resume``, writes a store equal, array by array,
 Kill points are of two kinds:
 
 - **after a store write**: the subprocess kills its own process group right after the ``n``-th file whose path
-  matches a pattern is written (e.g. ``respond/2/zarr.json``: just after finalize creates pyramid level 2, before
-  any of its chunks). Deterministic: the store is exactly at that point when the run dies.
+  matches a pattern is written (e.g. ``scores/logits/zarr.json``: just after finalize creates the scores, before
+  any of their chunks). Deterministic: the store is exactly at that point when the run dies.
 - **after a fraction of the run**: right after the ``n``-th file write of any kind, ``n`` being a fraction of the
   writes an uninterrupted run makes (its progress measured in writes, not seconds: on a shared, loaded machine a
   time fraction lands anywhere, or after the end).
@@ -68,18 +68,17 @@ main()
 PHASE_POINTS = [
     "tiles/done/c/.*#2",  # phase 1: two blocks done
     "respond/0/c/.*#3",  # phase 2: three chunks of level 0 written
-    "respond/2/zarr.json",  # finalize: pyramid level 2 created, no chunk of it written
+    "scores/logits/zarr.json",  # finalize: scores created, no chunk of them written
 ]
 #: The rest of the sweep.
 MORE_POINTS = [
     "tiles/zarr.json",  # store skeleton being created (beside its final path)
     "tiles/done/c/.*#9",  # phase 1: the last block done, nothing recorded yet
     "respond/1/c/.*",  # phase 2: level 1 started
+    "respond/2/c/.*",  # phase 2: level 2 started (every level comes from the task's memory)
     "labels/segmentation/0/c/.*",  # phase 2: labels started
-    "respond/2/c/.*",  # finalize: one chunk of level 2 written
-    "labels/segmentation/1/zarr.json",  # finalize: label pyramid
-    "scores/logits/zarr.json",  # finalize: scores
-    "scores/probabilities/c/.*",
+    "labels/segmentation/1/c/.*",  # phase 2: label pyramid started
+    "scores/probabilities/c/.*",  # finalize: scores
 ]
 FRACTIONS = [0.1, 0.3, 0.5, 0.7, 0.8]  # the write count varies by ~20% between runs (chunks left empty)
 

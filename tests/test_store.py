@@ -14,7 +14,9 @@ from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record
 from tomocam.store.ome import level_transforms
 from tomocam.store.pyramid import (
     downsample_mean,
+    heatmap_pyramid,
     label_block,
+    label_pyramid,
     write_heatmap_pyramid,
     write_label_pyramid,
     write_scores,
@@ -97,6 +99,26 @@ def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
     e = np.exp(logits - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(scores["probabilities"][...], np.moveaxis(e / e.sum(-1, keepdims=True), -1, 0),
                                rtol=1e-5)
+
+
+def test_pyramids_of_boxes_are_the_parts_of_the_whole_arrays_pyramids():
+    """Phase 2 builds every level of its box from memory: for boxes starting at multiples of 2**(levels - 1), the
+    levels of each box are exactly its part of the whole array's levels (odd edges included)."""
+    rng = np.random.default_rng(3)
+    heat = rng.standard_normal((2, 13, 19, 11)).astype(np.float32)
+    labels = rng.integers(0, 4, (13, 19, 11)).astype(np.uint8)
+    whole_heat, whole_labels = heatmap_pyramid(heat, 3), label_pyramid(labels, 3)
+    np.testing.assert_allclose(whole_heat[2], heat[:, :12, :16, :8].reshape(2, 3, 4, 4, 4, 2, 4).mean((2, 4, 6)),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(whole_labels[2], labels[1:13:4, 1:17:4, 1:9:4])  # voxel 1 of each 4 (centre)
+    for lo in [(0, 0, 0), (4, 8, 4), (8, 16, 8), (4, 0, 8)]:
+        hi = tuple(min(a + 8, n) for a, n in zip(lo, labels.shape))
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        for level, (h, lab) in enumerate(zip(heatmap_pyramid(heat[(slice(None), *box)], 3),
+                                             label_pyramid(labels[box], 3))):
+            part = tuple(slice(a >> level, (a >> level) + ((b - a) >> level)) for a, b in zip(lo, hi))
+            np.testing.assert_allclose(h, whole_heat[level][(slice(None), *part)], rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(lab, whole_labels[level][part])
 
 
 def test_manifest_records_whole_arrays_and_the_reader_refuses_disagreement(tmp_path):

@@ -1,17 +1,15 @@
-"""Finalize a run: coarse pyramid levels, label pyramid, scores, OME-Zarr metadata; then the completion marker.
+"""Finalize a run: scores, OME-Zarr metadata; then the completion marker.
 
-Heatmap levels 0 and 1 and label level 0 were written by phase 2; the heatmap levels here are read from level 1
-or smaller arrays, the label pyramid from a strided subset of level 0, so finalize costs a small fraction of
-phase 2.
+Phase 2 wrote every level of the heatmaps and labels from memory, so nothing here reads a level back but the
+coarsest heatmap level (small: about one chunk per class) for the contrast limits.
 
-Idempotent: each set of derived arrays (a method's coarse levels, the label pyramid, the scores) is skipped when
-the store's manifest proves it whole and otherwise rewritten in full and then recorded, so a run killed anywhere
-in finalize is completed correctly by ``--resume``. Metadata (OME attributes) is rewritten every time.
+Idempotent: the scores are skipped when the store's manifest proves them whole and otherwise rewritten in full and
+then recorded, so a run killed anywhere in finalize is completed correctly by ``--resume``. Metadata (OME
+attributes) is rewritten every time.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +21,7 @@ from tomocam.pipeline.plan import Plan
 from tomocam.store import ome
 from tomocam.store.create import heatmap_levels, label_levels
 from tomocam.store.manifest import forget_whole, is_whole, record_whole, update_attrs
-from tomocam.store.pyramid import write_heatmap_pyramid, write_label_pyramid, write_scores
+from tomocam.store.pyramid import write_scores
 
 
 def _unless_whole(store: str, names: list[str], write: Callable[[], None]) -> None:
@@ -37,15 +35,12 @@ def _unless_whole(store: str, names: list[str], write: Callable[[], None]) -> No
 def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, Any]:
     """Write everything derived from phase 2's arrays (not yet the completion marker); returns new attrs."""
     root = zarr.open_group(plan.store, mode="r+")
-    shape = plan.tomogram.shape
     vs = plan.tomogram.voxel_size
     levels = heatmap_levels(plan)
     names = list(plan.class_names)
     sampling = plan.sampling
     for method in plan.methods:
         group = root[method]
-        _unless_whole(plan.store, [f"{method}/{n}" for n in range(2, levels)],
-                      functools.partial(write_heatmap_pyramid, group, range(2, levels)))
         coarsest = np.asarray(group[str(levels - 1)][...], dtype=np.float32)  # (k, ...) small
         lo, hi = float(coarsest.min()), float(coarsest.max())
         group.attrs["ome"] = ome.image_metadata(method, vs, levels, names, (lo, hi),
@@ -54,11 +49,8 @@ def finalize(plan: Plan, threshold: float, label_fraction: float) -> dict[str, A
     ignore = background_indices(names)
     labels = root["labels"]
     labels.attrs["ome"] = {"version": ome.NGFF_VERSION, "labels": ["segmentation"]}
-    seg = labels["segmentation"]
-    n_label = label_levels(plan)
-    _unless_whole(plan.store, [f"labels/segmentation/{n}" for n in range(1, n_label)],
-                  lambda: write_label_pyramid(seg, [tuple(n // 2**level for n in shape) for level in range(n_label)]))
-    seg.attrs["ome"] = ome.label_metadata("segmentation", vs, n_label, names, f"../../{first}")
+    labels["segmentation"].attrs["ome"] = ome.label_metadata("segmentation", vs, label_levels(plan), names,
+                                                             f"../../{first}")
     scores = root.require_group("scores")
     _unless_whole(plan.store, ["scores/logits", "scores/probabilities"],
                   lambda: write_scores(root["tiles"]["logits"], scores))

@@ -75,13 +75,23 @@ def stitch_samples(
         ``(k, *n)`` float32 tensor of stitched values in score units, on ``device``.
     """
     nd = len(positions)
-    grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
+    feat = maps.shape[nd + 1 :]
     x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *f)
+    ops = [axis_operator(positions[d], starts[d], tile[d], feat[d], window).to(device) for d in range(nd)]
+    return blend(x, ops)
+
+
+def blend(maps: torch.Tensor, ops: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply one blend operator per axis to tile maps: ``(*t, k, *feat)`` -> ``(k, *n)`` float32 (same device).
+
+    ``ops[d]`` is ``(n_d, t_d * feat_d)``, as :func:`axis_operator` gives for the tiles of ``maps``.
+    """
+    nd = len(ops)
+    grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
     order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
-    x = x.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
-    for d in range(nd):
-        op = axis_operator(positions[d], starts[d], tile[d], feat[d], window).to(device)  # (n_d, t_d * f_d)
-        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)
+    x = maps.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
+    for d, op in enumerate(ops):
+        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)  # axis d now (n_d,)
     return x.contiguous()
 
 

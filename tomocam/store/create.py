@@ -8,6 +8,7 @@ store before phase 1, so every later write goes into an array whose shape, chunk
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -122,19 +123,40 @@ def provenance(plan: Plan, command: str) -> dict[str, Any]:
     }
 
 
+def _halvings(n: int) -> int:
+    """How many times ``n`` halves exactly (its number of factors 2)."""
+    return (n & -n).bit_length() - 1
+
+
 def heatmap_levels(plan: Plan) -> int:
-    """Pyramid levels of the heatmaps: halving the native grid until it fits about one chunk."""
-    return n_levels_for(plan.sampling.sample_shape, plan.chunk)
+    """Pyramid levels of the heatmaps: halving the native grid until it fits about one chunk, at most as many
+    times as the chunk edge halves exactly (phase 2 writes level ``n`` in chunks of ``chunk >> n``, see
+    :func:`heatmap_chunks`)."""
+    return min(n_levels_for(plan.sampling.sample_shape, plan.chunk), 1 + _halvings(plan.chunk))
+
+
+def heatmap_chunks(plan: Plan, level: int) -> tuple[int, ...]:
+    """Chunk shape ``(1, *edge)`` of heatmap ``level``: ``chunk >> level`` samples per axis, so a phase-2 task
+    (one level-0 chunk) owns whole chunks at every level."""
+    return (1, *(plan.chunk >> level,) * len(plan.sampling.step))
 
 
 def label_levels(plan: Plan) -> int:
-    """Pyramid levels of the label image (on the tomogram's grid)."""
-    return n_levels_for(plan.tomogram.shape, plan.chunk)
+    """Pyramid levels of the label image (on the tomogram's grid), at most as many halvings as a phase-2 task's
+    box (``chunk * step`` voxels per axis) allows exactly (see :func:`label_chunks`)."""
+    exact = min(_halvings(plan.chunk * s) for s in plan.sampling.step)
+    return min(n_levels_for(plan.tomogram.shape, plan.chunk), 1 + exact)
+
+
+def label_chunks(plan: Plan, level: int) -> tuple[int, ...]:
+    """Chunk shape of label ``level``: at most ``chunk`` voxels per axis and dividing a phase-2 task's box there
+    (``(chunk * step) >> level``), so each task owns whole chunks at every level."""
+    return tuple(math.gcd(plan.chunk, (plan.chunk * s) >> level) for s in plan.sampling.step)
 
 
 def _create_arrays(root: zarr.Group, plan: Plan) -> None:
-    """Every array the pipeline writes, empty: ``tiles/`` (phase 1), heatmap levels 0-1 and labels level 0
-    (phase 2). The coarser levels and ``scores/`` are made by finalize from these."""
+    """Every array the pipeline writes, empty: ``tiles/`` (phase 1), every level of the heatmaps and the labels
+    (phase 2). ``scores/`` is made by finalize from ``tiles/logits``."""
     grid, block = plan.grid.grid_shape, plan.block
     k_all, k = len(plan.model_classes), len(plan.class_indices)
     tiles = root.create_group("tiles")
@@ -146,17 +168,17 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
         tiles.create_array(method, shape=(*grid, *maps), chunks=(*inner, *maps), shards=(*block, *maps),
                            dtype="float32", fill_value=0.0, compressors=TILE_CODEC)
     tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
-    c = plan.chunk
     samples = plan.sampling.sample_shape
     for method in plan.methods:
         group = root.create_group(method)
-        group.create_array("0", shape=(k, *samples), chunks=(1, c, c, c), dtype=plan.heatmap_dtype, fill_value=0.0,
-                           compressors=HEATMAP_CODEC)
-        if heatmap_levels(plan) > 1:
-            group.create_array("1", shape=(k, *(n // 2 for n in samples)), chunks=(1, c // 2, c // 2, c // 2),
-                               dtype=plan.heatmap_dtype, fill_value=0.0, compressors=HEATMAP_CODEC)
+        for level in range(heatmap_levels(plan)):
+            group.create_array(str(level), shape=(k, *(n >> level for n in samples)),
+                               chunks=heatmap_chunks(plan, level), dtype=plan.heatmap_dtype, fill_value=0.0,
+                               compressors=HEATMAP_CODEC)
     seg = root.create_group("labels").create_group("segmentation")
-    seg.create_array("0", shape=plan.tomogram.shape, chunks=(c, c, c), dtype=label_dtype(k), fill_value=0)
+    for level in range(label_levels(plan)):
+        seg.create_array(str(level), shape=tuple(n >> level for n in plan.tomogram.shape),
+                         chunks=label_chunks(plan, level), dtype=label_dtype(k), fill_value=0)
 
 
 def open_or_create(plan: Plan, config: ExplainConfig) -> None:
@@ -185,6 +207,6 @@ def open_or_create(plan: Plan, config: ExplainConfig) -> None:
 
 
 def phase2_arrays(plan: Plan) -> list[str]:
-    """Store paths of the arrays phase 2 writes (heatmap levels 0 and 1, label level 0)."""
-    levels = ("0", "1") if heatmap_levels(plan) > 1 else ("0",)
-    return [f"{m}/{n}" for m in plan.methods for n in levels] + ["labels/segmentation/0"]
+    """Store paths of the arrays phase 2 writes: every level of the heatmaps and of the labels."""
+    heat = [f"{m}/{n}" for m in plan.methods for n in range(heatmap_levels(plan))]
+    return heat + [f"labels/segmentation/{n}" for n in range(label_levels(plan))]

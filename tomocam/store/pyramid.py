@@ -26,6 +26,34 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     return F.avg_pool3d(tensor[None], 2)[0].numpy()
 
 
+def heatmap_pyramid(samples: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Levels ``0 .. levels - 1`` of heatmaps ``(k, *n)``: level 0 is ``samples``, each next one the 2x2x2 means
+    of the one before (:func:`downsample_mean`).
+
+    For a box of a larger array whose first sample is a multiple of ``2**(levels - 1)`` per axis, level ``n`` is
+    that box's part ``[lo >> n, (lo >> n) + (n_d >> n))`` of the whole array's level ``n``: no mean straddles two
+    such boxes, so phase 2 builds every level of its chunk from memory.
+    """
+    out = [samples]
+    for _ in range(1, levels):
+        out.append(downsample_mean(out[-1]))
+    return out
+
+
+def label_pyramid(labels: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Levels ``0 .. levels - 1`` of a label image ``(*s)``: level ``n`` voxel ``i`` is level-0 voxel
+    ``(2**n - 1) // 2 + i * 2**n`` (the one nearest the centre of its ``2**n`` block; labels are not averaged),
+    ``s >> n`` voxels per axis.
+
+    As :func:`heatmap_pyramid`, a box starting at a multiple of ``2**(levels - 1)`` gives its part of every level.
+    """
+    out = []
+    for n in range(levels):
+        f = 2**n
+        out.append(labels[tuple(slice((f - 1) // 2, (f - 1) // 2 + (m >> n) * f, f) for m in labels.shape)])
+    return out
+
+
 def label_block(block, threshold: float, ignore: tuple[int, ...], dtype: str = "uint16") -> np.ndarray:
     """``(k, *s)`` heatmaps (numpy, or a tensor on any device) -> ``(*s)`` numpy labels of ``dtype``: argmax + 1
     where the max exceeds ``threshold``, else 0.
