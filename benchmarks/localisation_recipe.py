@@ -128,7 +128,8 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
     models = args.models_dir or out
     results = out / "results"
     results.mkdir(exist_ok=True)
-    pending = []  # evaluations run in the background while the next tomogram is explained
+    pending: list = []  # evaluations run in the background while the next tomogram is explained
+    rows: list = []
     for snr in args.snrs:
         tomo = out / f"tomo-snr{snr}.mrc"
         run(tomocam("simulate", "tomogram", str(tomo), "--shape", args.shape, "-n", str(args.particles),
@@ -141,6 +142,7 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
                                   "--layer", layer, "-m", "respond", "-m", "gradcam", "--stride", str(args.stride),
                                   "--device", args.device, "--overwrite", "--no-progress"), log)
             pending.append(((arch, layer, snr, seconds), localise(store, truth, results / f"{name}.json")))
+            collect(pending, rows, out / "summary.md", wait=False)
     if args.dark:
         # dark contrast (raw reconstructions): the first tomogram negated, explained with --invert; the baseline
         # then takes the smoothed minimum (the model's "bright" flipped by --invert)
@@ -154,13 +156,22 @@ def evaluate_stage(args: argparse.Namespace, out: Path) -> None:
                               "--invert", "--device", args.device, "--overwrite", "--no-progress"), log)
         truth = out / f"tomo-snr{snr}_particles.csv"
         pending.append(((arch, layer, f"{snr} dark", seconds), localise(store, truth, results / f"{name}.json")))
-    rows = []
-    for key, (proc, result) in pending:
+    collect(pending, rows, out / "summary.md", wait=True)
+    print(summary_table(rows))
+
+
+def collect(pending: list, rows: list, summary: Path, *, wait: bool) -> None:
+    """Move the finished evaluations (all of them, waiting, when ``wait``) from ``pending`` into ``rows`` and rewrite
+    ``summary`` with them: a run cut short keeps the table of what it finished. Exits when an evaluation failed."""
+    for item in list(pending):
+        key, (proc, result) = item
+        if not wait and proc.poll() is None:
+            continue
         if proc.wait() != 0:
             sys.exit(f"evaluation failed; see {result.with_suffix('.err')}")
+        pending.remove(item)
         rows.append((*key, json.loads(result.read_text())))
-        (out / "summary.md").write_text(summary_table(rows))
-    print(summary_table(rows))
+        summary.write_text(summary_table(rows))
 
 
 def localise(store: Path, truth: Path, result: Path) -> tuple[subprocess.Popen, Path]:
