@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from explain_models import write_mrc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tomocam.errors import InputError
 from tomocam.models.inputs import cut_tiles
+from tomocam.read import open_tomogram
 from tomocam.tile import TileGrid, axis_starts, make_blocks, read_slab, slab_starts
 
 
@@ -61,6 +65,26 @@ def test_cut_tiles_from_a_block_slab_equal_direct_slices():
         for t, index in zip(tiles.numpy(), block.indices()):
             s = grid.tile_start(index)
             np.testing.assert_array_equal(t, vol[tuple(slice(a, a + n) for a, n in zip(s, grid.tile))])
+
+
+def _resident_file_kib() -> int:
+    """This process's resident pages of mapped files (Linux)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssFile:")))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_reading_slabs_of_a_memory_mapped_tomogram_keeps_none_of_it_resident(tmp_path):
+    """A run reads the whole tomogram through one cached memory map: the pages of each slab are given back once
+    copied, so memory does not grow with the tomogram (read here: 32 MiB, through the pipeline's own reader)."""
+    vol = np.random.default_rng(0).standard_normal((128, 256, 256)).astype(np.float32)
+    tomo = open_tomogram(write_mrc(tmp_path / "t.mrc", vol))
+    grid = TileGrid.build(vol.shape, 64)
+    before = _resident_file_kib()
+    for block in make_blocks(grid, 2):
+        slab, origin = read_slab(tomo.array(), grid, block)
+        np.testing.assert_array_equal(slab, vol[tuple(slice(o, o + n) for o, n in zip(origin, slab.shape))])
+    assert _resident_file_kib() - before < 4096  # KiB; kept resident, the map would hold all 32 MiB
 
 
 def test_describe_is_a_dry_run_line():

@@ -21,7 +21,7 @@ from tomocam.models.inputs import InputSpec, prepare
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
 from tomocam.store.layout import HEATMAP_DTYPES, Sampling, native_step
-from tomocam.tile import Block, TileGrid, make_blocks
+from tomocam.tile import Block, TileGrid, make_blocks, release_pages
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ def polarity_skew(volume: np.ndarray, max_samples: int = 2_000_000) -> float:
     """Skewness of a strided sample of ``volume``: positive when sparse features are brighter than background."""
     step = max(1, math.ceil((np.prod(volume.shape) / max_samples) ** (1 / volume.ndim)))
     sample = np.asarray(volume[tuple(slice(None, None, step) for _ in volume.shape)], dtype=np.float64)
+    release_pages(volume)
     sample = sample[np.isfinite(sample)]
     sd = sample.std()
     return float(((sample - sample.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,10 +18,28 @@ def slab_bounds(grid: TileGrid, block: Block) -> tuple[tuple[int, ...], tuple[in
 
 
 def read_slab(volume: np.ndarray, grid: TileGrid, block: Block) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Read the voxels of ``block`` from a (lazy) ``volume`` in one go, as float32; returns ``(slab, origin)``."""
+    """Read the voxels of ``block`` from a (lazy) ``volume`` in one go, as float32; returns ``(slab, origin)``.
+
+    A memory-mapped ``volume`` gives its pages back once they are copied (:func:`release_pages`).
+    """
     lo, hi = slab_bounds(grid, block)
     slab = np.array(volume[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)  # a copy: writable, in RAM
+    release_pages(volume)
     return slab, lo
+
+
+def release_pages(volume: np.ndarray) -> None:
+    """Unmap this process's resident pages of the file mapping under ``volume``, if it is a memory map.
+
+    Pages of a memory-mapped file that were read stay in the process's resident memory while the map is open (the
+    tomogram's map is cached for the whole run), so a run's memory would grow with the tomogram. Unmapped, they
+    stay in the OS page cache and are mapped again, from there, when read again; the map itself is not changed.
+    """
+    base = volume
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):  # Linux and macOS
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 def slab_starts(grid: TileGrid, block: Block, origin: Sequence[int]) -> np.ndarray:
