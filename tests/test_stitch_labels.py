@@ -73,7 +73,7 @@ def test_sub_boxes_that_cannot_reach_the_threshold_are_skipped_without_products(
 
     blend = labels_module.blend
     monkeypatch.setattr(labels_module, "blend", counting_blend)
-    got = label_region((0, 0, 0), (60, 60, 60), list(grid.starts), maps, grid.tile, "cosine", threshold)
+    got = label_region((0, 0, 0), (60, 60, 60), list(grid.starts), maps, grid.tile, "cosine", threshold, edge=6)
     expected, _ = _definition(grid, maps, (0, 0, 0), (60, 60, 60), "cosine", threshold, ())
     np.testing.assert_array_equal(got, expected)
     assert (got == 2).any() and set(np.unique(got)) == {0, 2}

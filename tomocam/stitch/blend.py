@@ -18,6 +18,7 @@ store's native level 0). A sample equals the full-grid field at its voxel exactl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,15 +85,21 @@ def stitch_samples(
 def blend(maps: torch.Tensor, ops: Sequence[torch.Tensor]) -> torch.Tensor:
     """Apply one blend operator per axis to tile maps: ``(*t, k, *feat)`` -> ``(k, *n)`` float32 (same device).
 
-    ``ops[d]`` is ``(n_d, t_d * feat_d)``, as :func:`axis_operator` gives for the tiles of ``maps``.
+    ``ops[d]`` is ``(n_d, t_d * feat_d)``, as :func:`axis_operator` gives for the tiles of ``maps``. Each axis is
+    one plain matrix product on a contiguous array, ``(L, C) @ (p, C, s)`` (``(p, C) @ (C, L)`` for the last axis),
+    so no product needs a transposed copy; the axes that shrink the array most go first.
     """
     nd = len(ops)
     grid, k, feat = maps.shape[:nd], maps.shape[nd], maps.shape[nd + 1 :]
     order = [nd] + [a for d in range(nd) for a in (d, nd + 1 + d)]  # (k, t0, f0, t1, f1, ...)
-    x = maps.permute(order).reshape(k, *(t * f for t, f in zip(grid, feat)))  # (k, t0*f0, t1*f1, ...)
-    for d, op in enumerate(ops):
-        x = torch.movedim(torch.movedim(x, 1 + d, -1) @ op.T, -1, 1 + d)  # axis d now (n_d,)
-    return x.contiguous()
+    shape = [k, *(t * f for t, f in zip(grid, feat))]
+    x = maps.permute(order).reshape(shape)  # (k, t0*f0, t1*f1, ...)
+    for d in sorted(range(nd), key=lambda d: ops[d].shape[0] / ops[d].shape[1]):
+        op = ops[d]  # (n_d, t_d * f_d)
+        p, c, s = math.prod(shape[: 1 + d]), shape[1 + d], math.prod(shape[2 + d :])
+        x = x.reshape(p, c) @ op.T if s == 1 else op @ x.reshape(p, c, s)  # axis d now (n_d,)
+        shape[1 + d] = op.shape[0]
+    return x.reshape(shape)
 
 
 def stitch_region(
