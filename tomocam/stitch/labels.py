@@ -125,7 +125,10 @@ def label_region(
             continue  # all zeros (the array's initial value)
         live_t = torch.from_numpy(live).to(device)
         field = blend(source[tiles].index_select(nd, live_t), [ops[d][i] for d, i in enumerate(choice)])
-        value, arg = max_and_argmax(field.cpu().numpy())  # (*piece shape) over the live classes
+        if field.device.type == "cpu":
+            value, arg = max_and_argmax(field.numpy())  # (*piece shape) over the live classes
+        else:  # a GPU reduces fast as is, and only the reduction crosses to the host
+            value, arg = (t.cpu().numpy() for t in field.max(dim=0))
         label_of = np.where(may_label[live], live + 1, 0).astype(dtype)  # (n_live,) 0 for background
         box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
         out[box] = np.where(value > threshold, label_of[arg], 0)
