@@ -181,8 +181,8 @@ def _head_linear(capture: _Capture, logits: Tensor) -> tuple[nn.Linear, Tensor] 
 def _one_hot_directions(n: int, k_total: int, classes: Sequence[int], like: Tensor) -> Tensor:
     """``(k, n, k_total)`` batched grad_outputs selecting each requested class's logit."""
     eye = torch.zeros(len(classes), n, k_total, dtype=like.dtype, device=like.device)
-    for i, c in enumerate(classes):
-        eye[i, :, c] = 1
+    rows = torch.arange(len(classes), device=like.device)
+    eye[rows, :, torch.tensor(list(classes), device=like.device)] = 1  # eye[i, :, classes[i]], one kernel
     return eye
 
 
