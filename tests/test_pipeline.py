@@ -55,6 +55,19 @@ def test_one_tile_tomogram_gives_that_tiles_resized_map(client, tmp_path, models
     np.testing.assert_allclose(store.logits[:, 0, 0, 0], result.logits[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_class_subset_stores_exactly_those_classes_of_a_full_run(client, tmp_path, models):
+    """Phase 1 keeps every class's maps as they come when all are asked for, and selects (here reorders) them
+    otherwise: the per-tile maps of classes 2 and 0 are those of the full run, bit for bit; logits are all K."""
+    volume = np.random.default_rng(4).standard_normal((24, 28, 24)).astype(np.float32)
+    methods = ("respond", "gradcam")
+    full, _ = _run(client, tmp_path, volume, models["cnn"], name="full", methods=methods, block=2)
+    part, _ = _run(client, tmp_path, volume, models["cnn"], name="part", methods=methods, block=2, classes=("c2", "0"))
+    assert part.classes == ["c2", "c0"]
+    for m in methods:
+        np.testing.assert_array_equal(part.root[f"tiles/{m}"][...], full.root[f"tiles/{m}"][...][:, :, :, [2, 0]])
+    np.testing.assert_array_equal(part.root["tiles/logits"][...], full.root["tiles/logits"][...])
+
+
 @pytest.mark.slow
 def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models):
     volume = np.random.default_rng(1).standard_normal((40, 36, 44)).astype(np.float32)

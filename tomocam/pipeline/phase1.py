@@ -114,6 +114,7 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     starts = slab_starts(plan.grid, block, origin).tolist()  # (n, nd)
     spec = plan.input_spec
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
+    every_class = plan.class_indices == tuple(range(len(plan.model_classes)))  # the default: no selection copy
     select = torch.tensor(plan.class_indices, device=plan.device)
     n = block.n_tiles
     # the block's results, filled batch by batch (no list of batches and no concatenation: one copy of them)
@@ -126,7 +127,7 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             result = compute_cams(model, x, plan.layer, methods=plan.methods, autocast=autocast)
             logits[a:b] = result.logits  # (b - a, K)
             for m in plan.methods:
-                maps[m][a:b] = result.maps[m].index_select(1, select)  # (b - a, k, *feat)
+                maps[m][a:b] = result.maps[m] if every_class else result.maps[m].index_select(1, select)
             report_tiles(b - a)
     tiles = tiles_group(plan)
     region = block.grid_slices
