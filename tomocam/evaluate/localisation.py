@@ -1,6 +1,6 @@
 """How well a tomogram's heatmaps find its particles, measured against a known particle table.
 
-Three measures per CAM method, each beside chance and (pointing) beside a baseline that uses no model:
+The measures per CAM method, each beside chance and (pointing) beside a baseline that uses no model:
 
 - **Pointing game**: in a cube of ``cube`` voxels per edge centred on a particle (clipped at the tomogram's faces),
   the voxel where the heatmap of the particle's true class is largest; a hit when it lies within ``radius`` voxels
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError
@@ -148,14 +149,16 @@ def peak_kinds(peaks: np.ndarray, particles: pd.DataFrame, radius: float) -> np.
     ``(n,)``, the first that applies: within ``radius`` voxels of the particle itself (``own``), of another particle
     of its class (``same_class``), of a particle of another class (``other_class``), of none (``none``). A hit of
     the pointing game at any instance is ``own`` or ``same_class``."""
-    centres = particle_centres(particles)
     names = particles["class_name"].to_numpy(dtype=object)
-    near = np.linalg.norm(peaks[:, None, :] - centres[None, :, :], axis=-1) <= radius  # (n, n): peak i near j
-    same = names[:, None] == names[None, :]
+    near = cKDTree(particle_centres(particles)).query_ball_point(peaks, radius)  # per peak, the particles near it
     kinds = np.full(len(particles), "none", dtype=object)
-    kinds[(near & ~same).any(axis=1)] = "other_class"
-    kinds[(near & same).any(axis=1)] = "same_class"
-    kinds[np.diagonal(near)] = "own"
+    for i, js in enumerate(near):
+        if i in js:
+            kinds[i] = "own"
+        elif any(names[j] == names[i] for j in js):
+            kinds[i] = "same_class"
+        elif js:
+            kinds[i] = "other_class"
     return kinds
 
 
@@ -185,14 +188,17 @@ def baseline_peaks(volume, particles: pd.DataFrame, size: int, sigma: float, bri
 def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, radius: float, *,
                     any_instance: bool = False) -> float:
     """Mean over particles of :func:`ball_fraction` of each particle's (clipped) cube: around the particle, or
-    (``any_instance``) around every particle of its class."""
+    (``any_instance``) around every particle of its class whose ball can reach the cube."""
     centres = particle_centres(particles)
     names = particles["class_name"].to_numpy(dtype=object)
     fractions = []
     for centre, name in zip(centres, names):
         cube = cube_around(centre, size, shape)
-        lo = np.array([s.start for s in cube.slices])
-        balls = centres[names == name] - lo if any_instance else cube.centre
+        balls = cube.centre
+        if any_instance:
+            mine = centres[names == name]
+            reach = np.all(np.abs(mine - centre) <= size / 2 + radius + 1, axis=1)
+            balls = mine[reach] - [s.start for s in cube.slices]
         fractions.append(ball_fraction(cube.shape, balls, radius))
     return float(np.mean(fractions))
 
