@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,42 @@ def test_a_class_subset_stores_exactly_those_classes_of_a_full_run(client, tmp_p
     for m in methods:
         np.testing.assert_array_equal(part.root[f"tiles/{m}"][...], full.root[f"tiles/{m}"][...][:, :, :, [2, 0]])
     np.testing.assert_array_equal(part.root["tiles/logits"][...], full.root["tiles/logits"][...])
+
+
+def test_phase1_bar_counts_every_batch_of_tiles_also_those_before_it_is_shown(client, tmp_path, models,
+                                                                              monkeypatch):
+    """Phase-1 tasks start before the progress display exists; the tiles their batches report meanwhile are
+    counted and added when it appears, so the bar reaches the total from events alone (not from the final
+    update)."""
+    from tomocam.pipeline import run as run_module
+    from tomocam.progress import progress_bars
+
+    seen = {}
+
+    class Bars:  # the real display, late (as when rich is imported), recording the phase-1 count before the run
+        def __init__(self, **kw):  # sets it to the total
+            time.sleep(1.0)  # the first blocks report meanwhile
+            self.bars = progress_bars(**kw)
+
+        def __enter__(self):
+            bars = self.bars.__enter__()
+            update = bars.update
+
+            def record(task, **kw):
+                if "completed" in kw and task == 0:
+                    seen["by events"] = bars.tasks[0].completed
+                update(task, **kw)
+
+            bars.update = record
+            return bars
+
+        def __exit__(self, *exc):
+            return self.bars.__exit__(*exc)
+
+    monkeypatch.setattr(run_module, "progress_bars", Bars)
+    volume = np.random.default_rng(2).standard_normal((32, 32, 40)).astype(np.float32)
+    _, summary = _run(client, tmp_path, volume, models["cnn"], block=2, batch_size=3)
+    assert seen["by events"] == summary.n_tiles
 
 
 @pytest.mark.slow

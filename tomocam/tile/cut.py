@@ -35,7 +35,7 @@ def release_pages(volume: np.ndarray) -> None:
     tomogram's map is cached for the whole run), so a run's memory would grow with the tomogram. Unmapped, they
     stay in the OS page cache and are mapped again, from there, when read again; the map itself is not changed.
     """
-    base = volume
+    base: object = volume
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "base", None)
     if base is not None and hasattr(mmap, "MADV_DONTNEED"):  # Linux and macOS
