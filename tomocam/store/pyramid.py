@@ -105,14 +105,21 @@ def write_label_pyramid(labels: zarr.Group, shapes: list[tuple[int, ...]]) -> No
 
 
 def write_scores(tile_logits: zarr.Array, scores: zarr.Group) -> None:
-    """Per-tile ``logits`` and softmax ``probabilities`` ``(k, gz, gy, gx)`` from phase-1 logits ``(gz, gy, gx, k)``."""
-    src = da.from_zarr(tile_logits)
-    k = src.shape[-1]
-    src = src.rechunk((*src.chunksize[:-1], k))
-    logits = da.moveaxis(src, -1, 0)
-    shifted = logits - logits.max(axis=0, keepdims=True)
-    probs = da.exp(shifted)
-    probs = probs / probs.sum(axis=0, keepdims=True)
-    chunks = (k, *tile_logits.chunks[:-1])
-    _store(logits.astype(np.float32), scores, "logits", chunks, 0.0)
-    _store(probs.astype(np.float32), scores, "probabilities", chunks, 0.0)
+    """Per-tile ``logits`` and softmax ``probabilities`` ``(k, gz, gy, gx)`` from phase-1 logits ``(gz, gy, gx, k)``.
+
+    Plain numpy, one slab of the source's chunks along the first grid axis at a time (one writer per chunk, memory
+    bounded by a slab): the values are few (k per tile), and a dask graph of them cost 4-5x the work (measured:
+    0.09-0.26 s against 0.42-1.2 s for 8649 tiles of 23 classes, 2-core machine at load 4-5).
+    """
+    k = tile_logits.shape[-1]
+    shape, chunks = (k, *tile_logits.shape[:-1]), (k, *tile_logits.chunks[:-1])
+    logits_out, probs_out = (
+        scores.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=0.0, overwrite=True)
+        for name in ("logits", "probabilities")
+    )
+    step = tile_logits.chunks[0]
+    for a in range(0, tile_logits.shape[0], step):
+        logits = np.moveaxis(np.asarray(tile_logits[a : a + step], dtype=np.float32), -1, 0)  # (k, step, ...)
+        e = np.exp(logits - logits.max(axis=0, keepdims=True))
+        logits_out[:, a : a + step] = logits
+        probs_out[:, a : a + step] = e / e.sum(axis=0, keepdims=True)
