@@ -1,8 +1,9 @@
 """Derived arrays of the store: pyramid levels of the heatmaps, the label image and its pyramid, per-tile scores.
 
-Level 1 of the heatmaps and level 0 of the labels are made in phase 2 from each stitched region while it is in
-memory (:func:`downsample_mean`, :func:`label_block`), so heatmap level 0 is never read back. The coarser levels
-are built here from level 1 with dask, chunk by chunk (bounded memory).
+Phase 2 makes every level of the heatmaps and labels of its box while the box is in memory
+(:func:`heatmap_pyramid`, :func:`label_pyramid`), so no level is read back. :func:`write_heatmap_pyramid` and
+:func:`write_label_pyramid` build the same levels from a level 0 already stored, with dask, chunk by chunk
+(bounded memory), for stores assembled from existing arrays (the tests' store builder, ``bench_readers.py``).
 """
 
 from __future__ import annotations
