@@ -57,8 +57,11 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
         samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device).cpu().numpy()  # (k, *n)
         group = root[method]
         for level, values in enumerate(heatmap_pyramid(samples, heatmap_levels(plan))):
+            # A heatmap chunk is all zeros only for a class whose maps are: zarr's all-fill check before each
+            # chunk write would cost as much as compressing it (14 MB of level 0: 0.31 -> 0.17 s CPU without it).
+            array = group[str(level)].with_config({"write_empty_chunks": True})
             box = (slice(None), *_level_box(lo, shape, level))
-            group[str(level)][box] = values.astype(plan.heatmap_dtype)
+            array[box] = values.astype(plan.heatmap_dtype, copy=False)
     return index
 
 
