@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tomocam.models import normalise
-from tomocam.models.normalisation import normalise_
 from tomocam.models.inputs import InputSpec, cut_tiles, model_inputs, prepare, resample
+from tomocam.models.normalisation import normalise_
 
 
 def _volume(shape=(20, 22, 24), seed=0) -> torch.Tensor:
