@@ -1,7 +1,7 @@
 """Benchmark: render, picks and export on a large store read only what they need, in bounded memory.
 
-Builds a store of ``--shape`` voxels and ``--classes`` classes (level 0 written chunk by chunk, then the
-pyramid and the label image with the explain pipeline's writers), then times each reader and records the
+Builds a store of ``--shape`` voxels and ``--classes`` classes (box by box: level 0, the label image and every
+pyramid level of the box, with the pure functions phase 2 uses), then times each reader and records the
 peak resident memory of a fresh process per reader, against the size of one level-0 heatmap:
 
 - render overview at 256 px (pyramid level chosen from the output size) vs forced to level 0;
@@ -28,7 +28,6 @@ from pathlib import Path
 
 def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> None:
     """A complete store with Gaussian-ish particles every 32 voxels, written one chunk at a time."""
-    import dask.array as da
     import mrcfile
     import numpy as np
     import zarr
@@ -37,7 +36,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     from tomocam.store.layout import n_levels_for
     from tomocam.store.manifest import mark_complete, record_whole
     from tomocam.store.ome import image_metadata, label_metadata
-    from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
+    from tomocam.store.pyramid import heatmap_pyramid, label_block, label_pyramid
 
     vs = (10.0, 10.0, 10.0)
     tomo = path.with_suffix(".mrc")
@@ -51,30 +50,40 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     root = create_root(str(path), {"version": "bench", "classes": classes, "methods": ["respond"], "levels": levels,
                                    "input": {"path": str(tomo), "shape": list(shape), "voxel_size": list(vs)}})
     group = root.create_group("respond")
-    arr = group.create_array("0", shape=(k, *shape), chunks=(1, chunk, chunk, chunk), dtype="float32")
+    labels = root.create_group("labels").create_group("segmentation")
+    heat_levels, label_levels = [], []
+    for level in range(levels):
+        level_shape = tuple(n >> level for n in shape)
+        heat_levels.append(group.create_array(str(level), shape=(k, *level_shape), chunks=(1, chunk, chunk, chunk),
+                                              dtype="float32", fill_value=0.0))
+        label_levels.append(labels.create_array(str(level), shape=level_shape, chunks=(chunk,) * 3, dtype="uint16",
+                                                fill_value=0))
     g = np.indices((chunk,) * 3, dtype=np.float32)
-    for c in range(k):
-        for z0 in range(0, shape[0], chunk):
-            for y0 in range(0, shape[1], chunk):
-                for x0 in range(0, shape[2], chunk):
+    # One box of chunk^3 voxels at a time (its start a multiple of 2**(levels - 1)): level 0 of every class, then
+    # every pyramid level of the box from memory, as phase 2 does.
+    for z0 in range(0, shape[0], chunk):
+        for y0 in range(0, shape[1], chunk):
+            for x0 in range(0, shape[2], chunk):
+                lo = (z0, y0, x0)
+                box = tuple(min(chunk, n - a) for a, n in zip(lo, shape))
+                block = np.zeros((k, chunk, chunk, chunk), np.float32)
+                for c in range(k):
                     # one blob per 32^3 cell, class c owns cells with (cell index sum) % k == c
-                    block = np.zeros((chunk,) * 3, np.float32)
                     for oz in (0, 32):
                         for oy in (0, 32):
                             for ox in (0, 32):
                                 cell = (z0 + oz) // 32 + (y0 + oy) // 32 + (x0 + ox) // 32
                                 amp = 1.0 if cell % k == c else 0.2
                                 d2 = (g[0] - oz - 16) ** 2 + (g[1] - oy - 16) ** 2 + (g[2] - ox - 16) ** 2
-                                block += amp * np.exp(-d2 / 32)
-                    arr[c, z0 : z0 + chunk, y0 : y0 + chunk, x0 : x0 + chunk] = block[
-                        : shape[0] - z0, : shape[1] - y0, : shape[2] - x0]
-    write_heatmap_pyramid(group, range(1, levels))
+                                block[c] += amp * np.exp(-d2 / 32)
+                block = block[:, : box[0], : box[1], : box[2]]
+                pyramids = zip(heat_levels, heatmap_pyramid(block, levels), label_levels,
+                               label_pyramid(label_block(block, 0.5, ()), levels))
+                for level, (heat_out, heat, label_out, lab) in enumerate(pyramids):
+                    part = tuple(slice(a >> level, (a >> level) + (n >> level)) for a, n in zip(lo, box))
+                    heat_out[(slice(None), *part)] = heat
+                    label_out[part] = lab
     group.attrs["ome"] = image_metadata("respond", vs, levels, classes, (-1.0, 1.0))
-    labels = root.create_group("labels").create_group("segmentation")
-    level0 = labels.create_array("0", shape=shape, chunks=(chunk,) * 3, dtype="uint16", fill_value=0)
-    heat = da.from_zarr(group["0"]).rechunk((k, chunk, chunk, chunk))
-    da.store(heat.map_blocks(label_block, 0.5, (), drop_axis=0, dtype=np.uint16), level0, lock=False)
-    write_label_pyramid(labels, [tuple(n // 2**level for n in shape) for level in range(levels)])
     labels.attrs["ome"] = label_metadata("segmentation", vs, levels, classes, "../../respond")
     record_whole(str(path), *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])
     mark_complete(str(path))

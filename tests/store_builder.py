@@ -1,7 +1,8 @@
 """Build small explain stores from given arrays for the tests of the store's readers (render, export, picks).
 
-The store is written with the explain pipeline's own writers (:mod:`tomocam.store.create`, ``.ome``,
-``.pyramid``), so the tests read exactly the layout that ``tomocam explain`` produces, without running a model.
+The store is written with the explain pipeline's own writers and the pure pyramid functions phase 2 uses
+(:mod:`tomocam.store.create`, ``.ome``, ``.pyramid``), so the tests read exactly the layout that
+``tomocam explain`` produces, without running a model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import zarr
 from tomocam.store.create import create_root
 from tomocam.store.manifest import mark_complete, record_whole
 from tomocam.store.ome import image_metadata, label_metadata
-from tomocam.store.pyramid import label_block, write_heatmap_pyramid, write_label_pyramid
+from tomocam.store.pyramid import heatmap_pyramid, label_block, label_pyramid
 
 
 def gaussian_blobs(shape, centres, amplitudes, sigma=2.0) -> np.ndarray:
@@ -66,14 +67,13 @@ def build_store(
     )
     for method, maps in heatmaps.items():
         group = root.create_group(method)
-        group.create_array("0", data=maps.astype(np.float32), chunks=(1, chunk, chunk, chunk))
-        write_heatmap_pyramid(group, range(1, n_levels))
+        for level, values in enumerate(heatmap_pyramid(maps.astype(np.float32), n_levels)):
+            group.create_array(str(level), data=values, chunks=(1, chunk, chunk, chunk))
         group.attrs["ome"] = image_metadata(method, vs, n_levels, classes, (-1.0, 1.0))
     labels_root = root.create_group("labels")
     labels = labels_root.create_group("segmentation")
-    level0 = label_block(first, label_threshold, ())
-    labels.create_array("0", data=level0, chunks=(chunk, chunk, chunk))
-    write_label_pyramid(labels, [tuple(n // 2**level for n in level0.shape) for level in range(n_levels)])
+    for level, values in enumerate(label_pyramid(label_block(first, label_threshold, ()), n_levels)):
+        labels.create_array(str(level), data=values, chunks=(chunk, chunk, chunk))
     labels.attrs["ome"] = label_metadata("segmentation", vs, n_levels, classes, "../../respond")
     labels_root.attrs["ome"] = {"version": "0.5", "labels": ["segmentation"]}
     record_whole(path, *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])

@@ -17,8 +17,6 @@ from tomocam.store.pyramid import (
     heatmap_pyramid,
     label_block,
     label_pyramid,
-    write_heatmap_pyramid,
-    write_label_pyramid,
     write_scores,
 )
 
@@ -75,21 +73,19 @@ def test_pyramid_labels_and_scores_match_their_definitions(tmp_path):
     heat = np.random.default_rng(0).standard_normal((3, 9, 8, 10)).astype(np.float32)
     level1 = heat[:, :8].reshape(3, 4, 2, 4, 2, 5, 2).mean((2, 4, 6))
     np.testing.assert_allclose(downsample_mean(heat), level1, rtol=1e-6, atol=1e-6)
-    group = root.create_group("respond")
-    group.create_array("0", shape=heat.shape, chunks=(1, 4, 4, 4), dtype="float32", fill_value=0.0)[...] = heat
-    group.create_array("1", shape=level1.shape, chunks=(1, 2, 2, 2), dtype="float32", fill_value=0.0)[...] = level1
-    write_heatmap_pyramid(group, range(2, 3))
-    np.testing.assert_allclose(group["2"][...], level1[:, :, :, :4].reshape(3, 2, 2, 2, 2, 2, 2).mean((2, 4, 6)),
-                               rtol=1e-6)
+    levels = heatmap_pyramid(heat, 3)
+    assert len(levels) == 3 and levels[0] is heat
+    np.testing.assert_allclose(levels[1], level1, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(levels[2], level1[:, :, :, :4].reshape(3, 2, 2, 2, 2, 2, 2).mean((2, 4, 6)),
+                               rtol=1e-6, atol=1e-6)
     best = heat.argmax(0)
     expected = np.where((heat.max(0) > 0.5) & (best != 1), best + 1, 0)
     labels = label_block(heat, threshold=0.5, ignore=(1,))
     assert labels.dtype == np.uint16
     np.testing.assert_array_equal(labels, expected)
-    seg = root.create_group("labels")
-    seg.create_array("0", shape=labels.shape, chunks=(4, 4, 4), dtype="uint16", fill_value=0)[...] = labels
-    write_label_pyramid(seg, [(9, 8, 10), (4, 4, 5)])
-    np.testing.assert_array_equal(seg["1"][...], expected[:8:2, ::2, ::2])
+    label_levels = label_pyramid(labels, 2)
+    np.testing.assert_array_equal(label_levels[0], expected)
+    np.testing.assert_array_equal(label_levels[1], expected[:8:2, ::2, ::2])  # voxel 0 of each 2 (f=2: offset 0)
     logits = np.random.default_rng(1).standard_normal((3, 4, 2, 5)).astype(np.float32)  # (gz, gy, gx, K)
     tiles = root.create_array("logits", shape=logits.shape, chunks=(2, 2, 2, 5), dtype="float32")
     tiles[...] = logits

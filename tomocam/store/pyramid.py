@@ -1,20 +1,16 @@
 """Derived arrays of the store: pyramid levels of the heatmaps, the label image and its pyramid, per-tile scores.
 
 Phase 2 makes every level of the heatmaps and labels of its box while the box is in memory
-(:func:`heatmap_pyramid`, :func:`label_pyramid`), so no level is read back. :func:`write_heatmap_pyramid` and
-:func:`write_label_pyramid` build the same levels from a level 0 already stored, with dask, chunk by chunk
-(bounded memory), for stores assembled from existing arrays (the tests' store builder, ``bench_readers.py``).
+(:func:`heatmap_pyramid`, :func:`label_pyramid`), so no level is read back. Stores assembled from existing
+arrays (the tests' store builder, ``bench_readers.py``) use the same functions, box by box.
 """
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import torch
 import zarr
 from torch.nn import functional as F
-
-from tomocam.store.layout import HEATMAP_CODEC
 
 
 def downsample_mean(block: np.ndarray) -> np.ndarray:
@@ -73,36 +69,6 @@ def label_threshold(peak: float, fraction: float, upsampling: float) -> float:
     reaches at feature resolution; dividing by ``upsampling`` (tile voxels per feature voxel) turns it into the
     per-voxel density the stitched heatmaps carry."""
     return fraction * max(peak, 0.0) / upsampling
-
-
-def _store(src: da.Array, group: zarr.Group, name: str, chunks: tuple[int, ...], fill_value, **kwargs) -> None:
-    """Write ``src`` into a new array ``group[name]`` chunk-aligned (one writer per chunk)."""
-    target = group.create_array(
-        name, shape=src.shape, chunks=chunks, dtype=src.dtype, fill_value=fill_value, overwrite=True, **kwargs
-    )
-    da.store(src.rechunk(chunks), target, lock=False, scheduler="threads")
-
-
-def write_heatmap_pyramid(group: zarr.Group, levels: range) -> None:
-    """(Re)write ``levels`` of an image group ``(c, z, y, x)``, each the 2x2x2 means of the level above it.
-
-    After phase 2 levels 0 and 1 exist, so finalize builds ``range(2, n_levels)``. Every level is written anew,
-    even if it exists: one left by a killed run may be partly written.
-    """
-    for level in levels:
-        src = da.from_zarr(group[str(level - 1)])
-        down = da.coarsen(np.mean, src.astype(np.float32), {1: 2, 2: 2, 3: 2}, trim_excess=True).astype(src.dtype)
-        _store(down, group, str(level), group["0"].chunks, 0.0, compressors=HEATMAP_CODEC)
-
-
-def write_label_pyramid(labels: zarr.Group, shapes: list[tuple[int, ...]]) -> None:
-    """Levels ``1..`` of the label image (shapes given per level): the level-0 voxel nearest each block centre."""
-    src0 = da.from_zarr(labels["0"])
-    for level, shape in enumerate(shapes[1:], start=1):
-        f = 2**level
-        off = (f - 1) // 2
-        sub = src0[tuple(slice(off, off + n * f, f) for n in shape)]
-        _store(sub, labels, str(level), labels["0"].chunks, 0)
 
 
 def write_scores(tile_logits: zarr.Array, scores: zarr.Group) -> None:
