@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 
 from tomocam.cli.main import main
@@ -149,3 +150,28 @@ def test_dry_run_reports_what_a_real_run_would_refuse(tmp_path, model, monkeypat
                           str(tmp_path / "new" / "o.zarr"))
     assert code == 0 and "checks  passed: the output folder is writable" in stdout
     assert not (tmp_path / "new").exists()
+
+
+def test_resume_refuses_a_store_of_another_layout_in_one_line(tmp_path, model, monkeypatch, capsys):
+    """A store whose recorded layout is not this code's (or, as before the phase-2 rework, has none) is refused on
+    --resume with one line and exit 3, before anything is written into it."""
+    from tomocam.store.layout import ATTRS_KEY, STORE_LAYOUT
+    from tomocam.store.manifest import update_attrs
+
+    mrc = write_mrc(tmp_path / "t.mrc", particles_volume((32, 32, 32), n=2)[0])
+    store = tmp_path / "o.zarr"
+    args = (str(mrc), "--model", str(model), "-o", str(store))
+    assert run(monkeypatch, capsys, *args)[0] == 0
+    assert open_store(store).attrs["layout"] == STORE_LAYOUT
+    update_attrs(str(store), layout=STORE_LAYOUT - 1)
+    code, _, err = run(monkeypatch, capsys, *args, "--resume")
+    assert code == 3 and err.strip().splitlines() == [
+        f"Error: cannot resume '{store}': it has store layout {STORE_LAYOUT - 1}, this tomocam writes layout "
+        f"{STORE_LAYOUT}; rerun with --overwrite"]
+    attrs = zarr.open_group(str(store), mode="r").attrs[ATTRS_KEY]
+    assert attrs["complete"] is True  # refused before the resume marks the store incomplete
+    zarr.open_group(str(store), mode="r+").attrs[ATTRS_KEY] = {k: v for k, v in attrs.items() if k != "layout"}
+    code, _, err = run(monkeypatch, capsys, *args, "--resume")
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "store layout 1 (none recorded)" in err
+    update_attrs(str(store), layout=STORE_LAYOUT)
+    assert run(monkeypatch, capsys, *args, "--resume")[0] == 0  # this code's own layout resumes

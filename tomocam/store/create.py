@@ -22,6 +22,7 @@ from tomocam.store.layout import (
     ATTRS_KEY,
     HEATMAP_CODEC,
     MANIFEST_KEY,
+    STORE_LAYOUT,
     TILE_CODEC,
     label_dtype,
     n_levels_for,
@@ -100,6 +101,7 @@ def provenance(plan: Plan, command: str) -> dict[str, Any]:
     t = plan.tomogram
     return {
         "version": __version__,
+        "layout": STORE_LAYOUT,
         "command": command,
         "model": {"path": plan.model_path, "sha256": plan.model_sha256},
         "classes": list(plan.class_names),
@@ -186,10 +188,17 @@ def open_or_create(plan: Plan, config: ExplainConfig) -> None:
     existing = Path(plan.store, "zarr.json").is_file()
     if config.resume and existing:
         root = zarr.open_group(plan.store, mode="r+")
-        old = root.attrs.get(ATTRS_KEY, {}).get("fingerprint")
+        attrs = root.attrs.get(ATTRS_KEY, {})
+        old = attrs.get("fingerprint")
         new = fingerprint(plan)
         if old is None or "tiles" not in root:
             raise OutputError(f"cannot resume '{plan.store}': it is not a tomocam explain store")
+        layout = attrs.get("layout")
+        if layout != STORE_LAYOUT:
+            raise OutputError(
+                f"cannot resume '{plan.store}': it has store layout {'1 (none recorded)' if layout is None else layout}"
+                f", this tomocam writes layout {STORE_LAYOUT}; rerun with --overwrite"
+            )
         differ = [k for k in new if old.get(k) != new[k]]
         if differ:
             raise OutputError(

@@ -47,6 +47,11 @@ ATTRS_KEY = "tomocam"
 #: Key of the manifest of whole arrays in the root ``tomocam`` attributes (:mod:`tomocam.store.manifest`).
 MANIFEST_KEY = "arrays"
 
+#: Version of this layout (the arrays, their shapes and chunks), recorded at creation as ``layout``: ``--resume``
+#: refuses a store of another version (one written before phase 2 made every pyramid level, version 2, has none)
+#: rather than writing into arrays that are missing or chunked differently. Raise it when the layout changes.
+STORE_LAYOUT = 2
+
 #: Heatmaps (and the per-tile maps) are smooth float fields: byte shuffling + lz4 writes them ~5x faster than
 #: zarr's default codec (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of
 #: 96x192x192).
