@@ -35,8 +35,8 @@ def _oracle(store, method: str) -> np.ndarray:
 
 # (shape, voxel size, model input, stride, window, chunk): 16^3 tiles (feature maps 4^3, step 4), 12^3 tiles (3^3,
 # stride 6: step 2), and 32^3 tiles of a 5 A tomogram binned 2x to the model's 10 A (cells of 8 voxels, stride 12:
-# step 4), every window; the last case's phase-2 box (16 samples, 64 voxels) holds the whole depth of 52 voxels,
-# which phase 2 stitches in z-slabs of three strides (24 voxels: 3 slabs for the labels, 6 + 6 + 1 samples).
+# step 4), every window; in the last case one phase-2 box (16 samples, 64 voxels) holds the whole depth of 52
+# voxels, 6 tiles deep.
 CASES = [
     ((24, 28, 36), 10.0, 16, None, "cosine", 4),
     ((26, 30, 23), 10.0, 12, 6, "gaussian", 4),

@@ -43,43 +43,18 @@ def _level_box(lo: tuple[int, ...], shape: tuple[int, ...], level: int) -> tuple
     return tuple(slice(a >> level, (a >> level) + (n >> level)) for a, n in zip(lo, shape))
 
 
-def _slabs(lo: int, hi: int, edge: int) -> list[tuple[int, int]]:
-    """``[lo, hi)`` cut into consecutive ranges of at most ``edge``."""
-    return [(a, min(a + edge, hi)) for a in range(lo, hi, edge)]
-
-
-def slab_voxels(plan: Plan) -> int:
-    """Voxels per z-slab of a phase-2 box: three strides, so a slab is covered by three or four tiles in z.
-
-    A task reads the maps of the tiles covering one slab of its box at a time, so its memory does not grow with
-    the box's depth in tiles (a 256-voxel box is covered by 13-14 tiles per axis); neighbouring slabs share a
-    tile, so the box's maps are read about 1.3 times.
-    """
-    return 3 * plan.grid.stride[0]
-
-
 def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
-    """Phase-2 task: every heatmap level of every method in level-0 chunk ``index``; returns ``index``.
-
-    Level 0 is stitched slab by slab in z (:func:`slab_voxels`), each slab from the tiles covering it alone; the
-    coarser levels are 2x means of the assembled level 0 (``k x chunk^3`` samples: 24 MB for 23 classes).
-    """
+    """Phase-2 task: every heatmap level of every method in level-0 chunk ``index``; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
     grid, sampling = plan.grid, plan.sampling
     lo, hi = plan.chunk_box(index)  # samples
-    vlo, vhi = sampling.voxel_box(lo, hi)
+    _, _, ranges = chunk_tiles(plan, index)
+    starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
     positions = [sampling.positions(d, a, b) for d, (a, b) in enumerate(zip(lo, hi))]
     shape = tuple(b - a for a, b in zip(lo, hi))
-    slabs = _slabs(0, shape[0], max(1, slab_voxels(plan) // sampling.step[0]))
     for method in plan.methods:
-        samples = np.empty((len(plan.class_indices), *shape), np.float32)  # (k, *n)
-        for a, b in slabs:
-            z = positions[0][a:b]
-            ranges = grid.covering((int(z[0]), *vlo[1:]), (int(z[-1]) + 1, *vhi[1:]))
-            starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-            maps = np.asarray(root["tiles"][method][ranges])  # (*t, k, *feat)
-            samples[:, a:b] = stitch_samples([z, *positions[1:]], starts, maps, grid.tile, plan.window,
-                                             plan.device).cpu().numpy()
+        maps = np.asarray(root["tiles"][method][ranges])  # (*t, k, *feat)
+        samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device).cpu().numpy()  # (k, *n)
         group = root[method]
         for level, values in enumerate(heatmap_pyramid(samples, heatmap_levels(plan))):
             # A heatmap chunk is all zeros only for a class whose maps are: zarr's all-fill check before each
@@ -92,19 +67,15 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
 
 def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
     """Phase-2 task: every label level of the voxels of level-0 chunk ``index``, from the full-grid field of
-    :attr:`Plan.label_method` above ``threshold``, slab by slab in z as :func:`stitch_heatmaps`; returns ``index``."""
+    :attr:`Plan.label_method` above ``threshold``; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
-    vlo, vhi = plan.sampling.voxel_box(*plan.chunk_box(index))
-    labels = np.empty(tuple(b - a for a, b in zip(vlo, vhi)), label_dtype(len(plan.class_indices)))  # (*box)
-    for a, b in _slabs(vlo[0], vhi[0], slab_voxels(plan)):
-        lo, hi = (a, *vlo[1:]), (b, *vhi[1:])
-        ranges = grid.covering(lo, hi)
-        maps = np.asarray(root["tiles"][plan.label_method][ranges])  # (*t, k, *feat)
-        starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-        labels[a - vlo[0] : b - vlo[0]] = label_region(
-            lo, hi, starts, maps, grid.tile, plan.window, threshold, background_indices(plan.class_names),
-            labels.dtype.name, device=plan.device)
+    vlo, vhi, ranges = chunk_tiles(plan, index)
+    maps = np.asarray(root["tiles"][plan.label_method][ranges])  # (*t, k, *feat)
+    starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
+    labels = label_region(vlo, vhi, starts, maps, grid.tile, plan.window, threshold,
+                          background_indices(plan.class_names), label_dtype(len(plan.class_indices)),
+                          device=plan.device)  # (*box)
     seg = root["labels/segmentation"]
     for level, values in enumerate(label_pyramid(labels, label_levels(plan))):
         seg[str(level)][_level_box(vlo, labels.shape, level)] = values
