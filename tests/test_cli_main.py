@@ -102,8 +102,11 @@ def test_ctrl_c_exits_130_quietly_and_the_printed_resume_command_completes_the_s
     store = tmp_path / "t.zarr"
     args = ["explain", str(mrc), "--model", str(model), "--block", "2", "--batch-size", "4", "--workers", "2",
             "--no-progress"]
+    # SIGINT at its default, as in a terminal: pytest started in the background by a non-interactive shell (`... &`)
+    # inherits an ignored SIGINT, which the run would inherit too and then never see the interrupt
     proc = subprocess.Popen([sys.executable, "-c", ENTRY, str(TESTS), *args], env=env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     total = 2 * 2 * 3  # 4 x 4 x 5 tiles in blocks of 2
     deadline = time.monotonic() + 600
     while _done_blocks(store) < 2 and time.monotonic() < deadline and proc.poll() is None:
