@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import zarr
+from scipy.special import softmax
 from torch.nn import functional as F
 
 
@@ -87,6 +88,5 @@ def write_scores(tile_logits: zarr.Array, scores: zarr.Group) -> None:
     step = tile_logits.chunks[0]
     for a in range(0, tile_logits.shape[0], step):
         logits = np.moveaxis(np.asarray(tile_logits[a : a + step], dtype=np.float32), -1, 0)  # (k, step, ...)
-        e = np.exp(logits - logits.max(axis=0, keepdims=True))
         logits_out[:, a : a + step] = logits
-        probs_out[:, a : a + step] = e / e.sum(axis=0, keepdims=True)
+        probs_out[:, a : a + step] = softmax(logits, axis=0)
