@@ -157,6 +157,12 @@ def run_child(mrc: Path, model: Path, out: Path, args, methods: str, forward: bo
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median total time (the lower middle one of an even number), with every run's total."""
+    ordered = sorted(runs, key=lambda r: r["seconds"]["total"])
+    return {**ordered[(len(ordered) - 1) // 2], "totals": [r["seconds"]["total"] for r in runs]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", type=int, nargs=3, default=None, help="z y x (default 96 320 320; "
@@ -165,6 +171,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default 32, cuda 256)")
     parser.add_argument("--quick", action="store_true", help="one run per model, Respond-CAM only, no 8x run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each row (default 3): the row is the run "
+                        "with the median total time, forward-only the median rate; shared machines vary by 20-40%%")
     parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON ({'rows': [...]}) to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -195,8 +203,9 @@ def main() -> None:
             if not model.exists():
                 make_model(tmp, name)
             mrc = make_tomogram(tmp, shp)
-            r = run_child(mrc, model, tmp / "out.zarr", args, methods, False)
-            r["forward"] = run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"] if forward else None
+            r = median_run([run_child(mrc, model, tmp / "out.zarr", args, methods, False) for _ in range(args.repeat)])
+            r["forward"] = (float(np.median([run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"]
+                                             for _ in range(args.repeat)])) if forward else None)
             rows.append((name, shp, methods, r))
             print(f"{name} {'x'.join(map(str, shp))} {methods}: {json.dumps(r)}", flush=True)  # kept if cut short
         table = print_table(rows, args)

@@ -111,10 +111,10 @@ def test_full_grid_step_and_float16(client, tmp_path, models):
         np.testing.assert_allclose(mrc.data, oracle[1], rtol=1e-5, atol=1e-6 * np.abs(oracle).max())
 
 
-def test_tile_maps_are_sharded_by_block_and_stores_with_one_chunk_per_block_read_the_same(client, tmp_path, models,
-                                                                                          monkeypatch):
-    """``tiles/<method>``: one shard per phase-1 block, inner chunks of whole tiles (here 2^3 tiles, the budget
-    lowered to fit them). A store written with the layout before (one chunk per block) reads the same."""
+def test_tile_maps_are_chunked_in_cubes_of_tiles_and_stores_of_earlier_layouts_read_the_same(client, tmp_path, models,
+                                                                                              monkeypatch):
+    """``tiles/<method>``: chunks of whole tiles that tile each phase-1 block (here 2^3 tiles, the budget lowered to
+    fit them). Stores written with the layouts before (one chunk per block; one shard per block) read the same."""
     monkeypatch.setattr(layout, "TILE_CHUNK_BYTES", 8 * 4 * 3 * 4**3)  # 8 tiles of 3 classes of 4^3 cells
     volume = np.random.default_rng(7).standard_normal((28, 32, 36)).astype(np.float32)
     mrc = write_mrc(tmp_path / "t.mrc", volume)
@@ -122,14 +122,15 @@ def test_tile_maps_are_sharded_by_block_and_stores_with_one_chunk_per_block_read
     store = open_store(explain_tomogram(config, client=client).store)
     maps = store.root["tiles/respond"]
     assert maps.shape[3:] == (3, 4, 4, 4)
-    assert maps.shards == (4, 4, 4, 3, 4, 4, 4) and maps.chunks == (2, 2, 2, 3, 4, 4, 4)
+    assert maps.shards is None and maps.chunks == (2, 2, 2, 3, 4, 4, 4)
     expected = store.full_grid().compute()
     np.testing.assert_allclose(expected, _oracle(store, "respond"), rtol=1e-5, atol=1e-6 * np.abs(expected).max())
     values = maps[...]
     root = zarr.open_group(store.path, mode="r+")
-    old = root["tiles"].create_array("respond", shape=values.shape, chunks=(4, 4, 4, 3, 4, 4, 4), dtype="float32",
-                                     fill_value=0.0, overwrite=True)
-    old[...] = values
-    reopened = open_store(store.path)
-    assert reopened.root["tiles/respond"].shards is None
-    np.testing.assert_array_equal(reopened.full_grid().compute(), expected)
+    for chunks, shards in [((4, 4, 4, 3, 4, 4, 4), None), ((2, 2, 2, 3, 4, 4, 4), (4, 4, 4, 3, 4, 4, 4))]:
+        old = root["tiles"].create_array("respond", shape=values.shape, chunks=chunks, shards=shards,
+                                         dtype="float32", fill_value=0.0, overwrite=True)
+        old[...] = values
+        reopened = open_store(store.path)
+        assert reopened.root["tiles/respond"].chunks == chunks and reopened.root["tiles/respond"].shards == shards
+        np.testing.assert_array_equal(reopened.full_grid().compute(), expected)

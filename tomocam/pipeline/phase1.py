@@ -3,7 +3,7 @@
 A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts and
 normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through :func:`tomocam.compute_cams`
 (all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk (logits) and
-shard (maps, :mod:`tomocam.store.layout`) of the ``tiles/`` arrays that are the block's own, then sets the block's
+chunks (maps, :mod:`tomocam.store.layout`) of the ``tiles/`` arrays that are the block's own, then sets the block's
 ``done`` marker. The marker is written last, so a
 block is either done (and skipped on ``--resume``) or recomputed in full.
 """
@@ -131,8 +131,8 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             report_tiles(b - a)
     tiles = tiles_group(plan)
     region = block.grid_slices
-    # The block's chunk and shards are written whole: zarr's check for all-zero (fill-value) chunks, to skip them,
-    # would only cost a pass over the maps (measured: 86-203 -> 48-80 ms per 47 MB shard).
+    # The block's chunks are written whole: zarr's check for all-zero (fill-value) chunks, to skip them, would
+    # only cost a pass over the maps (measured: 86-203 -> 48-80 ms per 47 MB block).
     whole = {"write_empty_chunks": True}
     tiles["logits"].with_config(whole)[region] = logits.cpu().numpy().reshape(*block.shape, -1)
     for m in plan.methods:

@@ -2,6 +2,10 @@
 OME-Zarr metadata (:mod:`.ome`), pyramid, labels and scores (:mod:`.pyramid`), and the reader (:mod:`.reader`,
 :mod:`.grid`, :mod:`.select`)."""
 
+from tomocam.store.layout import use_fast_pipeline
 from tomocam.store.reader import ExplainStore, open_store
+
+# Every module that reads or writes a store imports this package first, in the client and in every worker process.
+use_fast_pipeline()
 
 __all__ = ["ExplainStore", "open_store"]

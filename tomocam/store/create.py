@@ -162,12 +162,13 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
     grid, block = plan.grid.grid_shape, plan.block
     k_all, k = len(plan.model_classes), len(plan.class_indices)
     tiles = root.create_group("tiles")
-    # One chunk (logits) or shard (maps) per block on the grid axes: each phase-1 task writes exactly its own.
+    # Chunks that tile each block (one per block for the logits, of a few tiles for the maps): each phase-1 task
+    # writes exactly its own.
     tiles.create_array("logits", shape=(*grid, k_all), chunks=(*block, k_all), dtype="float32", fill_value=0.0)
     maps = (k, *plan.feature_shape)
-    inner = tile_chunk_shape(block, 4 * int(np.prod(maps)))
+    cube = tile_chunk_shape(block, 4 * int(np.prod(maps)))
     for method in plan.methods:
-        tiles.create_array(method, shape=(*grid, *maps), chunks=(*inner, *maps), shards=(*block, *maps),
+        tiles.create_array(method, shape=(*grid, *maps), chunks=(*cube, *maps),
                            dtype="float32", fill_value=0.0, compressors=TILE_CODEC)
     tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
     samples = plan.sampling.sample_shape

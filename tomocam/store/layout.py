@@ -5,7 +5,7 @@ Layout of an explain store (OME-Zarr 0.5, zarr v3)::
     zarr.json                 root attributes under "tomocam": provenance, settings, sampling, the manifest
                               of whole arrays, "complete": true written last
     tiles/logits              (gz, gy, gx, K) float32 per-tile logits of every model class   } phase 1: the source
-    tiles/<method>            (gz, gy, gx, k, *feat) float32 feature-resolution maps, sharded } of truth of every
+    tiles/<method>            (gz, gy, gx, k, *feat) float32 feature-resolution maps         } of truth of every
     tiles/done                (bz, by, bx) uint8 per-block markers (the resume record)        } heatmap value
     <method>/0, 1, ...        (k, *samples) heatmaps on the native grid, then 2x pyramid levels (multiscale image)
     labels/segmentation/0, 1  (z, y, x) uint8 (uint16 beyond 254 classes) labels on the tomogram's grid
@@ -21,16 +21,19 @@ put information (4 voxels for CNN-1 and CNN-2 at the default stride), so a viewe
 ``1 / step**3`` of the full grid's bytes. The full-grid field is recomputed exactly from ``tiles/``, block by
 block (:meth:`tomocam.store.ExplainStore.full_grid`).
 
-**Per-tile maps.** ``tiles/<method>`` is a sharded array: one shard per phase-1 block (its one writer, so a block's
-maps are written whole or recomputed on ``--resume``), inner chunks of :func:`tile_chunk_shape` tiles per axis with
-every class (about 1 MB), so that phase 2 and the reader, whose boxes of tiles straddle blocks, decode only the
-tiles they need. Inner chunks are stored uncompressed (:data:`TILE_CODEC`). Measured (2-core machine, load 3-5,
-900 tiles of 23 classes, 4 phase-2 boxes; write + read seconds, bytes): CNN-2 maps (5^3 cells) 0.032 + 0.050 s,
-11.9 MB uncompressed; 0.040 + 0.057 s, 9.4 MB with lz4 + shuffle; 0.042 + 0.059 s, 9.1 MB with lz4 + bitshuffle;
-the ceiling model's maps (10^3 cells): 0.21 + 0.15 s, 94 MB uncompressed against 0.22 + 0.30 s, 78 MB with lz4 +
-shuffle and 0.4-0.8 s for zstd-1 + shuffle. One chunk per block (the layout before) took 0.07 + 0.05 s (CNN-2) and
-0.85 + 0.8 s (ceiling): every box read decoded whole blocks. Stores with that layout read the same (zarr hides
-the chunking), and resume the same (one writer per chunk).
+**Per-tile maps.** ``tiles/<method>`` is chunked in cubes of :func:`tile_chunk_shape` tiles with every class
+(about 1 MB) that tile each phase-1 block, so a block's task is the one writer of its chunks (a block's maps are
+written whole or recomputed on ``--resume``: its ``done`` marker comes last), and phase 2 and the reader, whose
+boxes of tiles straddle blocks, decode only the tiles they need. Chunks are stored uncompressed
+(:data:`TILE_CODEC`). Measured (2-core machine, load 3-5, 900 tiles of 23 classes, 4 phase-2 boxes; write + read
+seconds, bytes): CNN-2 maps (5^3 cells) 0.032 + 0.050 s, 11.9 MB uncompressed; 0.040 + 0.057 s, 9.4 MB with lz4 +
+shuffle; 0.042 + 0.059 s, 9.1 MB with lz4 + bitshuffle; the ceiling model's maps (10^3 cells): 0.21 + 0.15 s,
+94 MB uncompressed against 0.22 + 0.30 s, 78 MB with lz4 + shuffle and 0.4-0.8 s for zstd-1 + shuffle. One chunk
+per block (the layout before that) took 0.07 + 0.05 s (CNN-2) and 0.85 + 0.8 s (ceiling): every box read decoded
+whole blocks. Layout 2 held the same chunks as the inner chunks of one shard per block (fewer files); with the
+zarrs pipeline (:data:`FAST_PIPELINE`) writing a 47 MB block as 2^3-tile chunks takes 70 ms against 179 ms as a
+shard of them, and a whole explain's phase 1 1.08-1.23 s against 1.29-1.75 s (ceiling model, 900 tiles, three
+runs each). Stores of the earlier layouts read the same (zarr hides the chunking).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import zarr
 from zarr.codecs import BloscCodec
 
 #: Root attribute key of everything tomocam records.
@@ -48,27 +52,45 @@ ATTRS_KEY = "tomocam"
 MANIFEST_KEY = "arrays"
 
 #: Version of this layout (the arrays, their shapes and chunks), recorded at creation as ``layout``: ``--resume``
-#: refuses a store of another version (one written before phase 2 made every pyramid level, version 2, has none)
-#: rather than writing into arrays that are missing or chunked differently. Raise it when the layout changes.
-STORE_LAYOUT = 2
+#: refuses a store of another version (one written before phase 2 made every pyramid level has none; version 2
+#: sharded ``tiles/<method>`` by block) rather than writing into arrays that are missing or chunked differently.
+#: Raise it when the layout changes.
+STORE_LAYOUT = 3
+
+#: zarr-python's own codec pipeline, and the one tomocam reads and writes its stores with: zarrs (Rust, the same
+#: format byte for byte). zarr-python hands every chunk through asyncio and a thread pool, about 1-2 ms per chunk
+#: on the project's 2-core machine whatever its size; zarrs does the chunk loop natively. Measured there (median
+#: of 20, 900-tile ceiling store): a phase-2 box of 192 tiles' maps (24 MB) read in 46 -> 7.4 ms, one task's 23
+#: heatmap chunks written in 53 -> 28 ms; a whole explain's phase 2 took 0.70-0.83 s instead of 1.73-2.11 s.
+DEFAULT_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
+FAST_PIPELINE = "zarrs.ZarrsCodecPipeline"
+
+
+def use_fast_pipeline() -> None:
+    """Make zarr use :data:`FAST_PIPELINE` in this process, unless its codec pipeline was chosen already (through
+    ``zarr.config`` or ``ZARR_CODEC_PIPELINE__PATH``). Arrays or features zarrs does not support fall back to
+    zarr-python's pipeline (zarrs' default, non-strict mode)."""
+    if zarr.config.get("codec_pipeline.path") == DEFAULT_PIPELINE:
+        zarr.config.set({"codec_pipeline.path": FAST_PIPELINE})
+
 
 #: Heatmaps (and the per-tile maps) are smooth float fields: byte shuffling + lz4 writes them ~5x faster than
 #: zarr's default codec (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of
 #: 96x192x192).
 HEATMAP_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
-#: Codec of the inner chunks of ``tiles/<method>``: none. Maps of trained or untrained models are dense floats that
+#: Codec of the chunks of ``tiles/<method>``: none. Maps of trained or untrained models are dense floats that
 #: compress by 10-20% at most, and decoding costs phase 2 more than the bytes (measured: module docstring).
 TILE_CODEC = None
 
-#: Bytes of one inner chunk of ``tiles/<method>`` to aim for: large enough that zarr's per-chunk cost (about
+#: Bytes of one chunk of ``tiles/<method>`` to aim for: large enough that zarr's per-chunk cost (about
 #: 0.1-0.5 ms) stays below the copy, small enough that a box of tiles decodes little it does not need.
 TILE_CHUNK_BYTES = 1 << 20
 
 
 def tile_chunk_shape(block: tuple[int, ...], tile_bytes: int) -> tuple[int, ...]:
-    """Tiles per grid axis of an inner chunk of ``tiles/<method>`` in shards of ``block`` tiles: the same number
-    ``e`` on every axis, the largest that divides every block edge (a shard holds whole inner chunks) and keeps
+    """Tiles per grid axis of a chunk of ``tiles/<method>`` in blocks of ``block`` tiles: the same number
+    ``e`` on every axis, the largest that divides every block edge (a block holds whole chunks) and keeps
     ``e**nd`` tiles of ``tile_bytes`` within :data:`TILE_CHUNK_BYTES`; at least 1."""
     fits = [e for e in range(1, min(block) + 1)
             if all(b % e == 0 for b in block) and e ** len(block) * tile_bytes <= TILE_CHUNK_BYTES]
