@@ -20,9 +20,19 @@ def test_bars_go_to_stderr_with_counts_and_fields(capsys):
     assert "epoch 1/2" in err and "4/4" in err and "loss 0.5" in err
 
 
-def test_disabled_bars_draw_nothing(capsys):
+def test_disabled_bars_draw_nothing_import_no_rich_and_count_as_rich_does(capsys):
+    import subprocess
+    import sys
+
     _run(enabled=False)
     assert capsys.readouterr() == ("", "")
+    script = ("import sys; from tomocam.progress import progress_bars\n"
+              "with progress_bars(enabled=False) as bars:\n"
+              "    t = bars.add_task('a', total=4); bars.advance(t, 3); bars.advance(t)\n"
+              "    u = bars.add_task('b'); bars.update(u, completed=2, total=5)\n"
+              "print([(x.description, x.completed, x.total) for x in bars.tasks], 'rich' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[('a', 4, 4), ('b', 2, 5)] False"
 
 
 def test_without_a_terminal_each_running_task_prints_a_line_with_rate_and_eta(capsys, monkeypatch):

@@ -94,7 +94,9 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
     from distributed import as_completed
 
     from tomocam.deploy.cluster import phase1_resources
+    from tomocam.deploy.heap import KeepFreedMemory
 
+    client.register_plugin(KeepFreedMemory())  # before the first task: every worker keeps the memory tasks free
     t0 = time.perf_counter()
     blocks = plan.blocks
     done = done_blocks(plan) if config.resume else set()
