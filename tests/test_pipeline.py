@@ -117,6 +117,25 @@ def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models
     np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
 
 
+def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, tmp_path, models, monkeypatch):
+    """A phase-2 task holds at most ``MAPS_BYTES`` of maps: with a budget of one class's maps (one group per
+    class) the heatmaps and labels equal those of a run that reads every class at once."""
+    from tomocam.pipeline import phase2
+
+    volume, _ = particles_volume((40, 36, 44), n=8, seed=5)
+    a, _ = _run(client, tmp_path, volume, models["matched"], name="a", block=2)
+    assert len(phase2.class_groups(3, 10)) == 1 and len(phase2.class_groups(3, phase2.MAPS_BYTES)) == 3
+    monkeypatch.setattr(phase2, "MAPS_BYTES", 1)
+    b, _ = _run(client, tmp_path, volume, models["matched"], name="b", block=2)
+    labels = a.labels()[...]
+    assert 0.01 < (labels > 0).mean() < 0.99 and len(np.unique(labels)) > 2  # several classes label voxels
+    np.testing.assert_array_equal(b.labels()[...], labels)
+    np.testing.assert_allclose(b.full_grid().compute(), a.full_grid().compute(), rtol=1e-6, atol=1e-7)
+    for level in range(a.n_levels):
+        np.testing.assert_allclose(b.heatmap("respond", level)[...], a.heatmap("respond", level)[...], rtol=1e-6,
+                                   atol=1e-7)
+
+
 def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):
     """Moving a particle by a multiple of the stride moves its heatmap by the same amount, where the covering
     tiles correspond (tile starts 0, 8, 16, 24 on a 40-voxel axis: x in [8, 24) maps to [16, 32))."""

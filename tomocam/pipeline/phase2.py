@@ -3,15 +3,18 @@ heatmap chunk.
 
 The stitching runs on the plan's device (on a GPU worker the matrix products cost next to nothing).
 A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
-voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles) and
-writes every pyramid level of its box from memory, so nothing reads level 0 back:
+voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles; in groups of
+classes of about :data:`MAPS_BYTES`, so a task's memory does not grow with the maps' size) and writes every
+pyramid level of its box from memory, so nothing reads level 0 back:
 
 - :func:`stitch_heatmaps`, for each method: level 0, the field at the samples
   (:func:`tomocam.stitch.stitch_samples`), and the coarser levels as 2x means of it
   (:func:`tomocam.store.pyramid.heatmap_pyramid`). It needs only the phase-1 blocks covering the box, so the run
   starts it as soon as they are done.
-- :func:`write_labels`: the labels of every voxel of the box (:func:`tomocam.stitch.label_region`, which never
-  holds the full-grid field of all classes and skips the classes, and sub-boxes, that cannot reach the threshold)
+- :func:`write_labels`: the labels of every voxel of the box
+  (:func:`tomocam.stitch.labels.label_region_by_classes`, which never holds the full-grid field of all classes,
+  skips the classes, and sub-boxes, that cannot reach the threshold, and keeps the largest value so far between
+  class groups)
   and their pyramid (:func:`tomocam.store.pyramid.label_pyramid`). Its threshold is a fraction of the largest
   value of any tile map, so it runs once phase 1 is complete.
 
@@ -21,12 +24,16 @@ tasks write the same chunk, and a chunk's value depends only on the tiles coveri
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import numpy as np
 import zarr
 
 from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
-from tomocam.stitch import label_region, stitch_samples
+from tomocam.stitch import stitch_samples
+from tomocam.stitch.labels import label_region_by_classes
 from tomocam.store.create import heatmap_levels, label_levels
 from tomocam.store.layout import label_dtype
 from tomocam.store.pyramid import heatmap_pyramid, label_pyramid
@@ -43,6 +50,29 @@ def _level_box(lo: tuple[int, ...], shape: tuple[int, ...], level: int) -> tuple
     return tuple(slice(a >> level, (a >> level) + (n >> level)) for a, n in zip(lo, shape))
 
 
+#: Bytes of tile maps a phase-2 task holds at once: it reads its box's maps in groups of classes of about this size
+#: (all classes when they fit), so its memory is set by this and the box, not by the number of classes or the size
+#: of the maps. Measured (ceiling model, 10^3 maps, 192x640x640): a box's 2744 tiles hold 252 MB of maps, and with
+#: the permuted copy and first product of the stitch a task peaked 620 MB above the process's base.
+MAPS_BYTES = 48 << 20
+
+
+def class_groups(n_classes: int, class_bytes: int, budget: int | None = None) -> list[slice]:
+    """Consecutive classes in groups whose maps (``class_bytes`` each) fit ``budget`` (default
+    :data:`MAPS_BYTES`): at least one a group."""
+    per = max(1, (MAPS_BYTES if budget is None else budget) // max(1, class_bytes))
+    return [slice(a, min(a + per, n_classes)) for a in range(0, n_classes, per)]
+
+
+def _box_maps(plan: Plan, root: zarr.Group, method: str, ranges: tuple[slice, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first class, maps (*t, g, *feat))`` of the tiles ``ranges`` of ``tiles/<method>``, class group by group
+    (:func:`class_groups`); zarr decodes only the classes asked for."""
+    array = root["tiles"][method]
+    n_tiles = math.prod(r.stop - r.start for r in ranges)
+    for classes in class_groups(array.shape[len(ranges)], 4 * n_tiles * math.prod(plan.feature_shape)):
+        yield classes.start, np.asarray(array[ranges + (classes,)])
+
+
 def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
     """Phase-2 task: every heatmap level of every method in level-0 chunk ``index``; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
@@ -53,15 +83,14 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
     positions = [sampling.positions(d, a, b) for d, (a, b) in enumerate(zip(lo, hi))]
     shape = tuple(b - a for a, b in zip(lo, hi))
     for method in plan.methods:
-        maps = np.asarray(root["tiles"][method][ranges])  # (*t, k, *feat)
-        samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device).cpu().numpy()  # (k, *n)
-        group = root[method]
-        for level, values in enumerate(heatmap_pyramid(samples, heatmap_levels(plan))):
-            # A heatmap chunk is all zeros only for a class whose maps are: zarr's all-fill check before each
-            # chunk write would cost as much as compressing it (14 MB of level 0: 0.31 -> 0.17 s CPU without it).
-            array = group[str(level)].with_config({"write_empty_chunks": True})
-            box = (slice(None), *_level_box(lo, shape, level))
-            array[box] = values.astype(plan.heatmap_dtype, copy=False)
+        # A heatmap chunk is all zeros only for a class whose maps are: zarr's all-fill check before each
+        # chunk write would cost as much as compressing it (14 MB of level 0: 0.31 -> 0.17 s CPU without it).
+        levels = [root[method][str(n)].with_config({"write_empty_chunks": True}) for n in range(heatmap_levels(plan))]
+        for first, maps in _box_maps(plan, root, method, ranges):  # (*t, g, *feat)
+            samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device)  # (g, *n)
+            classes = slice(first, first + samples.shape[0])
+            for array, (level, values) in zip(levels, enumerate(heatmap_pyramid(samples.cpu().numpy(), len(levels)))):
+                array[(classes,) + _level_box(lo, shape, level)] = values.astype(plan.heatmap_dtype, copy=False)
     return index
 
 
@@ -71,11 +100,11 @@ def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[
     root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
     vlo, vhi, ranges = chunk_tiles(plan, index)
-    maps = np.asarray(root["tiles"][plan.label_method][ranges])  # (*t, k, *feat)
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-    labels = label_region(vlo, vhi, starts, maps, grid.tile, plan.window, threshold,
-                          background_indices(plan.class_names), label_dtype(len(plan.class_indices)),
-                          device=plan.device)  # (*box)
+    labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, root, plan.label_method, ranges),
+                                     len(plan.class_indices), grid.tile, plan.window, threshold,
+                                     background_indices(plan.class_names), label_dtype(len(plan.class_indices)),
+                                     device=plan.device)  # (*box)
     seg = root["labels/segmentation"]
     for level, values in enumerate(label_pyramid(labels, label_levels(plan))):
         seg[str(level)][_level_box(vlo, labels.shape, level)] = values

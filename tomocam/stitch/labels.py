@@ -20,7 +20,7 @@ the threshold is all zeros without any product.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,38 +101,71 @@ def label_region(
         device: where the products run.
     """
     nd = len(lo)
-    k, feat = maps.shape[nd], maps.shape[nd + 1 :]
-    widths = [edge or (t if device == "cpu" else 2 * t) for t in tile]
-    pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], feat[d], window, widths[d]) for d in range(nd)]
-    flat = maps.reshape(*maps.shape[: nd + 1], -1)  # (*t, k, cells)
-    top = flat.max(-1)  # (*t, k) largest map value per tile and class
-    size = np.maximum(top, -flat.min(-1))  # (*t, k) largest magnitude, the scale of float rounding
-    may_label = np.ones(k, bool)
+    return label_region_by_classes(lo, hi, starts, [(0, maps)], maps.shape[nd], tile, window, threshold, ignore,
+                                   dtype, edge, device)
+
+
+def label_region_by_classes(
+    lo: Sequence[int],
+    hi: Sequence[int],
+    starts: Sequence[np.ndarray],
+    groups: Iterable[tuple[int, np.ndarray]],
+    n_classes: int,
+    tile: Sequence[int],
+    window: str,
+    threshold: float,
+    ignore: Sequence[int] = (),
+    dtype: str = "uint8",
+    edge: int | None = None,
+    device: str = "cpu",
+) -> np.ndarray:
+    """:func:`label_region` from the maps of the classes in groups, one group in memory at a time: ``groups``
+    yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``first .. first + g - 1`` of ``n_classes``,
+    in ascending order. The box keeps the largest value so far and its label; a later class takes a voxel only
+    where it is strictly larger, so ties go to the first class, as :func:`max_and_argmax` does within a group.
+    Memory: one group's maps and ``(*shape)`` float32 values beside the labels, whatever the number of classes.
+    """
+    nd = len(lo)
+    shape = tuple(b - a for a, b in zip(lo, hi))
+    may_label = np.ones(n_classes, bool)
     may_label[list(ignore)] = False
-    source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)
-    ops = [[p.op.to(device) for p in axis] for axis in pieces]
-    out = np.zeros(tuple(b - a for a, b in zip(lo, hi)), dtype)
-    for choice in itertools.product(*(range(len(axis)) for axis in pieces)):
-        sub = [pieces[d][i] for d, i in enumerate(choice)]
-        tiles = tuple(p.tiles for p in sub)
-        r_min = float(np.prod([p.row_sums[0] for p in sub]))
-        r_max = float(np.prod([p.row_sums[1] for p in sub]))
-        best = top[tiles].reshape(-1, k).max(0)  # (k,)
-        bound = np.where(best >= 0, best * r_max, best * r_min)
-        slack = BOUND_SLACK * size[tiles].reshape(-1, k).max(0) * r_max
-        live = np.flatnonzero(bound + slack > threshold)  # classes that may exceed the threshold here
-        if not may_label[live].any():
-            continue  # all zeros (the array's initial value)
-        live_t = torch.from_numpy(live).to(device)
-        field = blend(source[tiles].index_select(nd, live_t), [ops[d][i] for d, i in enumerate(choice)])
-        if field.device.type == "cpu":
-            value, arg = max_and_argmax(field.numpy())  # (*piece shape) over the live classes
-        else:  # a GPU reduces fast as is, and only the reduction crosses to the host
-            value, arg = (t.cpu().numpy() for t in field.max(dim=0))
-        label_of = np.where(may_label[live], live + 1, 0).astype(dtype)  # (n_live,) 0 for background
-        box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
-        out[box] = np.where(value > threshold, label_of[arg], 0)
-    return out
+    best_value = np.full(shape, -np.inf, np.float32)  # the largest class value so far per voxel
+    best_label = np.zeros(shape, dtype)  # its label, 0 for a background class
+    pieces: list[list[Piece]] = []
+    for first, maps in groups:
+        k, feat = maps.shape[nd], maps.shape[nd + 1 :]
+        if not pieces:
+            widths = [edge or (t if device == "cpu" else 2 * t) for t in tile]
+            pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], feat[d], window, widths[d]) for d in range(nd)]
+            ops = [[p.op.to(device) for p in axis] for axis in pieces]
+        whole = k == n_classes  # every class here: a sub-box where only background classes may exceed is all 0
+        label_of_class = np.where(may_label[first : first + k], np.arange(first + 1, first + k + 1), 0)  # (k,)
+        flat = maps.reshape(*maps.shape[: nd + 1], -1)  # (*t, k, cells)
+        top = flat.max(-1)  # (*t, k) largest map value per tile and class
+        size = np.maximum(top, -flat.min(-1))  # (*t, k) largest magnitude, the scale of float rounding
+        source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)
+        for choice in itertools.product(*(range(len(axis)) for axis in pieces)):
+            sub = [pieces[d][i] for d, i in enumerate(choice)]
+            tiles = tuple(p.tiles for p in sub)
+            r_min = float(np.prod([p.row_sums[0] for p in sub]))
+            r_max = float(np.prod([p.row_sums[1] for p in sub]))
+            best = top[tiles].reshape(-1, k).max(0)  # (k,)
+            bound = np.where(best >= 0, best * r_max, best * r_min)
+            slack = BOUND_SLACK * size[tiles].reshape(-1, k).max(0) * r_max
+            live = np.flatnonzero(bound + slack > threshold)  # classes that may exceed the threshold here
+            if not live.size or (whole and not label_of_class[live].any()):
+                continue  # nothing here can take a voxel from what the box holds
+            live_t = torch.from_numpy(live).to(device)
+            field = blend(source[tiles].index_select(nd, live_t), [ops[d][i] for d, i in enumerate(choice)])
+            if field.device.type == "cpu":
+                value, arg = max_and_argmax(field.numpy())  # (*piece shape) over the live classes
+            else:  # a GPU reduces fast as is, and only the reduction crosses to the host
+                value, arg = (t.cpu().numpy() for t in field.max(dim=0))
+            box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
+            larger = value > best_value[box]
+            best_value[box] = np.where(larger, value, best_value[box])
+            best_label[box] = np.where(larger, label_of_class[live].astype(dtype)[arg], best_label[box])
+    return np.where(best_value > threshold, best_label, 0).astype(dtype, copy=False)
 
 
 def max_and_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
