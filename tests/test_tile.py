@@ -87,5 +87,36 @@ def test_reading_slabs_of_a_memory_mapped_tomogram_keeps_none_of_it_resident(tmp
     assert _resident_file_kib() - before < 4096  # KiB; kept resident, the map would hold all 32 MiB
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_a_slab_is_read_a_few_planes_at_a_time_so_little_of_the_file_is_ever_mapped(tmp_path, monkeypatch):
+    """Copying a box out of a memory map maps every page its rows lie on (here a slab 192 voxels wide of
+    256-voxel rows: 18 MiB of pages for 13.5 MiB of voxels); read in steps, at most a step's pages are mapped."""
+    from tomocam.tile import cut
+
+    vol = np.random.default_rng(1).standard_normal((96, 256, 256)).astype(np.float32)
+    tomo = open_tomogram(write_mrc(tmp_path / "t.mrc", vol))
+    grid = TileGrid.build(vol.shape, (96, 192, 192), (96, 64, 64))
+    block = make_blocks(grid, 1)[0]
+    release = cut.release_pages
+
+    def most_mapped(step: int) -> tuple[int, int]:
+        mapped = []
+
+        def measured(volume):
+            mapped.append(_resident_file_kib())
+            release(volume)
+
+        monkeypatch.setattr(cut, "release_pages", measured)
+        monkeypatch.setattr(cut, "READ_STEP_BYTES", step)
+        before = _resident_file_kib()
+        slab, origin = read_slab(tomo.array(), grid, block)
+        np.testing.assert_array_equal(slab, vol[tuple(slice(o, o + n) for o, n in zip(origin, slab.shape))])
+        return len(mapped), max(mapped) - before
+
+    assert most_mapped(1 << 40)[1] > 16 * 1024  # KiB: the whole slab's rows at once
+    steps, kib = most_mapped(2 << 20)
+    assert steps == 10 and kib < 6 * 1024  # a plane spans 192 KiB: 10 planes a step, 1.9 MiB and slop
+
+
 def test_describe_is_a_dry_run_line():
     assert TileGrid.build((100, 50, 40), 40, 20).describe().endswith("4 x 2 x 1 = 8 tiles")
