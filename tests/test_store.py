@@ -148,3 +148,29 @@ def test_manifest_records_whole_arrays_and_the_reader_refuses_disagreement(tmp_p
     root.attrs["tomocam"] = attrs
     with pytest.raises(InputError, match="no manifest"):
         open_store(path)
+
+
+def test_stores_go_through_zarrs_unless_the_user_chose_a_pipeline(tmp_path):
+    """Importing ``tomocam.store`` selects the zarrs codec pipeline, whose arrays read back byte for byte what
+    zarr-python's own pipeline wrote (and the other way round); a pipeline set through zarr's environment
+    variable is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys, numpy as np, zarr\n"
+              "import tomocam.store\n"
+              "print(zarr.config.get('codec_pipeline.path'))\n"
+              "a = zarr.open_array(sys.argv[1], mode='a', shape=(6, 70, 70), chunks=(1, 64, 64), dtype='float32')\n"
+              "if sys.argv[2] == 'write': a[...] = np.arange(a.size, dtype=np.float32).reshape(a.shape)\n"
+              "print(float(np.asarray(a[...]).sum()))")
+    env = {k: v for k, v in os.environ.items() if k != "ZARR_CODEC_PIPELINE__PATH"}
+    chosen = {**env, "ZARR_CODEC_PIPELINE__PATH": "zarr.core.codec_pipeline.BatchedCodecPipeline"}
+    expected = float(np.arange(6 * 70 * 70, dtype=np.float32).sum())
+    for writer, reader in [(env, chosen), (chosen, env)]:
+        path = str(tmp_path / f"a{len(writer)}.zarr")
+        runs = [subprocess.run([sys.executable, "-c", script, path, mode], env=e, capture_output=True, text=True,
+                               check=True).stdout.split() for e, mode in [(writer, "write"), (reader, "read")]]
+        assert [r[0] for r in runs] == [("zarrs.ZarrsCodecPipeline" if e is env else
+                                         "zarr.core.codec_pipeline.BatchedCodecPipeline") for e in (writer, reader)]
+        assert [float(r[1]) for r in runs] == [expected, expected]

@@ -123,14 +123,15 @@ def label_region_by_classes(
     yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``first .. first + g - 1`` of ``n_classes``,
     in ascending order. The box keeps the largest value so far and its label; a later class takes a voxel only
     where it is strictly larger, so ties go to the first class, as :func:`max_and_argmax` does within a group.
-    Memory: one group's maps and ``(*shape)`` float32 values beside the labels, whatever the number of classes.
+    Memory: one group's maps and, with several groups, ``(*shape)`` float32 values beside the labels, whatever the
+    number of classes.
     """
     nd = len(lo)
     shape = tuple(b - a for a, b in zip(lo, hi))
     may_label = np.ones(n_classes, bool)
     may_label[list(ignore)] = False
-    best_value = np.full(shape, -np.inf, np.float32)  # the largest class value so far per voxel
-    best_label = np.zeros(shape, dtype)  # its label, 0 for a background class
+    best_label = np.zeros(shape, dtype)  # the label of the largest class value so far per voxel (0: background)
+    best_value = np.empty(0, np.float32)  # that value, (*shape), allocated at the first of several groups
     pieces: list[list[Piece]] = []
     for first, maps in groups:
         k, feat = maps.shape[nd], maps.shape[nd + 1 :]
@@ -139,6 +140,8 @@ def label_region_by_classes(
             pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], feat[d], window, widths[d]) for d in range(nd)]
             ops = [[p.op.to(device) for p in axis] for axis in pieces]
         whole = k == n_classes  # every class here: a sub-box where only background classes may exceed is all 0
+        if not whole and not best_value.size:
+            best_value = np.full(shape, -np.inf, np.float32)
         label_of_class = np.where(may_label[first : first + k], np.arange(first + 1, first + k + 1), 0)  # (k,)
         flat = maps.reshape(*maps.shape[: nd + 1], -1)  # (*t, k, cells)
         top = flat.max(-1)  # (*t, k) largest map value per tile and class
@@ -162,9 +165,15 @@ def label_region_by_classes(
             else:  # a GPU reduces fast as is, and only the reduction crosses to the host
                 value, arg = (t.cpu().numpy() for t in field.max(dim=0))
             box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
+            label = label_of_class[live].astype(dtype)[arg]  # (*piece shape)
+            if whole:  # every class at once, and every voxel in one sub-box: the labels, final
+                best_label[box] = np.where(value > threshold, label, 0)
+                continue
             larger = value > best_value[box]
             best_value[box] = np.where(larger, value, best_value[box])
-            best_label[box] = np.where(larger, label_of_class[live].astype(dtype)[arg], best_label[box])
+            best_label[box] = np.where(larger, label, best_label[box])
+        if whole:
+            return best_label
     return np.where(best_value > threshold, best_label, 0).astype(dtype, copy=False)
 
 

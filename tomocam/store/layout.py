@@ -39,6 +39,7 @@ runs each). Stores of the earlier layouts read the same (zarr hides the chunking
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +68,10 @@ FAST_PIPELINE = "zarrs.ZarrsCodecPipeline"
 
 
 def use_fast_pipeline() -> None:
-    """Make zarr use :data:`FAST_PIPELINE` in this process, unless its codec pipeline was chosen already (through
-    ``zarr.config`` or ``ZARR_CODEC_PIPELINE__PATH``). Arrays or features zarrs does not support fall back to
-    zarr-python's pipeline (zarrs' default, non-strict mode)."""
-    if zarr.config.get("codec_pipeline.path") == DEFAULT_PIPELINE:
+    """Make zarr use :data:`FAST_PIPELINE` in this process, unless its codec pipeline was chosen already: through
+    ``ZARR_CODEC_PIPELINE__PATH``, or another pipeline set in ``zarr.config``. Arrays or features zarrs does not
+    support fall back to zarr-python's pipeline (zarrs' default, non-strict mode)."""
+    if "ZARR_CODEC_PIPELINE__PATH" not in os.environ and zarr.config.get("codec_pipeline.path") == DEFAULT_PIPELINE:
         zarr.config.set({"codec_pipeline.path": FAST_PIPELINE})
 
 
