@@ -9,6 +9,9 @@ own, so it adds nothing to a run's peak memory): the same tiles, cut and normali
 through ``model(x)`` alone. On a GPU the worker has the GPU resource
 (one phase-1 task at a time) and half the CPU cores as threads for phase 2, which also stitches on the GPU.
 
+Each row is the median of ``--repeat`` runs (default 3, with ``--quick`` 1; shared machines vary by 20-40% between
+runs), its run seconds those of the run with the median total; forward-only is the median of as many.
+
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
     python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
 """
@@ -171,8 +174,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default 32, cuda 256)")
     parser.add_argument("--quick", action="store_true", help="one run per model, Respond-CAM only, no 8x run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each row (default 3): the row is the run "
-                        "with the median total time, forward-only the median rate; shared machines vary by 20-40%%")
+    parser.add_argument("--repeat", type=int, default=None, help="runs of each row (default 3, --quick 1): the row "
+                        "is the run with the median total time, forward-only the median rate; shared machines vary "
+                        "by 20-40%%")
     parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON ({'rows': [...]}) to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -184,6 +188,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.batch is None:
         args.batch = 256 if args.device.startswith("cuda") else 32
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     if args.child:
         child(args)
         return

@@ -115,3 +115,29 @@ def test_killed_worker_tasks_are_retried(tmp_path):
     a, b = open_store(store), open_store(fresh.store)
     np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(a.labels()[...], b.labels()[...])
+
+
+def test_done_markers_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The resume record goes through zarr-python's pipeline, which writes a chunk to a temporary file and renames
+    it (zarrs writes chunks in place, so a kill could leave a cut-short marker that --resume cannot read); the maps
+    go through zarrs."""
+    import zarr.storage._local as local
+
+    written: list[str] = []
+    put = local._put
+
+    def recording(path, value, exclusive=False):
+        written.append(str(path))
+        return put(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(local, "_put", recording)
+    volume, _ = particles_volume((24, 24, 32), n=4, seed=1)
+    model = matched_filter_checkpoint(tmp_path / "mf.pt")
+    config = ExplainConfig(tomogram=str(write_mrc(tmp_path / "t.mrc", volume)), output=str(tmp_path / "t.zarr"),
+                           model=str(model), tile=16, stride=8, block=2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            explain_tomogram(config, client=client)
+    done = [p for p in written if "/tiles/done/c/" in p]
+    assert len(done) == _done_count(tmp_path / "t.zarr") > 1  # every block's marker, atomically
+    assert not [p for p in written if "/tiles/respond/c/" in p]  # the maps through zarrs

@@ -35,27 +35,42 @@ TESTS = Path(__file__).parent
 
 # The real CLI with the test architectures importable. With KILL_AT=REGEX[#N] set, the N-th (default first) file
 # write whose path matches REGEX SIGKILLs the process group right after the file is in place; with
-# COUNT_WRITES_TO=FILE, the number of file writes is written to FILE at exit. zarr's LocalStore writes every file
-# (metadata and chunks, atomically) through zarr.storage._local._put.
+# COUNT_WRITES_TO=FILE, the number of file writes is written to FILE at exit. Files reach the disk two ways: zarr's
+# LocalStore writes metadata and the chunks of arrays opened with zarr-python's pipeline (atomically) through
+# zarr.storage._local._put; the zarrs pipeline writes the chunks of one array assignment together, in Rust, so
+# those are counted, in order, once the assignment's write returns (a kill lands after the batch holding the N-th).
 RUNNER = r"""
 import os, re, signal, sys, threading
 sys.path.insert(0, sys.argv.pop(1))
 import explain_models
 import zarr.storage._local as local
+import zarrs.pipeline
 kill_at, count_to = os.environ.get("KILL_AT"), os.environ.get("COUNT_WRITES_TO")
 pattern, _, nth = (kill_at or "").partition("#")
 pattern, nth, count, lock, put = re.compile(pattern), int(nth or 1), [0, 0], threading.Lock(), local._put
 
-def put_and_watch(path, value, exclusive=False):  # writes run on several threads: count under a lock
-    written = put(path, value, exclusive=exclusive)
+def watch(path):  # writes run on several threads: count under a lock
     with lock:
         count[0] += 1
         count[1] += bool(kill_at and pattern.search(str(path)))
         if kill_at and count[1] >= nth:
             os.killpg(0, signal.SIGKILL)
+
+def put_and_watch(path, value, exclusive=False):
+    written = put(path, value, exclusive=exclusive)
+    watch(path)
     return written
 
+write = zarrs.pipeline.ZarrsCodecPipeline.write
+
+async def write_and_watch(self, batch_info, value, drop_axes=()):
+    batch_info = list(batch_info)
+    await write(self, batch_info, value, drop_axes)
+    for byte_setter, *_ in batch_info:
+        watch(byte_setter.path)
+
 local._put = put_and_watch
+zarrs.pipeline.ZarrsCodecPipeline.write = write_and_watch
 if count_to:
     import atexit
     atexit.register(lambda: open(count_to, "w").write(str(count[0])))

@@ -20,6 +20,7 @@ import zarr
 from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.pipeline.plan import Plan
 from tomocam.read import check_finite
+from tomocam.store.layout import atomic_writes
 from tomocam.tile import Block, read_slab, slab_starts
 
 _MODELS: dict[tuple, tuple] = {}
@@ -137,6 +138,8 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     tiles["logits"].with_config(whole)[region] = logits.cpu().numpy().reshape(*block.shape, -1)
     for m in plan.methods:
         tiles[m].with_config(whole)[region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
-    tiles["done"][tuple(slice(i, i + 1) for i in block.index)] = 1
+    with atomic_writes():  # the marker's chunk is whole or absent, whatever kills the run
+        done = tiles["done"]
+    done[tuple(slice(i, i + 1) for i in block.index)] = 1
     peak = float(maps[plan.label_method].max())
     return BlockResult(index=block.index, n_tiles=n, seconds=time.perf_counter() - t0, peak=peak)

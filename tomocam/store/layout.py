@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,15 @@ def use_fast_pipeline() -> None:
     support fall back to zarr-python's pipeline (zarrs' default, non-strict mode)."""
     if "ZARR_CODEC_PIPELINE__PATH" not in os.environ and zarr.config.get("codec_pipeline.path") == DEFAULT_PIPELINE:
         zarr.config.set({"codec_pipeline.path": FAST_PIPELINE})
+
+
+def atomic_writes() -> AbstractContextManager:
+    """A context in which arrays are opened with zarr-python's own pipeline, which writes each chunk to a temporary
+    file and renames it into place: a chunk is then whole or absent, whatever kills the process. zarrs writes a
+    chunk in place (truncate, then write), so a kill can leave one cut short; that is harmless for arrays a resumed
+    run rewrites, but not for the resume record ``tiles/done``, whose chunks a resumed run reads (``--resume``
+    would stop on a chunk that does not decode). Open ``tiles/done`` inside this context to write it."""
+    return zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE})
 
 
 #: Heatmaps (and the per-tile maps) are smooth float fields: byte shuffling + lz4 writes them ~5x faster than
