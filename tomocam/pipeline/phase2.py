@@ -3,9 +3,9 @@ heatmap chunk.
 
 The stitching runs on the plan's device (on a GPU worker the matrix products cost next to nothing).
 A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
-voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles; in groups of
-classes of about :data:`MAPS_BYTES`, so a task's memory does not grow with the maps' size) and writes every
-pyramid level of its box from memory, so nothing reads level 0 back:
+voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles; in
+groups of classes of about :data:`MAPS_BYTES`, so a task's memory does not grow with the maps' size) and writes
+every pyramid level of its box from memory, so nothing reads level 0 back:
 
 - :func:`stitch_heatmaps`, for each method: level 0, the field at the samples
   (:func:`tomocam.stitch.stitch_samples`), and the coarser levels as 2x means of it
@@ -52,8 +52,9 @@ def _level_box(lo: tuple[int, ...], shape: tuple[int, ...], level: int) -> tuple
 
 #: Bytes of tile maps a phase-2 task holds at once: it reads its box's maps in groups of classes of about this size
 #: (all classes when they fit), so its memory is set by this and the box, not by the number of classes or the size
-#: of the maps. Measured (ceiling model, 10^3 maps, 192x640x640): a box's 2744 tiles hold 252 MB of maps, and with
-#: the permuted copy and first product of the stitch a task peaked 620 MB above the process's base.
+#: of the maps. Measured (ceiling model, 10^3 maps, 192x640x640): a box's 2744 tiles hold 252 MB of maps; read
+#: whole, with the stitch's permuted copy and first product, a heatmap task took the run's RSS to 896 MB, in groups
+#: to 583-644 MB (the whole run 1.11-1.23x the peak of the 96x320x320 run instead of 1.57x).
 MAPS_BYTES = 48 << 20
 
 

@@ -174,6 +174,8 @@ def label_region_by_classes(
             best_label[box] = np.where(larger, label, best_label[box])
         if whole:
             return best_label
+    if not best_value.size:  # no group at all
+        return best_label
     return np.where(best_value > threshold, best_label, 0).astype(dtype, copy=False)
 
 
