@@ -164,6 +164,7 @@ def _kill_and_resume(case: dict, store: Path, proc: subprocess.Popen) -> None:
     assert code == 0, err
     open_store(store)
     assert_same_store(store, case["reference"])
+    assert not list(store.rglob("*.partial"))  # no temporary file of a write the kill cut short
 
 
 @pytest.mark.parametrize(

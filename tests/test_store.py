@@ -174,3 +174,17 @@ def test_stores_go_through_zarrs_unless_the_user_chose_a_pipeline(tmp_path):
         assert [r[0] for r in runs] == [("zarrs.ZarrsCodecPipeline" if e is env else
                                          "zarr.core.codec_pipeline.BatchedCodecPipeline") for e in (writer, reader)]
         assert [float(r[1]) for r in runs] == [expected, expected]
+
+
+def test_resume_removes_only_the_temporary_files_of_cut_short_writes(tmp_path):
+    from tomocam.store.create import remove_partial_writes
+
+    store = tmp_path / "s.zarr"
+    (store / "respond" / "0").mkdir(parents=True)
+    keep = [store / "zarr.json", store / "respond" / "0" / "zarr.json", store / "notes.partial"]
+    gone = [store / "zarr.0123456789abcdef0123456789abcdef.partial",
+            store / "respond" / "0" / "c.fedcba9876543210fedcba9876543210.partial"]
+    for path in keep + gone:
+        path.write_text("x")
+    assert remove_partial_writes(str(store)) == 2
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,6 +207,7 @@ def open_or_create(plan: Plan, config: ExplainConfig) -> None:
                 f"cannot resume '{plan.store}': its run had other settings ({', '.join(differ)}); "
                 "use the same options, or --overwrite"
             )
+        remove_partial_writes(plan.store)
         update_attrs(plan.store, complete=False, command=config.command)
         return
     # Built beside its final path and moved there whole, so a store at that path always has all its arrays.
@@ -214,6 +216,23 @@ def open_or_create(plan: Plan, config: ExplainConfig) -> None:
     root = create_root(partial, provenance(plan, config.command))
     _create_arrays(root, plan)
     os.replace(partial, plan.store)
+
+
+#: zarr-python writes a file as ``<stem>.<32 hex digits>.partial`` and renames it into place; a run killed between
+#: the two leaves the temporary file behind, which zarr then warns about on every listing of the store.
+_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_partial_writes(store: str) -> int:
+    """Delete the temporary files of writes a killed run left unfinished in ``store``; returns how many. Their
+    targets were never replaced, so nothing else changes."""
+    removed = 0
+    for folder, _, files in os.walk(store):
+        for name in files:
+            if _PARTIAL.search(name):
+                Path(folder, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def phase2_arrays(plan: Plan) -> list[str]:
