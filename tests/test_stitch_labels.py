@@ -56,6 +56,10 @@ def test_labels_equal_the_argmax_of_the_full_field(window, shape, tile, stride, 
     assert 0.05 < (expected > 0).mean() < 0.95 and (expected == 3).sum() == 0  # a real mix; class 2 never labels
     assert not _near_ties(field, threshold, 1e-6 * np.abs(field).max()).any()
     np.testing.assert_array_equal(got, expected)
+    for groups in ([(0, sub)], [(0, sub[:, :, :, :2]), (2, sub[:, :, :, 2:])]):  # whole, and in two groups
+        every_class = label_region_by_classes(lo, hi, starts, groups, 5, grid.tile, window, threshold, (2,),
+                                              select_live=False)  # a GPU's way, on CPU tensors
+        np.testing.assert_array_equal(every_class, expected)
 
 
 def test_sub_boxes_that_cannot_reach_the_threshold_are_skipped_without_products(monkeypatch):
@@ -119,6 +123,11 @@ def test_any_grid_and_box_agree_with_the_definition_but_for_rounding(shape, tile
     groups = [(a, sub[(slice(None),) * len(shape) + (slice(a, a + size),)]) for a in range(0, k, size)]
     by_groups = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge)
     differ = by_groups != expected
+    assert not (differ & ~_near_ties(field, threshold, 1e-5 * np.abs(field).max())).any()
+    # a GPU's way (every class of a group stitched, no selection sent to the device), here on CPU tensors
+    every_class = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge,
+                                          select_live=False)
+    differ = every_class != expected
     assert not (differ & ~_near_ties(field, threshold, 1e-5 * np.abs(field).max())).any()
 
 

@@ -118,6 +118,7 @@ def label_region_by_classes(
     dtype: str = "uint8",
     edge: int | None = None,
     device: str = "cpu",
+    select_live: bool | None = None,
 ) -> np.ndarray:
     """:func:`label_region` from the maps of the classes in groups, one group in memory at a time: ``groups``
     yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``first .. first + g - 1`` of ``n_classes``,
@@ -125,28 +126,39 @@ def label_region_by_classes(
     where it is strictly larger, so ties go to the first class, as :func:`max_and_argmax` does within a group.
     Memory: one group's maps and, with several groups, ``(*shape)`` float32 values beside the labels, whatever the
     number of classes.
+
+    ``select_live`` (default: on a CPU only) stitches only the classes that may exceed the threshold in each
+    sub-box; otherwise every class of the group is stitched, with the same labels (a class that cannot exceed the
+    threshold never wins above it), which suits a GPU: sending the selection there waits for all its queued work.
+    The box's labels and values live on ``device``, so from a GPU only the final labels cross to the host.
     """
     nd = len(lo)
     shape = tuple(b - a for a, b in zip(lo, hi))
     may_label = np.ones(n_classes, bool)
     may_label[list(ignore)] = False
-    best_label = np.zeros(shape, dtype)  # the label of the largest class value so far per voxel (0: background)
-    best_value = np.empty(0, np.float32)  # that value, (*shape), allocated at the first of several groups
+    select_live = device == "cpu" if select_live is None else select_live
+    out_dtype = torch.uint8 if dtype == "uint8" else torch.int32  # torch's uint16 lacks the ops used here
+    np_dtype = np.uint8 if dtype == "uint8" else np.int32
+    best_label = torch.zeros(shape, dtype=out_dtype, device=device)  # the label of the largest value so far
+    best_value = torch.empty(0, device=device)  # that value, (*shape), allocated at the first of several groups
     pieces: list[list[Piece]] = []
     for first, maps in groups:
-        k, feat = maps.shape[nd], maps.shape[nd + 1 :]
+        k = maps.shape[nd]
         if not pieces:
             widths = [edge or (t if device == "cpu" else 2 * t) for t in tile]
-            pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], feat[d], window, widths[d]) for d in range(nd)]
+            pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], maps.shape[nd + 1 + d], window, widths[d])
+                      for d in range(nd)]
             ops = [[p.op.to(device) for p in axis] for axis in pieces]
         whole = k == n_classes  # every class here: a sub-box where only background classes may exceed is all 0
-        if not whole and not best_value.size:
-            best_value = np.full(shape, -np.inf, np.float32)
+        if not whole and not best_value.numel():
+            best_value = torch.full(shape, -torch.inf, device=device)
         label_of_class = np.where(may_label[first : first + k], np.arange(first + 1, first + k + 1), 0)  # (k,)
-        flat = maps.reshape(*maps.shape[: nd + 1], -1)  # (*t, k, cells)
-        top = flat.max(-1)  # (*t, k) largest map value per tile and class
-        size = np.maximum(top, -flat.min(-1))  # (*t, k) largest magnitude, the scale of float rounding
-        source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)
+        label_of_class_t = torch.from_numpy(label_of_class).to(device, out_dtype)
+        source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *feat)
+        flat = source.reshape(*source.shape[: nd + 1], -1)  # (*t, k, cells)
+        top_t = flat.amax(-1)  # (*t, k) largest map value per tile and class
+        size_t = torch.maximum(top_t, -flat.amin(-1))  # (*t, k) largest magnitude, the scale of float rounding
+        top, size = top_t.cpu().numpy(), size_t.cpu().numpy()  # the bounds are decided on the host
         for choice in itertools.product(*(range(len(axis)) for axis in pieces)):
             sub = [pieces[d][i] for d, i in enumerate(choice)]
             tiles = tuple(p.tiles for p in sub)
@@ -158,25 +170,27 @@ def label_region_by_classes(
             live = np.flatnonzero(bound + slack > threshold)  # classes that may exceed the threshold here
             if not live.size or (whole and not label_of_class[live].any()):
                 continue  # nothing here can take a voxel from what the box holds
-            live_t = torch.from_numpy(live).to(device)
-            field = blend(source[tiles].index_select(nd, live_t), [ops[d][i] for d, i in enumerate(choice)])
-            if field.device.type == "cpu":
-                value, arg = max_and_argmax(field.numpy())  # (*piece shape) over the live classes
-            else:  # a GPU reduces fast as is, and only the reduction crosses to the host
-                value, arg = (t.cpu().numpy() for t in field.max(dim=0))
+            piece_ops = [ops[d][i] for d, i in enumerate(choice)]
+            if select_live:  # value and label (*piece shape) over the live classes only
+                field = blend(source[tiles].index_select(nd, torch.from_numpy(live).to(device)), piece_ops)
+                top_value, top_index = max_and_argmax(field.cpu().numpy())
+                value = torch.from_numpy(top_value).to(device)
+                label = torch.from_numpy(label_of_class[live].astype(np_dtype)[top_index]).to(device)
+            else:  # over every class of the group, all on the device
+                value, index = blend(source[tiles], piece_ops).max(dim=0)
+                label = label_of_class_t[index]
             box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
-            label = label_of_class[live].astype(dtype)[arg]  # (*piece shape)
             if whole:  # every class at once, and every voxel in one sub-box: the labels, final
-                best_label[box] = np.where(value > threshold, label, 0)
+                best_label[box] = torch.where(value > threshold, label, 0)
                 continue
             larger = value > best_value[box]
-            best_value[box] = np.where(larger, value, best_value[box])
-            best_label[box] = np.where(larger, label, best_label[box])
+            best_value[box] = torch.where(larger, value, best_value[box])
+            best_label[box] = torch.where(larger, label, best_label[box])
         if whole:
-            return best_label
-    if not best_value.size:  # no group at all
-        return best_label
-    return np.where(best_value > threshold, best_label, 0).astype(dtype, copy=False)
+            return best_label.cpu().numpy().astype(dtype, copy=False)
+    if best_value.numel():
+        best_label = torch.where(best_value > threshold, best_label, 0)
+    return best_label.cpu().numpy().astype(dtype, copy=False)
 
 
 def max_and_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
