@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -178,11 +179,18 @@ def _head_linear(capture: _Capture, logits: Tensor) -> tuple[nn.Linear, Tensor] 
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _index_tensor(values: tuple[int, ...], device: torch.device) -> Tensor:
+    """``values`` as a long tensor on ``device``, made once and only read afterwards: building it from a list
+    copies it from the host, and on a GPU that copy waits for all queued work, twice per batch otherwise."""
+    return torch.tensor(values, dtype=torch.long, device=device)
+
+
 def _one_hot_directions(n: int, k_total: int, classes: Sequence[int], like: Tensor) -> Tensor:
     """``(k, n, k_total)`` batched grad_outputs selecting each requested class's logit."""
     eye = torch.zeros(len(classes), n, k_total, dtype=like.dtype, device=like.device)
     rows = torch.arange(len(classes), device=like.device)
-    eye[rows, :, torch.tensor(list(classes), device=like.device)] = 1  # eye[i, :, classes[i]], one kernel
+    eye[rows, :, _index_tensor(tuple(classes), like.device)] = 1  # eye[i, :, classes[i]], one kernel
     return eye
 
 
@@ -302,7 +310,7 @@ def compute_cams(
                 m: torch.bmm(alphas[m], a_flat).reshape(a.shape[0], len(wanted), *a.shape[2:])  # (n, k, *s)
                 for m in methods
             }
-    index = torch.tensor(wanted, device=logits.device)
+    index = _index_tensor(tuple(wanted), logits.device)
     return CamResult(
         logits=logits.detach().to(_accumulation_dtype(a)).index_select(1, index), maps=maps, classes=wanted, layer=layer
     )

@@ -112,15 +112,15 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     pin = plan.device.startswith("cuda")
     volume = torch.from_numpy(slab)
     volume = volume.pin_memory().to(plan.device, non_blocking=True) if pin else volume  # (*slab)
-    starts = slab_starts(plan.grid, block, origin).tolist()  # (n, nd)
+    starts = torch.from_numpy(slab_starts(plan.grid, block, origin)).to(plan.device)  # (n, nd), on the device once
     spec = plan.input_spec
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
     every_class = plan.class_indices == tuple(range(len(plan.model_classes)))  # the default: no selection copy
-    select = torch.tensor(plan.class_indices, device=plan.device)
+    select = None if every_class else torch.tensor(plan.class_indices, device=plan.device)
     n = block.n_tiles
     # the block's results, filled batch by batch (no list of batches and no concatenation: one copy of them)
     logits = torch.empty((n, len(plan.model_classes)), device=plan.device)  # (n, K)
-    maps = {m: torch.empty((n, len(select), *plan.feature_shape), device=plan.device) for m in plan.methods}
+    maps = {m: torch.empty((n, len(plan.class_indices), *plan.feature_shape), device=plan.device) for m in plan.methods}
     with lock, torch.no_grad():
         for a in range(0, n, plan.batch_size):
             b = min(a + plan.batch_size, n)
@@ -128,7 +128,7 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             result = compute_cams(model, x, plan.layer, methods=plan.methods, autocast=autocast)
             logits[a:b] = result.logits  # (b - a, K)
             for m in plan.methods:
-                maps[m][a:b] = result.maps[m] if every_class else result.maps[m].index_select(1, select)
+                maps[m][a:b] = result.maps[m] if select is None else result.maps[m].index_select(1, select)
             report_tiles(b - a)
     tiles = tiles_group(plan)
     region = block.grid_slices
