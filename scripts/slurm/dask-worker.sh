@@ -42,6 +42,9 @@ if [[ -n ${TOMOCAM_WORKER_LIFETIME:-} ]]; then
     extra+=(--lifetime "${TOMOCAM_WORKER_LIFETIME}s" --lifetime-stagger "${TOMOCAM_LIFETIME_STAGGER:-0}s")
 fi
 
+# Dask's configured preloads (e.g. a module registering your architectures) and tomocam's warm-up of the worker
+mapfile -t preloads < <(python -m tomocam.deploy.warmup)
+extra+=("${preloads[@]}")
 threads=${SLURM_CPUS_PER_TASK:-1}
 export OMP_NUM_THREADS=$threads
 local_dir=${TOMOCAM_LOCAL_DIR:-${TMPDIR:-/tmp}}

@@ -1,8 +1,8 @@
 """Dask clients for explain runs: a local cluster sized to the machine, an existing cluster through its
 scheduler file, or SLURM worker jobs (:func:`tomocam.deploy.slurm.slurm_cluster`, from a login node).
 
-GPU workers advertise the resource ``GPU=1`` and phase-1 tasks ask for it; each GPU worker sees one device
-(``CUDA_VISIBLE_DEVICES``), so tasks always use ``cuda:0``.
+GPU workers advertise the resource ``GPU=1`` and phase-1 tasks ask for a share of it (:data:`GPU_TASKS` run at
+once per GPU); each GPU worker sees one device (``CUDA_VISIBLE_DEVICES``), so tasks always use ``cuda:0``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tomocam.deploy.warmup import worker_preloads
 from tomocam.errors import InputError
 
 
@@ -28,11 +29,16 @@ class ClusterInfo:
     torch_threads: int | None
 
 
-def phase1_resources(client) -> dict[str, int] | None:
-    """``{"GPU": 1}`` when every worker advertises a GPU, else no resource restriction."""
+#: Phase-1 tasks a GPU worker runs at once. One computes on the GPU (the model's lock serialises that part) while
+#: the others read their slabs and write their results, so the GPU does not wait for the host between blocks.
+GPU_TASKS = 4
+
+
+def phase1_resources(client) -> dict[str, float] | None:
+    """``{"GPU": 1 / GPU_TASKS}`` when every worker advertises a GPU (``GPU=1``), else no resource restriction."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     if workers and all(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers):
-        return {"GPU": 1}
+        return {"GPU": 1 / GPU_TASKS}
     return None
 
 
@@ -45,6 +51,18 @@ def cpu_layout(cores: int, workers: int | None) -> tuple[int, int]:
 def _quiet() -> None:
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _quiet_worker_processes() -> Iterator[None]:
+    """Worker processes started by Nannies made inside this block log only errors of ``distributed``, as the
+    client does (:func:`_quiet`): the setting must be in their environment before they import ``distributed``,
+    hence Dask's ``pre-spawn-environ`` rather than the Nanny's ``env``."""
+    import dask
+
+    env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "DASK_LOGGING__DISTRIBUTED": "error"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        yield
 
 
 @contextlib.contextmanager
@@ -68,8 +86,8 @@ def workers_ignore_interrupts() -> Iterator[None]:
 
 
 def gpu_worker_threads(n_gpus: int, cores: int) -> int:
-    """Threads of each GPU worker: its share of the cores. The ``GPU=1`` resource still runs one phase-1 task
-    per worker at a time; the other threads stitch (phase 2) beside it instead of waiting for the GPU."""
+    """Threads of each GPU worker: its share of the cores. The ``GPU=1`` resource runs :data:`GPU_TASKS` phase-1
+    tasks per worker at a time; the other threads stitch (phase 2) beside them instead of waiting for the GPU."""
     return max(1, cores // max(1, n_gpus))
 
 
@@ -78,15 +96,13 @@ def _gpu_cluster(n: int):
     from distributed import Nanny, Scheduler, SpecCluster
 
     threads = gpu_worker_threads(n, os.cpu_count() or 1)
+    options = {"nthreads": threads, "resources": {"GPU": 1}, "preload": worker_preloads()}
     workers = {
-        f"gpu-{i}": {
-            "cls": Nanny,
-            "options": {"nthreads": threads, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}},
-        }
-        for i in range(n)
+        f"gpu-{i}": {"cls": Nanny, "options": {**options, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}} for i in range(n)
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.CRITICAL)
+    with _quiet_worker_processes():
+        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.CRITICAL)
 
 
 def _wait_for_slurm_workers(client, cluster, poll: float = 1.0, submit_timeout: float = 120.0) -> None:
@@ -159,9 +175,11 @@ def connect(
             yield client, ClusterInfo("local-gpu", n, None)
         return
     n, threads = cpu_layout(os.cpu_count() or 1, workers)
-    with workers_ignore_interrupts():
+    processes = n > 1  # one worker runs in this process, already warm
+    with workers_ignore_interrupts(), _quiet_worker_processes():
         local = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=":0", silence_logs=logging.CRITICAL
+            n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0",
+            silence_logs=logging.CRITICAL, **({"preload": worker_preloads()} if processes else {}),
         )
     with local, Client(local) as client:
         _quiet()  # the cluster sets its own log levels on start

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tomocam.deploy.warmup import worker_preloads
 from tomocam.errors import InputError
 
 if TYPE_CHECKING:
@@ -291,6 +292,7 @@ def slurm_cluster(
     worker_args = [
         "--lifetime", f"{worker_lifetime_seconds(resolved)}s",
         "--lifetime-stagger", f"{resolved['lifetime_stagger']}s",
+        *(arg for name in worker_preloads() for arg in ("--preload", name)),
     ]
     if resolved["gpus_per_node"]:
         directives.append("--gpus=1")

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 import zarr
 
@@ -21,6 +20,9 @@ from tomocam.stitch import stitch_region
 from tomocam.store.layout import ATTRS_KEY, Sampling
 from tomocam.store.manifest import manifest_problems
 from tomocam.tile import TileGrid
+
+if TYPE_CHECKING:  # imported where used: dask.array costs 1-2 s of every explain worker's start, which never reads
+    import dask.array as da
 
 
 @dataclass
@@ -85,6 +87,8 @@ class ExplainStore:
 
         Raises :class:`InputError` for a coarser store without per-tile maps (one not written by ``tomocam explain``).
         """
+        import dask.array as da
+
         self._check_method(method)
         if f"tiles/{method}" not in self.root:
             if all(s == 1 for s in self.sampling.step):  # level 0 is on the tomogram's grid already
