@@ -192,9 +192,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
 def _prepare(config: ExplainConfig, store: str, cluster: str | None, on_plan) -> Plan:
     """Check the inputs, make the plan, probe the output folder and create (or reopen) the store."""
     if cluster == "slurm":  # the workers' device comes from the SLURM settings, not from this (login) node
-        from tomocam.deploy.slurm import load_slurm_config, slurm_device
-
-        device = slurm_device(config.device, load_slurm_config())
+        device = _cluster_device(config, cluster)
         plan = dataclasses.replace(make_plan(dataclasses.replace(config, device="cpu"), store), device=device)
     else:
         plan = make_plan(config, store)
@@ -206,7 +204,8 @@ def _prepare(config: ExplainConfig, store: str, cluster: str | None, on_plan) ->
 
 
 def _cluster_device(config: ExplainConfig, cluster: str | None) -> str:
-    """The device of the workers a run starts, as :func:`make_plan` resolves it."""
+    """The device of the workers a run starts: from the SLURM settings for SLURM workers, else as :func:`make_plan`
+    resolves it."""
     if cluster == "slurm":
         from tomocam.deploy.slurm import load_slurm_config, slurm_device
 
