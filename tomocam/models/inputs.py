@@ -67,7 +67,7 @@ def prepare(tiles: Tensor, spec: InputSpec) -> Tensor:
 def model_inputs(volume: Tensor, starts: Tensor | Sequence[Sequence[int]], spec: InputSpec) -> Tensor:
     """Cut, resample, invert and normalise: ``(n, 1, *spec.size)`` model inputs from ``volume`` at ``starts``.
 
-    The stacked tiles are the batch's one copy (of a float32 volume); inverting and normalising work in place.
+    The gathered tiles are the batch's one copy (of a float32 volume); inverting and normalising work in place.
     """
     return _prepare_(cut_tiles(volume, starts, spec.tile).float().unsqueeze(1), spec)
 

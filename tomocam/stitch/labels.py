@@ -186,9 +186,7 @@ def label_region_by_classes(
             larger = value > best_value[box]
             best_value[box] = torch.where(larger, value, best_value[box])
             best_label[box] = torch.where(larger, label, best_label[box])
-        if whole:
-            return best_label.cpu().numpy().astype(dtype, copy=False)
-    if best_value.numel():
+    if best_value.numel():  # several groups: the largest values decide, once all are seen
         best_label = torch.where(best_value > threshold, best_label, 0)
     return best_label.cpu().numpy().astype(dtype, copy=False)
 
