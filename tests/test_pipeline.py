@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -119,13 +120,16 @@ def test_results_do_not_depend_on_workers_or_block_size(client, tmp_path, models
 
 def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, tmp_path, models, monkeypatch):
     """A phase-2 task holds at most ``MAPS_BYTES`` of maps: with a budget of one class's maps (one group per
-    class) the heatmaps and labels equal those of a run that reads every class at once."""
+    class, labels slab by slab, heatmaps blended class by class) the heatmaps and labels equal those of a run
+    that reads and blends every class at once."""
     from tomocam.pipeline import phase2
+    blend = importlib.import_module("tomocam.stitch.blend")  # the package exports the function blend
 
     volume, _ = particles_volume((40, 36, 44), n=8, seed=5)
     a, _ = _run(client, tmp_path, volume, models["matched"], name="a", block=2)
     assert len(phase2.class_groups(3, 10)) == 1 and len(phase2.class_groups(3, phase2.MAPS_BYTES)) == 3
     monkeypatch.setattr(phase2, "MAPS_BYTES", 1)
+    monkeypatch.setattr(blend, "BLEND_BYTES", 1)
     b, _ = _run(client, tmp_path, volume, models["matched"], name="b", block=2)
     labels = a.labels()[...]
     assert 0.01 < (labels > 0).mean() < 0.99 and len(np.unique(labels)) > 2  # several classes label voxels
@@ -134,6 +138,50 @@ def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, 
     for level in range(a.n_levels):
         np.testing.assert_allclose(b.heatmap("respond", level)[...], a.heatmap("respond", level)[...], rtol=1e-6,
                                    atol=1e-7)
+
+
+def test_phase1_writing_a_block_in_row_groups_stores_the_same(client, tmp_path, models, monkeypatch):
+    """With a write budget of one byte a block's maps are computed and written one chunk row at a time: the same
+    tile maps, logits and labels as whole blocks."""
+    from tomocam.pipeline import phase1
+
+    volume, _ = particles_volume((40, 36, 44), n=8, seed=6)
+    a, sa = _run(client, tmp_path, volume, models["matched"], name="a", block=4)
+    monkeypatch.setattr(phase1, "WRITE_BYTES", 1)
+    b, _ = _run(client, tmp_path, volume, models["matched"], name="b", block=4)
+    plan_rows = zarr.open_group(sa.store, mode="r")["tiles"]["respond"].chunks[0]
+    assert plan_rows < 4  # so a block has several row groups
+    np.testing.assert_array_equal(b.logits[...], a.logits[...])
+    root_a, root_b = (zarr.open_group(s.path, mode="r")["tiles"] for s in (a, b))
+    np.testing.assert_array_equal(root_b["respond"][...], root_a["respond"][...])
+    np.testing.assert_array_equal(b.labels()[...], a.labels()[...])
+
+
+def test_label_slabs_cover_the_box_within_the_maps_budget(tmp_path, models, monkeypatch):
+    """Label slabs tile the box's first axis without gap or overlap; each slab's maps fit ``MAPS_BYTES`` unless
+    more slabs would be thinner than a stride; a budget that holds the whole box gives one slab."""
+    import math
+
+    from tomocam.pipeline import phase2
+    from tomocam.pipeline.plan import make_plan
+
+    path = write_mrc(tmp_path / "t.mrc", np.zeros((64, 40, 48), np.float32))
+    plan = make_plan(ExplainConfig(tomogram=str(path), output=str(tmp_path / "o.zarr"), model=str(models["cnn"])),
+                     str(tmp_path / "o.zarr"))
+    lo, hi = (0, 0, 0), plan.grid.shape
+    assert phase2.label_slabs(plan, lo, hi) == [(0, 64)]
+    class_bytes = 4 * len(plan.class_indices) * math.prod(plan.feature_shape)
+    face = math.prod([r.stop - r.start for r in plan.grid.covering(lo, hi)][1:])  # tiles per row along z
+    for budget_tiles in (4 * face, 1):
+        monkeypatch.setattr(phase2, "MAPS_BYTES", budget_tiles * class_bytes)
+        slabs = phase2.label_slabs(plan, lo, hi)
+        assert slabs[0][0] == 0 and slabs[-1][1] == 64 and all(b == c for (_, b), (c, _) in zip(slabs, slabs[1:]))
+        assert len(slabs) > 1
+        tiles = [math.prod(r.stop - r.start for r in plan.grid.covering((a, *lo[1:]), (b, *hi[1:])))
+                 for a, b in slabs]
+        thinnest = 64 // (len(slabs) + 1) < plan.grid.stride[0]  # one more slab would be thinner than a stride
+        assert max(tiles) <= budget_tiles or thinnest
+        assert thinnest == (budget_tiles == 1)
 
 
 def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tomocam import resize_maps
-from tomocam.stitch import WINDOWS, axis_window, stitch_region
+from tomocam.stitch import WINDOWS, axis_window, stitch_region, stitch_samples
 from tomocam.tile import TileGrid
 
 
@@ -105,6 +106,18 @@ def test_regions_stitch_to_the_same_values_as_the_whole():
     ranges = grid.covering(lo, (17, 15))
     part = stitch_region(lo, size, [grid.starts[d][r] for d, r in enumerate(ranges)], maps[ranges], grid.tile)
     np.testing.assert_allclose(part, whole[:, 2:17, 3:15], rtol=1e-5, atol=1e-6)
+
+
+def test_stitching_class_group_by_class_group_gives_the_same_samples(monkeypatch):
+    """Maps larger than ``BLEND_BYTES`` are blended a few classes at a time (bounded memory), to the same values."""
+    blend_module = importlib.import_module("tomocam.stitch.blend")  # the package exports the function blend
+
+    grid = TileGrid.build((23, 19, 21), 8, 5)
+    maps = np.random.default_rng(3).standard_normal((*grid.grid_shape, 5, 2, 2, 2)).astype(np.float32)
+    positions = [np.arange(1, n, 3) for n in grid.shape]
+    whole = stitch_samples(positions, list(grid.starts), maps, grid.tile)
+    monkeypatch.setattr(blend_module, "BLEND_BYTES", 2 * maps[:, :, :, 0].nbytes)  # two classes at a time
+    np.testing.assert_array_equal(stitch_samples(positions, list(grid.starts), maps, grid.tile).numpy(), whole.numpy())
 
 
 def test_uncovered_voxels_are_refused():

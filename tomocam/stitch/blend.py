@@ -53,6 +53,12 @@ def axis_operator(positions: np.ndarray, starts: np.ndarray, tile: int, feat: in
     return torch.from_numpy(op.reshape(len(x), -1).astype(np.float32))
 
 
+#: Bytes of tile maps :func:`stitch_samples` blends at once (whole classes, at least one): :func:`blend` copies
+#: them into its own order and its products' intermediates are of their size, so a larger set is blended class
+#: group by class group, and a phase-2 task's memory is its maps plus this much, not twice or three times them.
+BLEND_BYTES = 8 << 20
+
+
 def stitch_samples(
     positions: Sequence[np.ndarray],
     starts: Sequence[np.ndarray],
@@ -76,10 +82,16 @@ def stitch_samples(
         ``(k, *n)`` float32 tensor of stitched values in score units, on ``device``.
     """
     nd = len(positions)
-    feat = maps.shape[nd + 1 :]
-    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *f)
+    k, feat = maps.shape[nd], maps.shape[nd + 1 :]
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))  # (*t, k, *f), on the host
     ops = [axis_operator(positions[d], starts[d], tile[d], feat[d], window).to(device) for d in range(nd)]
-    return blend(x, ops)
+    per = max(1, BLEND_BYTES // max(1, x.nbytes // max(1, k)))  # classes blended at once
+    if per >= k:
+        return blend(x.to(device), ops)
+    out = torch.empty((k, *(len(p) for p in positions)), device=device)
+    for a in range(0, k, per):
+        out[a : a + per] = blend(x[(slice(None),) * nd + (slice(a, a + per),)].to(device), ops)
+    return out
 
 
 def blend(maps: torch.Tensor, ops: Sequence[torch.Tensor]) -> torch.Tensor:
