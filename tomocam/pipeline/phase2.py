@@ -11,8 +11,7 @@ every pyramid level of its box from memory, so nothing reads level 0 back:
   (:func:`tomocam.stitch.stitch_samples`), and the coarser levels as 2x means of it
   (:func:`tomocam.store.pyramid.heatmap_pyramid`). It needs only the phase-1 blocks covering the box, so the run
   starts it as soon as they are done.
-- :func:`write_labels`: the labels of every voxel of the box (in z-slabs when its maps exceed one group:
-  :func:`label_slabs`)
+- :func:`write_labels`: the labels of every voxel of the box
   (:func:`tomocam.stitch.labels.label_region_by_classes`, which never holds the full-grid field of all classes,
   skips the classes, and sub-boxes, that cannot reach the threshold, and keeps the largest value so far between
   class groups)
@@ -96,40 +95,17 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
     return index
 
 
-def label_slabs(plan: Plan, vlo: tuple[int, ...], vhi: tuple[int, ...]) -> list[tuple[int, int]]:
-    """The voxel box ``[vlo, vhi)`` cut along its first axis into the fewest equal slabs ``[a, b)`` whose tiles'
-    maps fit :data:`MAPS_BYTES` for every class (one slab a tile's stride thick at the least): such a slab is
-    labelled from one group of classes, without the box of largest values that several groups need
-    (:func:`tomocam.stitch.labels.label_region_by_classes`)."""
-    grid = plan.grid
-    class_bytes = 4 * len(plan.class_indices) * math.prod(plan.feature_shape)
-    length = vhi[0] - vlo[0]
-    n = 1
-    while True:
-        cuts = [vlo[0] + length * i // n for i in range(n + 1)]
-        slabs = list(zip(cuts[:-1], cuts[1:]))
-        tiles = max(math.prod(r.stop - r.start for r in grid.covering((a, *vlo[1:]), (b, *vhi[1:])))
-                    for a, b in slabs)
-        if tiles * class_bytes <= MAPS_BYTES or length // (n + 1) < grid.stride[0]:
-            return slabs
-        n += 1
-
-
 def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
     """Phase-2 task: every label level of the voxels of level-0 chunk ``index``, from the full-grid field of
-    :attr:`Plan.label_method` above ``threshold``, slab by slab (:func:`label_slabs`); returns ``index``."""
+    :attr:`Plan.label_method` above ``threshold``; returns ``index``."""
     root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
-    vlo, vhi, _ = chunk_tiles(plan, index)
-    dtype = label_dtype(len(plan.class_indices))
-    labels = np.empty(tuple(b - a for a, b in zip(vlo, vhi)), dtype)  # (*box)
-    for a, b in label_slabs(plan, vlo, vhi):
-        lo, hi = (a, *vlo[1:]), (b, *vhi[1:])
-        ranges = grid.covering(lo, hi)
-        starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-        labels[a - vlo[0] : b - vlo[0]] = label_region_by_classes(
-            lo, hi, starts, _box_maps(plan, root, plan.label_method, ranges), len(plan.class_indices), grid.tile,
-            plan.window, threshold, background_indices(plan.class_names), dtype, device=plan.device)
+    vlo, vhi, ranges = chunk_tiles(plan, index)
+    starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
+    labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, root, plan.label_method, ranges),
+                                     len(plan.class_indices), grid.tile, plan.window, threshold,
+                                     background_indices(plan.class_names), label_dtype(len(plan.class_indices)),
+                                     device=plan.device)  # (*box)
     seg = root["labels/segmentation"]
     for level, values in enumerate(label_pyramid(labels, label_levels(plan))):
         seg[str(level)][_level_box(vlo, labels.shape, level)] = values

@@ -124,8 +124,8 @@ def label_region_by_classes(
     yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``first .. first + g - 1`` of ``n_classes``,
     in ascending order. The box keeps the largest value so far and its label; a later class takes a voxel only
     where it is strictly larger, so ties go to the first class, as :func:`max_and_argmax` does within a group.
-    Memory: one group's maps and, with several groups, ``(*shape)`` float32 values beside the labels, whatever the
-    number of classes.
+    Memory: one group's maps and, with several groups, float32 values beside the labels for the sub-boxes where a
+    class may exceed the threshold (none where no voxel is labelled), whatever the number of classes.
 
     ``select_live`` (default: on a CPU only) stitches only the classes that may exceed the threshold in each
     sub-box; otherwise every class of the group is stitched, with the same labels (a class that cannot exceed the
@@ -140,7 +140,7 @@ def label_region_by_classes(
     out_dtype = torch.uint8 if dtype == "uint8" else torch.int32  # torch's uint16 lacks the ops used here
     np_dtype = np.uint8 if dtype == "uint8" else np.int32
     best_label = torch.zeros(shape, dtype=out_dtype, device=device)  # the label of the largest value so far
-    best_value = torch.empty(0, device=device)  # that value, (*shape), allocated at the first of several groups
+    best_value: dict[tuple[int, ...], tuple[tuple[slice, ...], torch.Tensor]] = {}  # sub-box -> (box, values)
     pieces: list[list[Piece]] = []
     for first, maps in groups:
         k = maps.shape[nd]
@@ -150,8 +150,6 @@ def label_region_by_classes(
                       for d in range(nd)]
             ops = [[p.op.to(device) for p in axis] for axis in pieces]
         whole = k == n_classes  # every class here: a sub-box where only background classes may exceed is all 0
-        if not whole and not best_value.numel():
-            best_value = torch.full(shape, -torch.inf, device=device)
         label_of_class = np.where(may_label[first : first + k], np.arange(first + 1, first + k + 1), 0)  # (k,)
         label_of_class_t = torch.from_numpy(label_of_class).to(device, out_dtype)
         source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *feat)
@@ -183,11 +181,16 @@ def label_region_by_classes(
             if whole:  # every class at once, and every voxel in one sub-box: the labels, final
                 best_label[box] = torch.where(value > threshold, label, 0)
                 continue
-            larger = value > best_value[box]
-            best_value[box] = torch.where(larger, value, best_value[box])
+            if choice not in best_value:  # the first group that may label voxels here: its values are the largest
+                best_value[choice] = (box, value)
+                best_label[box] = label
+                continue
+            held = best_value[choice][1]
+            larger = value > held
+            best_value[choice] = (box, torch.where(larger, value, held))
             best_label[box] = torch.where(larger, label, best_label[box])
-    if best_value.numel():  # several groups: the largest values decide, once all are seen
-        best_label = torch.where(best_value > threshold, best_label, 0)
+    for box, value in best_value.values():  # several groups: the largest values decide, once all are seen
+        best_label[box] = torch.where(value > threshold, best_label[box], 0)
     return best_label.cpu().numpy().astype(dtype, copy=False)
 
 
