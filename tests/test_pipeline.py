@@ -140,21 +140,27 @@ def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, 
                                    atol=1e-7)
 
 
-def test_phase1_writing_a_block_in_row_groups_stores_the_same(client, tmp_path, models, monkeypatch):
-    """With a write budget of one byte a block's maps are computed and written one chunk row at a time: the same
-    tile maps, logits and labels as whole blocks."""
-    from tomocam.pipeline import phase1
+def test_label_bounds_and_labels_that_need_no_maps(client, tmp_path, models, monkeypatch):
+    """Phase 1 stores each tile's and class's largest value and magnitude of the label method's maps; phase 2
+    reads no maps for a box where no class may exceed the threshold, and labels it 0."""
+    from tomocam.pipeline import phase2
+    from tomocam.pipeline.plan import make_plan
+    from tomocam.stitch.labels import map_bounds
 
-    volume, _ = particles_volume((40, 36, 44), n=8, seed=6)
-    a, sa = _run(client, tmp_path, volume, models["matched"], name="a", block=4)
-    monkeypatch.setattr(phase1, "WRITE_BYTES", 1)
-    b, _ = _run(client, tmp_path, volume, models["matched"], name="b", block=4)
-    plan_rows = zarr.open_group(sa.store, mode="r")["tiles"]["respond"].chunks[0]
-    assert plan_rows < 4  # so a block has several row groups
-    np.testing.assert_array_equal(b.logits[...], a.logits[...])
-    root_a, root_b = (zarr.open_group(s.path, mode="r")["tiles"] for s in (a, b))
-    np.testing.assert_array_equal(root_b["respond"][...], root_a["respond"][...])
-    np.testing.assert_array_equal(b.labels()[...], a.labels()[...])
+    volume, _ = particles_volume((40, 36, 44), n=8, seed=7)
+    store, summary = _run(client, tmp_path, volume, models["matched"], block=2)
+    tiles = zarr.open_group(summary.store, mode="r")["tiles"]
+    maps = torch.from_numpy(np.asarray(tiles["respond"][...]))  # (*grid, k, *feat)
+    np.testing.assert_array_equal(tiles["label_bounds"][...], map_bounds(maps, 3).numpy())
+    plan = make_plan(ExplainConfig(tomogram=str(tmp_path / "out.mrc"), output=summary.store,
+                                   model=str(models["matched"])), summary.store)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("maps were read")
+
+    monkeypatch.setattr(phase2, "_box_maps", no_reading)
+    phase2.write_labels(plan, (0, 0, 0), threshold=2 * float(maps.abs().max()))  # above every voxel's value
+    assert not store.labels()[...].any()
 
 
 def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):

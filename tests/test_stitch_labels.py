@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tomocam.stitch import WINDOWS, label_region, stitch_region
 from tomocam.stitch import labels as labels_module
-from tomocam.stitch.labels import axis_pieces, label_region_by_classes, max_and_argmax
+from tomocam.stitch.labels import axis_pieces, label_region_by_classes, live_classes, map_bounds, max_and_argmax
 from tomocam.store.pyramid import label_block
 from tomocam.tile import TileGrid
 
@@ -129,6 +130,24 @@ def test_any_grid_and_box_agree_with_the_definition_but_for_rounding(shape, tile
                                           select_live=False)
     differ = every_class != expected
     assert not (differ & ~_near_ties(field, threshold, 1e-5 * np.abs(field).max())).any()
+    # only the classes that may exceed the threshold in the box, read in groups: the same labels
+    bounds = map_bounds(torch.from_numpy(sub), len(shape)).numpy()
+    live = live_classes(lo, hi, starts, bounds, grid.tile, (feat,) * len(shape), window, threshold)
+    assert set(live) >= set(np.flatnonzero((field > threshold).any(axis=tuple(range(1, field.ndim)))))
+    kept = sub[(slice(None),) * len(shape) + (live,)]
+    groups = [(a, kept[(slice(None),) * len(shape) + (slice(a, a + size),)]) for a in range(0, len(live), size)]
+    if len(live):
+        by_live = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore,
+                                          edge=edge, classes=live)
+        differ = by_live != expected
+        assert not (differ & ~_near_ties(field, threshold, 1e-5 * np.abs(field).max())).any()
+    else:
+        assert not expected.any()
+
+
+def test_map_bounds_are_the_largest_value_and_magnitude_per_tile_and_class():
+    maps = torch.tensor([[[[1.0, -3.0], [0.5, 2.0]], [[-1.0, -2.0], [-0.5, -4.0]]]])  # (1 tile, 2 classes, 2, 2)
+    np.testing.assert_array_equal(map_bounds(maps, 2).numpy(), [[[2.0, 3.0], [-0.5, 4.0]]])
 
 
 def test_axis_pieces_cut_at_tile_edges_and_list_the_covering_tiles():

@@ -2,18 +2,16 @@
 
 A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts and
 normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through :func:`tomocam.compute_cams`
-(all classes from one pass) and writes the block's logits and feature-resolution maps into the chunk (logits) and
-chunks (maps, :mod:`tomocam.store.layout`, in groups of chunk rows: :func:`row_groups`) of the ``tiles/`` arrays
+(all classes from one pass) and writes the block's logits, feature-resolution maps and the label method's map
+bounds into the chunk (logits, bounds) and chunks (maps, :mod:`tomocam.store.layout`) of the ``tiles/`` arrays
 that are the block's own, then sets the block's ``done`` marker. The marker is written last, so a
 block is either done (and skipped on ``--resume``) or recomputed in full.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +20,7 @@ import zarr
 from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.pipeline.plan import Plan
 from tomocam.read import check_finite
-from tomocam.store.layout import atomic_writes
+from tomocam.store.layout import LABEL_BOUNDS, atomic_writes
 from tomocam.tile import Block, read_slab, slab_starts
 
 _MODELS: dict[tuple, tuple] = {}
@@ -40,10 +38,10 @@ class BlockResult:
     peak: float
 
 
-def block_peak(plan: Plan, block: Block, method: str) -> float:
-    """The largest value of ``method``'s maps in ``block``, read back from ``tiles/`` (for blocks done before a
-    ``--resume``)."""
-    return float(np.asarray(tiles_group(plan)[method][block.grid_slices]).max())
+def block_peak(plan: Plan, block: Block) -> float:
+    """The largest value of the label method's maps in ``block``, read back from ``tiles/label_bounds`` (for
+    blocks done before a ``--resume``)."""
+    return float(np.asarray(tiles_group(plan)[LABEL_BOUNDS][block.grid_slices])[..., 0].max())
 
 
 def tiles_group(plan: Plan) -> zarr.Group:
@@ -95,45 +93,18 @@ def _model(plan: Plan):
         return _MODELS[key]
 
 
-#: Bytes of maps a phase-1 task holds before writing them: a block's results are computed and written in groups
-#: of whole chunk rows (first grid axis) of about this size, so a block of a model with large maps (the
-#: ceiling model's 23 x 10^3 maps: 47 MB a 512-tile block, and zarr's copies while writing it) does not hold them
-#: all at once; a block of CNN-2's maps (6 MB) is one group.
-WRITE_BYTES = 16 << 20
-
-
-def row_groups(plan: Plan, block: Block, chunk_rows: int) -> list[slice]:
-    """The block's tile rows (first grid axis, relative to the block) in groups of whole chunk rows
-    (``chunk_rows`` tiles, a block holds whole chunks) whose maps fit :data:`WRITE_BYTES`, at least one chunk
-    row a group."""
-    face = math.prod(block.shape[1:])  # tiles per row
-    row_bytes = 4 * face * len(plan.class_indices) * math.prod(plan.feature_shape) * len(plan.methods)
-    rows = max(1, WRITE_BYTES // max(1, row_bytes * chunk_rows)) * chunk_rows
-    return [slice(a, min(a + rows, block.shape[0])) for a in range(0, block.shape[0], rows)]
-
-
-def _write_tiles(tiles: zarr.Group, region: tuple[slice, ...], maps: dict[str, np.ndarray]) -> None:
-    """Write each array of ``maps`` (``name: (*rows, ...)`` values) into ``tiles/<name>`` at ``region``, whole
-    chunks.
-
-    zarr's check for all-zero (fill-value) chunks, to skip them, would only cost a pass over the maps (measured:
-    86-203 -> 48-80 ms per 47 MB block)."""
-    for method, values in maps.items():
-        tiles[method].with_config({"write_empty_chunks": True})[region] = values
-
-
 def explain_block(plan: Plan, block: Block) -> BlockResult:
     """Phase-1 task: CAMs of every tile of ``block``, written into its part of ``tiles/``, then marked done.
 
     The block's slab is read once and moved to the device once; tiles are cut, resampled and normalised there
-    batch by batch (:func:`tomocam.models.inputs.model_inputs`), and the maps stay on the device until a group
-    of rows (:func:`row_groups`; usually the whole block) is done, so the host only reads the slab and writes
-    the results.
+    batch by batch (:func:`tomocam.models.inputs.model_inputs`), and the results stay on the device until the
+    block is done, so the host only reads the slab and writes the block's results.
     """
     import torch
 
     from tomocam import compute_cams
     from tomocam.models.inputs import model_inputs
+    from tomocam.stitch.labels import map_bounds
 
     t0 = time.perf_counter()
     model, lock = _model(plan)
@@ -147,38 +118,31 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
     every_class = plan.class_indices == tuple(range(len(plan.model_classes)))  # the default: no selection copy
     select = None if every_class else torch.tensor(plan.class_indices, device=plan.device)
+    n = block.n_tiles
+    # the block's results, filled batch by batch (no list of batches and no concatenation: one copy of them)
+    logits = torch.empty((n, len(plan.model_classes)), device=plan.device)  # (n, K)
+    maps = {m: torch.empty((n, len(plan.class_indices), *plan.feature_shape), device=plan.device) for m in plan.methods}
+    with lock, torch.no_grad():
+        for a in range(0, n, plan.batch_size):
+            b = min(a + plan.batch_size, n)
+            x = model_inputs(volume, starts[a:b], spec)  # (b - a, 1, *model_input)
+            result = compute_cams(model, x, plan.layer, methods=plan.methods, autocast=autocast)
+            logits[a:b] = result.logits  # (b - a, K)
+            for m in plan.methods:
+                maps[m][a:b] = result.maps[m] if select is None else result.maps[m].index_select(1, select)
+            report_tiles(b - a)
     tiles = tiles_group(plan)
-    logits = torch.empty((block.n_tiles, len(plan.model_classes)), device=plan.device)  # (n, K), written last
-    peak = -float("inf")
-    face = math.prod(block.shape[1:])  # tiles per row
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-write") as writer:
-        written = None  # the previous group's write, which runs while this group is computed
-        for rows in row_groups(plan, block, tiles[plan.methods[0]].chunks[0]):
-            first, last = rows.start * face, rows.stop * face  # the group's tiles
-            # the group's maps, filled batch by batch (no list of batches and no concatenation: one copy of them)
-            maps = {m: torch.empty((last - first, len(plan.class_indices), *plan.feature_shape), device=plan.device)
-                    for m in plan.methods}
-            with lock, torch.no_grad():
-                for a in range(first, last, plan.batch_size):
-                    b = min(a + plan.batch_size, last)
-                    x = model_inputs(volume, starts[a:b], spec)  # (b - a, 1, *model_input)
-                    result = compute_cams(model, x, plan.layer, methods=plan.methods, autocast=autocast)
-                    logits[a:b] = result.logits  # (b - a, K)
-                    for m in plan.methods:
-                        maps[m][a - first : b - first] = (result.maps[m] if select is None
-                                                          else result.maps[m].index_select(1, select))
-                    report_tiles(b - a)
-            region = (slice(block.lo[0] + rows.start, block.lo[0] + rows.stop),) + block.grid_slices[1:]
-            shape = (rows.stop - rows.start, *block.shape[1:])
-            peak = max(peak, float(maps[plan.label_method].max()))
-            host = {m: maps[m].cpu().numpy().reshape(*shape, *maps[m].shape[1:]) for m in plan.methods}
-            if written is not None:
-                written.result()
-            written = writer.submit(_write_tiles, tiles, region, host)
-        if written is not None:
-            written.result()
-    _write_tiles(tiles, block.grid_slices, {"logits": logits.cpu().numpy().reshape(*block.shape, -1)})
+    region = block.grid_slices
+    # The block's chunks are written whole: zarr's check for all-zero (fill-value) chunks, to skip them, would
+    # only cost a pass over the maps (measured: 86-203 -> 48-80 ms per 47 MB block).
+    whole = {"write_empty_chunks": True}
+    bounds = map_bounds(maps[plan.label_method], len(plan.feature_shape)).cpu().numpy()  # (n, k, 2)
+    tiles["logits"].with_config(whole)[region] = logits.cpu().numpy().reshape(*block.shape, -1)
+    tiles[LABEL_BOUNDS].with_config(whole)[region] = bounds.reshape(*block.shape, *bounds.shape[1:])
+    for m in plan.methods:
+        tiles[m].with_config(whole)[region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
     with atomic_writes():  # the marker's chunk is whole or absent, whatever kills the run
         done = tiles["done"]
     done[tuple(slice(i, i + 1) for i in block.index)] = 1
-    return BlockResult(index=block.index, n_tiles=block.n_tiles, seconds=time.perf_counter() - t0, peak=peak)
+    return BlockResult(index=block.index, n_tiles=n, seconds=time.perf_counter() - t0,
+                       peak=float(bounds[..., 0].max()))

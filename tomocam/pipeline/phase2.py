@@ -33,9 +33,9 @@ import zarr
 from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
 from tomocam.stitch import stitch_samples
-from tomocam.stitch.labels import label_region_by_classes
+from tomocam.stitch.labels import label_region_by_classes, live_classes
 from tomocam.store.create import heatmap_levels, label_levels
-from tomocam.store.layout import label_dtype
+from tomocam.store.layout import LABEL_BOUNDS, label_dtype
 from tomocam.store.pyramid import heatmap_pyramid, label_pyramid
 
 
@@ -65,13 +65,22 @@ def class_groups(n_classes: int, class_bytes: int, budget: int | None = None) ->
     return [slice(a, min(a + per, n_classes)) for a in range(0, n_classes, per)]
 
 
-def _box_maps(plan: Plan, root: zarr.Group, method: str, ranges: tuple[slice, ...]) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first class, maps (*t, g, *feat))`` of the tiles ``ranges`` of ``tiles/<method>``, class group by group
-    (:func:`class_groups`); zarr decodes only the classes asked for."""
-    array = root["tiles"][method]
+def _box_groups(plan: Plan, ranges: tuple[slice, ...]) -> list[slice]:
+    """The class groups (:func:`class_groups`) in which a task reads the maps of the tiles ``ranges``."""
     n_tiles = math.prod(r.stop - r.start for r in ranges)
-    for classes in class_groups(array.shape[len(ranges)], 4 * n_tiles * math.prod(plan.feature_shape)):
-        yield classes.start, np.asarray(array[ranges + (classes,)])
+    return class_groups(len(plan.class_indices), 4 * n_tiles * math.prod(plan.feature_shape))
+
+
+def _box_maps(plan: Plan, root: zarr.Group, method: str, ranges: tuple[slice, ...],
+              groups: list[slice] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first, maps (*t, g, *feat))`` of the tiles ``ranges`` of ``tiles/<method>``, group by group of
+    ``groups`` (default :func:`_box_groups`), ``first`` the group's first class among those read; zarr decodes
+    only the classes asked for."""
+    array = root["tiles"][method]
+    first = 0
+    for classes in _box_groups(plan, ranges) if groups is None else groups:
+        yield first, np.asarray(array[ranges + (classes,)])
+        first += classes.stop - classes.start
 
 
 def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
@@ -97,15 +106,27 @@ def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
 
 def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
     """Phase-2 task: every label level of the voxels of level-0 chunk ``index``, from the full-grid field of
-    :attr:`Plan.label_method` above ``threshold``; returns ``index``."""
+    :attr:`Plan.label_method` above ``threshold``; returns ``index``.
+
+    Only the class groups holding a class that may exceed the threshold in the box are read (from the tiles' map
+    bounds, :func:`tomocam.stitch.labels.live_classes`): where no class may label a voxel, the box's labels are 0
+    and no map is read."""
     root = zarr.open_group(plan.store, mode="r+")
     grid = plan.grid
     vlo, vhi, ranges = chunk_tiles(plan, index)
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-    labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, root, plan.label_method, ranges),
-                                     len(plan.class_indices), grid.tile, plan.window, threshold,
-                                     background_indices(plan.class_names), label_dtype(len(plan.class_indices)),
-                                     device=plan.device)  # (*box)
+    bounds = np.asarray(root["tiles"][LABEL_BOUNDS][ranges])  # (*t, k, 2)
+    live = live_classes(vlo, vhi, starts, bounds, grid.tile, plan.feature_shape, plan.window, threshold)
+    background = background_indices(plan.class_names)
+    dtype = label_dtype(len(plan.class_indices))
+    groups = [g for g in _box_groups(plan, ranges) if ((live >= g.start) & (live < g.stop)).any()]  # to read
+    if np.isin(live, background).all():  # no class that labels voxels may exceed the threshold here
+        labels = np.zeros(tuple(b - a for a, b in zip(vlo, vhi)), dtype)
+    else:
+        labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, root, plan.label_method, ranges, groups),
+                                         len(plan.class_indices), grid.tile, plan.window, threshold, background,
+                                         dtype, device=plan.device,
+                                         classes=np.concatenate([np.arange(g.start, g.stop) for g in groups]))
     seg = root["labels/segmentation"]
     for level, values in enumerate(label_pyramid(labels, label_levels(plan))):
         seg[str(level)][_level_box(vlo, labels.shape, level)] = values

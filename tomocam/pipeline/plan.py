@@ -118,8 +118,7 @@ def polarity_skew(volume: np.ndarray, max_samples: int = 2_000_000) -> float:
 def block_edge(requested: int, grid: TileGrid, per_tile_out: int, budget: int) -> int:
     """Largest block edge <= ``requested`` (at least 1) whose phase-1 task fits ``budget`` bytes: its float32 slab,
     its results (``per_tile_out`` bytes a tile) and the two copies of them that zarr may make while encoding the
-    block's chunks (measured with tracemalloc: 90 MiB for 45 MiB of maps). An upper bound: a block of large maps
-    is written in groups of rows (:func:`tomocam.pipeline.phase1.row_groups`) and holds less."""
+    block's chunks (measured with tracemalloc: 90 MiB for 45 MiB of maps)."""
     nd = len(grid.tile)
     for edge in range(max(1, requested), 1, -1):
         slab = 4 * math.prod(min((edge - 1) * s + t, n) for s, t, n in zip(grid.stride, grid.tile, grid.shape))

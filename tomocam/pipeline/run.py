@@ -119,7 +119,7 @@ def run_plan(plan: Plan, config: ExplainConfig, client, *, progress: bool = Fals
     seconds: dict[str, float] = {}
     threshold = None
     # the largest tile-map value, block by block: read back for blocks done before a resume, else from results
-    peak = max((block_peak(plan, b, plan.label_method) for b in blocks if b.index in done), default=-np.inf)
+    peak = max((block_peak(plan, b) for b in blocks if b.index in done), default=-np.inf)
     with progress_bars(enabled=progress) as bars:
         p1 = bars.add_task("phase 1: CAMs of tiles", total=sum(b.n_tiles for b in todo))
         p2 = bars.add_task("phase 2: heatmaps and labels", total=2 * len(chunks))

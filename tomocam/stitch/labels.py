@@ -67,6 +67,47 @@ def axis_pieces(lo: int, hi: int, starts: np.ndarray, tile: int, feat: int, wind
     return pieces
 
 
+def map_bounds(maps: torch.Tensor, n_feat: int) -> torch.Tensor:
+    """Per tile and class, the largest value and the largest magnitude of feature-resolution maps with
+    ``n_feat`` feature axes: ``(..., k, *feat)`` -> ``(..., k, 2)`` on the same device. With the blend's row
+    sums they bound the stitched field (module docstring); the magnitude sets the scale of float rounding
+    (:data:`BOUND_SLACK`)."""
+    flat = maps.reshape(*maps.shape[: maps.dim() - n_feat], -1)  # (..., k, cells)
+    top = flat.amax(-1)
+    return torch.stack([top, torch.maximum(top, -flat.amin(-1))], dim=-1)
+
+
+def _live(top: np.ndarray, size: np.ndarray, r_min: float, r_max: float, threshold: float) -> np.ndarray:
+    """Indices of the classes that may exceed ``threshold`` where the tiles of ``top`` and ``size`` (``(..., k)``,
+    as :func:`map_bounds`) cover every voxel with row sums in ``[r_min, r_max]``."""
+    k = top.shape[-1]
+    best = top.reshape(-1, k).max(0)  # (k,)
+    bound = np.where(best >= 0, best * r_max, best * r_min)
+    slack = BOUND_SLACK * size.reshape(-1, k).max(0) * r_max
+    return np.flatnonzero(bound + slack > threshold)
+
+
+def live_classes(
+    lo: Sequence[int],
+    hi: Sequence[int],
+    starts: Sequence[np.ndarray],
+    bounds: np.ndarray,
+    tile: Sequence[int],
+    feat: Sequence[int],
+    window: str,
+    threshold: float,
+) -> np.ndarray:
+    """The classes that may exceed ``threshold`` anywhere in the voxel box ``[lo, hi)``, from the
+    :func:`map_bounds` ``(*t, k, 2)`` of the tiles covering it: the others never label a voxel there nor change
+    which class does, so they need not be read (a phase-2 box where no class may exceed it needs no maps)."""
+    sums = []
+    for d in range(len(lo)):
+        op = axis_operator(np.arange(lo[d], hi[d]), starts[d], tile[d], feat[d], window).double().sum(1)
+        sums.append((float(op.min()), float(op.max())))
+    r_min, r_max = float(np.prod([a for a, _ in sums])), float(np.prod([b for _, b in sums]))
+    return _live(bounds[..., 0], bounds[..., 1], r_min, r_max, threshold)
+
+
 def label_region(
     lo: Sequence[int],
     hi: Sequence[int],
@@ -119,11 +160,14 @@ def label_region_by_classes(
     edge: int | None = None,
     device: str = "cpu",
     select_live: bool | None = None,
+    classes: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`label_region` from the maps of the classes in groups, one group in memory at a time: ``groups``
-    yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``first .. first + g - 1`` of ``n_classes``,
-    in ascending order. The box keeps the largest value so far and its label; a later class takes a voxel only
-    where it is strictly larger, so ties go to the first class, as :func:`max_and_argmax` does within a group.
+    yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``classes[first .. first + g - 1]``, in
+    ascending order; ``classes`` (default: all ``n_classes``) may leave out classes that cannot exceed the
+    threshold in the box (:func:`live_classes`), with the same labels. The box keeps the largest value so far and
+    its label; a later class takes a voxel only where it is strictly larger, so ties go to the first class, as
+    :func:`max_and_argmax` does within a group.
     Memory: one group's maps and, with several groups, float32 values beside the labels for the sub-boxes where a
     class may exceed the threshold (none where no voxel is labelled), whatever the number of classes.
 
@@ -136,6 +180,7 @@ def label_region_by_classes(
     shape = tuple(b - a for a, b in zip(lo, hi))
     may_label = np.ones(n_classes, bool)
     may_label[list(ignore)] = False
+    kept = np.arange(n_classes) if classes is None else np.asarray(classes, dtype=np.int64)  # the groups' classes
     select_live = device == "cpu" if select_live is None else select_live
     out_dtype = torch.uint8 if dtype == "uint8" else torch.int32  # torch's uint16 lacks the ops used here
     np_dtype = np.uint8 if dtype == "uint8" else np.int32
@@ -149,23 +194,19 @@ def label_region_by_classes(
             pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], maps.shape[nd + 1 + d], window, widths[d])
                       for d in range(nd)]
             ops = [[p.op.to(device) for p in axis] for axis in pieces]
-        whole = k == n_classes  # every class here: a sub-box where only background classes may exceed is all 0
-        label_of_class = np.where(may_label[first : first + k], np.arange(first + 1, first + k + 1), 0)  # (k,)
+        whole = k == len(kept)  # every class here: a sub-box where only background classes may exceed is all 0
+        ids = kept[first : first + k]  # (k,) the group's class indices
+        label_of_class = np.where(may_label[ids], ids + 1, 0)  # (k,)
         label_of_class_t = torch.from_numpy(label_of_class).to(device, out_dtype)
         source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *feat)
-        flat = source.reshape(*source.shape[: nd + 1], -1)  # (*t, k, cells)
-        top_t = flat.amax(-1)  # (*t, k) largest map value per tile and class
-        size_t = torch.maximum(top_t, -flat.amin(-1))  # (*t, k) largest magnitude, the scale of float rounding
-        top, size = top_t.cpu().numpy(), size_t.cpu().numpy()  # the bounds are decided on the host
+        bounds = map_bounds(source, nd).cpu().numpy()  # (*t, k, 2): the bounds are decided on the host
+        top, size = bounds[..., 0], bounds[..., 1]
         for choice in itertools.product(*(range(len(axis)) for axis in pieces)):
             sub = [pieces[d][i] for d, i in enumerate(choice)]
             tiles = tuple(p.tiles for p in sub)
             r_min = float(np.prod([p.row_sums[0] for p in sub]))
             r_max = float(np.prod([p.row_sums[1] for p in sub]))
-            best = top[tiles].reshape(-1, k).max(0)  # (k,)
-            bound = np.where(best >= 0, best * r_max, best * r_min)
-            slack = BOUND_SLACK * size[tiles].reshape(-1, k).max(0) * r_max
-            live = np.flatnonzero(bound + slack > threshold)  # classes that may exceed the threshold here
+            live = _live(top[tiles], size[tiles], r_min, r_max, threshold)  # classes that may exceed it here
             if not live.size or (whole and not label_of_class[live].any()):
                 continue  # nothing here can take a voxel from what the box holds
             piece_ops = [ops[d][i] for d, i in enumerate(choice)]

@@ -22,6 +22,7 @@ from tomocam.errors import OutputError
 from tomocam.store.layout import (
     ATTRS_KEY,
     HEATMAP_CODEC,
+    LABEL_BOUNDS,
     MANIFEST_KEY,
     STORE_LAYOUT,
     TILE_CODEC,
@@ -171,6 +172,7 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
     for method in plan.methods:
         tiles.create_array(method, shape=(*grid, *maps), chunks=(*cube, *maps),
                            dtype="float32", fill_value=0.0, compressors=TILE_CODEC)
+    tiles.create_array(LABEL_BOUNDS, shape=(*grid, k, 2), chunks=(*block, k, 2), dtype="float32", fill_value=0.0)
     tiles.create_array("done", shape=plan.block_grid, chunks=(1,) * len(block), dtype="uint8", fill_value=0)
     samples = plan.sampling.sample_shape
     for method in plan.methods:

@@ -7,6 +7,8 @@ Layout of an explain store (OME-Zarr 0.5, zarr v3)::
     tiles/logits              (gz, gy, gx, K) float32 per-tile logits of every model class   } phase 1: the source
     tiles/<method>            (gz, gy, gx, k, *feat) float32 feature-resolution maps         } of truth of every
     tiles/done                (bz, by, bx) uint8 per-block markers (the resume record)        } heatmap value
+    tiles/label_bounds        (gz, gy, gx, k, 2) float32 per tile and class, the largest value and the largest
+                              magnitude of the label method's maps (which classes phase 2 must read for labels)
     <method>/0, 1, ...        (k, *samples) heatmaps on the native grid, then 2x pyramid levels (multiscale image)
     labels/segmentation/0, 1  (z, y, x) uint8 (uint16 beyond 254 classes) labels on the tomogram's grid
     scores/logits, probabilities  (K, gz, gy, gx) per tile
@@ -55,9 +57,13 @@ MANIFEST_KEY = "arrays"
 
 #: Version of this layout (the arrays, their shapes and chunks), recorded at creation as ``layout``: ``--resume``
 #: refuses a store of another version (one written before phase 2 made every pyramid level has none; version 2
-#: sharded ``tiles/<method>`` by block) rather than writing into arrays that are missing or chunked differently.
-#: Raise it when the layout changes.
-STORE_LAYOUT = 3
+#: sharded ``tiles/<method>`` by block; version 3 had no ``tiles/label_bounds``) rather than writing into arrays
+#: that are missing or chunked differently. Raise it when the layout changes.
+STORE_LAYOUT = 4
+
+#: Name in ``tiles/`` of the per-tile, per-class bounds of the label method's maps: ``[..., 0]`` the largest value,
+#: ``[..., 1]`` the largest magnitude (:func:`tomocam.stitch.labels.map_bounds`).
+LABEL_BOUNDS = "label_bounds"
 
 #: zarr-python's own codec pipeline, and the one tomocam reads and writes its stores with: zarrs (Rust, the same
 #: format byte for byte). zarr-python hands every chunk through asyncio and a thread pool, about 1-2 ms per chunk
