@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tomocam.device import resolve_device, worker_device
+from tomocam.device import one_torch_thread, resolve_device, worker_device
 from tomocam.errors import InputError
 
 HAS_CUDA = torch.cuda.is_available()
@@ -42,3 +42,16 @@ def test_train_takes_any_visible_gpu_and_explain_workers_use_their_own():
     if last > 0:
         with pytest.raises(InputError, match="CUDA_VISIBLE_DEVICES"):
             worker_device(f"cuda:{last}")
+
+
+def test_one_torch_thread_inside_the_block_and_the_count_restored_after_it_even_on_error():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="inside"):
+            with one_torch_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -8,6 +8,8 @@ torch is imported inside :func:`resolve_device`, so the CLI can show :data:`DEVI
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tomocam.errors import InputError
@@ -58,3 +60,23 @@ def worker_device(name: str) -> str:
             "choose the GPUs with CUDA_VISIBLE_DEVICES"
         )
     return "cuda:0"
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the torch work inside this block on the calling thread alone, then restore the thread count.
+
+    For small side computations (the plan's probe, a worker's warm-up) in a thread other than the one that runs
+    the tasks: torch's CPU kernels run on an OpenMP team per calling thread, and once two threads of a process
+    have teams, the second's work slows down (measured on the project's 2-core machine: a 23-class blend 1.9 ms
+    from the first thread, 2.5-2.8 ms from the second, whichever runs first; a whole CNN-2 explain with both
+    methods 9.2-10.7 s against 9.7-11.3 s with the probe on two threads, three interleaved pairs).
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)

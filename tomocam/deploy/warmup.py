@@ -50,10 +50,12 @@ def warm_up() -> str:
     import tomocam.pipeline.phase1
     import tomocam.pipeline.phase2  # noqa: F401  (zarr, zarrs and the stitching, as the tasks import them)
     from tomocam import compute_cams
+    from tomocam.device import one_torch_thread
 
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     model = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4**3, 3)).to(device)
-    compute_cams(model, torch.randn(2, 1, 4, 4, 4, device=device), "1")  # (2, 3, 4, 4, 4) maps, then dropped
+    with one_torch_thread():  # on a CPU, no OpenMP team in this thread beside the task threads' (tomocam.device)
+        compute_cams(model, torch.randn(2, 1, 4, 4, 4, device=device), "1")  # (2, 3, 4, 4, 4) maps, then dropped
     if device != "cpu":
         torch.cuda.synchronize()
     return device

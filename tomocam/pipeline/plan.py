@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tomocam.classes import class_indices
-from tomocam.device import worker_device
+from tomocam.device import one_torch_thread, worker_device
 from tomocam.errors import InputError, LayerError
 from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.models.inputs import InputSpec, prepare
@@ -158,9 +158,9 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
     grid = TileGrid.build(tomo.shape, tile, config.stride)
     model_input = tuple(max(1, round(t / r)) for t, r in zip(grid.tile, ratio))
     spec = InputSpec(grid.tile, model_input, meta.normalisation, config.invert)
-    probe = prepare(torch.zeros((1, *grid.tile)), spec)  # (1, 1, *model_input)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), one_torch_thread():  # no second OpenMP team beside an in-process worker's
+            probe = prepare(torch.zeros((1, *grid.tile)), spec)  # (1, 1, *model_input)
             result = compute_cams(model, probe, layer, methods=methods)
     except RuntimeError as err:
         raise InputError(
