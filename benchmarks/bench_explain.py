@@ -10,7 +10,8 @@ through ``model(x)`` alone. On a GPU the worker has the GPU resource
 (one phase-1 task at a time) and half the CPU cores as threads for phase 2, which also stitches on the GPU.
 
 Each row is the median of ``--repeat`` runs (default 3, with ``--quick`` 1; shared machines vary by 20-40% between
-runs), its run seconds those of the run with the median total; forward-only is the median of as many.
+runs), its run seconds those of the run with the median total; forward-only is the median of as many. Repeats go
+round the rows (each row once, then again), so a slow spell of the machine does not fall on one row alone.
 
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
     python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
@@ -203,17 +204,27 @@ def main() -> None:
                 runs.append((name, shape, "respond,gradcam", False))
         if not args.quick:
             runs.append(("ceiling", tuple(2 * s for s in shape), "respond", False))
-        rows = []
-        for name, shp, methods, forward in runs:
-            model = tmp / f"{name}.pt"
-            if not model.exists():
+        inputs = []
+        for name, shp, _, _ in runs:
+            if not (tmp / f"{name}.pt").exists():
                 make_model(tmp, name)
-            mrc = make_tomogram(tmp, shp)
-            r = median_run([run_child(mrc, model, tmp / "out.zarr", args, methods, False) for _ in range(args.repeat)])
-            r["forward"] = (float(np.median([run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"]
-                                             for _ in range(args.repeat)])) if forward else None)
+            inputs.append((tmp / f"{name}.pt", make_tomogram(tmp, shp)))
+        # Repeats go round the rows (every row once, then again), so that a slow spell of the machine falls on
+        # every row alike and the ratios between rows (run / forward, 8x / 1x) do not depend on when it came.
+        results: list[list[dict]] = [[] for _ in runs]
+        forwards: list[list[float]] = [[] for _ in runs]
+        for rep in range(args.repeat):
+            for i, ((name, shp, methods, forward), (model, mrc)) in enumerate(zip(runs, inputs)):
+                results[i].append(run_child(mrc, model, tmp / "out.zarr", args, methods, False))
+                if forward:
+                    forwards[i].append(run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"])
+                print(f"repeat {rep + 1}: {name} {'x'.join(map(str, shp))} {methods}: "
+                      f"{json.dumps(results[i][-1])}", flush=True)  # kept if cut short
+        rows = []
+        for (name, shp, methods, forward), found, fwd in zip(runs, results, forwards):
+            r = median_run(found)
+            r["forward"] = float(np.median(fwd)) if forward else None
             rows.append((name, shp, methods, r))
-            print(f"{name} {'x'.join(map(str, shp))} {methods}: {json.dumps(r)}", flush=True)  # kept if cut short
         table = print_table(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table}, indent=1))
