@@ -96,8 +96,7 @@ def forward_only(mrc: Path, model_path: Path, batch: int, device: str, limit: in
     from tomocam.tile import TileGrid, make_blocks, read_slab, slab_starts
 
     model, meta = load_checkpoint(model_path, device=device)
-    if device.startswith("cuda"):
-        model = model.to(memory_format=torch.channels_last_3d)
+    model = model.to(memory_format=torch.channels_last_3d)  # as the explain workers run it
     tomo = open_tomogram(mrc)
     grid = TileGrid.build(tomo.shape, meta.input_size)
     (block,) = make_blocks(grid, max(grid.grid_shape))

@@ -163,6 +163,22 @@ def test_label_bounds_and_labels_that_need_no_maps(client, tmp_path, models, mon
     assert not store.labels()[...].any()
 
 
+def test_workers_run_3d_models_channels_last_on_a_cpu_too(tmp_path, models):
+    """oneDNN's 3-D convolutions run 1.4x faster channels-last on a CPU as well (CNN-1 and CNN-2, 2-core machine),
+    so a CPU worker converts the model as a GPU worker does; the maps are the same to float rounding (the
+    one-tile test above, and tests/test_explain_cam.py)."""
+    from tomocam.pipeline.phase1 import _model
+    from tomocam.pipeline.plan import make_plan
+
+    mrc = write_mrc(tmp_path / "v.mrc", np.zeros((16, 16, 16), np.float32))
+    out = str(tmp_path / "v.zarr")
+    plan = make_plan(ExplainConfig(tomogram=str(mrc), output=out, model=str(models["cnn"]), device="cpu"), out)
+    model, _ = _model(plan)
+    weights = [p for p in model.parameters() if p.dim() == 5 and p.shape[1] > 1]  # conv weights, several inputs
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous()
+                           for w in weights)
+
+
 def test_shifted_particle_gives_a_shifted_heatmap(client, tmp_path, models):
     """Moving a particle by a multiple of the stride moves its heatmap by the same amount, where the covering
     tiles correspond (tile starts 0, 8, 16, 24 on a 40-voxel axis: x in [8, 24) maps to [16, 32))."""
