@@ -1,11 +1,13 @@
-"""``--device``: one resolver for train and evaluate, and the device each explain worker uses."""
+"""``--device``: one resolver for train and evaluate, the device each explain worker uses, and torch's threads."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import torch
 
-from tomocam.device import one_torch_thread, resolve_device, worker_device
+from tomocam.device import map_on_threads, one_torch_thread, resolve_device, worker_device
 from tomocam.errors import InputError
 
 HAS_CUDA = torch.cuda.is_available()
@@ -55,3 +57,30 @@ def test_one_torch_thread_inside_the_block_and_the_count_restored_after_it_even_
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_map_on_threads_does_every_item_once_with_one_torch_thread_each_beside_the_caller(threads):
+    seen: list[tuple[int, str, int]] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        map_on_threads(lambda i: seen.append((i, threading.current_thread().name, torch.get_num_threads())),
+                       range(20), threads)
+        assert sorted(i for i, _, _ in seen) == list(range(20))
+        if threads == 1:  # in the calling thread, with its torch threads
+            assert {(name, n) for _, name, n in seen} == {(threading.current_thread().name, 2)}
+        else:
+            assert all(name.startswith("tomocam-piece") and n == 1 for _, name, n in seen)
+        assert torch.get_num_threads() == 2  # the caller's own count is untouched
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_map_on_threads_raises_an_error_of_any_item():
+    def work(i: int) -> None:
+        if i == 7:
+            raise ValueError("item 7")
+
+    with pytest.raises(ValueError, match="item 7"):
+        map_on_threads(work, range(10), 2)

@@ -164,7 +164,7 @@ def test_label_bounds_and_labels_that_need_no_maps(client, tmp_path, models, mon
 
 
 def test_workers_run_3d_models_channels_last_on_a_cpu_too(tmp_path, models):
-    """oneDNN's 3-D convolutions run 1.4x faster channels-last on a CPU as well (CNN-1 and CNN-2, 2-core machine),
+    """3-D convolutions run 1.4x faster channels-last on a CPU as well (oneDNN; CNN-1 and CNN-2, 2-core machine),
     so a CPU worker converts the model as a GPU worker does; the maps are the same to float rounding (the
     one-tile test above, and tests/test_explain_cam.py)."""
     from tomocam.pipeline.phase1 import _model

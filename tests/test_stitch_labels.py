@@ -122,9 +122,14 @@ def test_any_grid_and_box_agree_with_the_definition_but_for_rounding(shape, tile
     # the same classes read in groups (phase 2's memory bound) label the same
     size = data.draw(st.integers(1, k))
     groups = [(a, sub[(slice(None),) * len(shape) + (slice(a, a + size),)]) for a in range(0, k, size)]
-    by_groups = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge)
+    by_groups = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge,
+                                        threads=1)
     differ = by_groups != expected
     assert not (differ & ~_near_ties(field, threshold, 1e-5 * np.abs(field).max())).any()
+    # sub-boxes labelled on several threads at once: the same labels, bit for bit
+    on_threads = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge,
+                                         threads=3)
+    np.testing.assert_array_equal(on_threads, by_groups)
     # a GPU's way (every class of a group stitched, no selection sent to the device), here on CPU tensors
     every_class = label_region_by_classes(lo, hi, starts, groups, k, grid.tile, window, threshold, ignore, edge=edge,
                                           select_live=False)

@@ -145,7 +145,8 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
     from tomocam.models import load_checkpoint
 
     tomo = open_tomogram(config.tomogram, voxel_size=config.voxel_size)
-    model, meta = load_checkpoint(config.model, device="cpu")
+    with one_torch_thread():  # copying the weights in is parallel: no OpenMP team here (see below)
+        model, meta = load_checkpoint(config.model, device="cpu")
     layer = config.layer or meta.cam_layer or getattr(model, "default_cam_layer", "")
     if not layer:
         raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")

@@ -19,13 +19,15 @@ the threshold is all zeros without any product.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from tomocam.device import map_on_threads
 from tomocam.stitch.blend import axis_operator, blend
 
 #: Relative slack on the skip bound: float32 stitching may exceed the exact bound by a few rounding steps,
@@ -161,6 +163,7 @@ def label_region_by_classes(
     device: str = "cpu",
     select_live: bool | None = None,
     classes: Sequence[int] | np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """:func:`label_region` from the maps of the classes in groups, one group in memory at a time: ``groups``
     yields ``(first, maps)``, ``maps`` ``(*t, g, *feat)`` the classes ``classes[first .. first + g - 1]``, in
@@ -175,64 +178,112 @@ def label_region_by_classes(
     sub-box; otherwise every class of the group is stitched, with the same labels (a class that cannot exceed the
     threshold never wins above it), which suits a GPU: sending the selection there waits for all its queued work.
     The box's labels and values live on ``device``, so from a GPU only the final labels cross to the host.
+
+    ``threads`` (default: the calling thread's torch threads on a CPU, else 1) label that many sub-boxes at once,
+    each with one torch thread (:func:`tomocam.device.map_on_threads`); each sub-box is labelled by one thread
+    alone, so the labels do not depend on it.
     """
     nd = len(lo)
-    shape = tuple(b - a for a, b in zip(lo, hi))
     may_label = np.ones(n_classes, bool)
     may_label[list(ignore)] = False
     kept = np.arange(n_classes) if classes is None else np.asarray(classes, dtype=np.int64)  # the groups' classes
     select_live = device == "cpu" if select_live is None else select_live
-    out_dtype = torch.uint8 if dtype == "uint8" else torch.int32  # torch's uint16 lacks the ops used here
-    np_dtype = np.uint8 if dtype == "uint8" else np.int32
-    best_label = torch.zeros(shape, dtype=out_dtype, device=device)  # the label of the largest value so far
-    best_value: dict[tuple[int, ...], tuple[tuple[slice, ...], torch.Tensor]] = {}  # sub-box -> (box, values)
-    pieces: list[list[Piece]] = []
+    threads = (torch.get_num_threads() if device == "cpu" else 1) if threads is None else threads
+    box: _BoxLabels | None = None
     for first, maps in groups:
         k = maps.shape[nd]
-        if not pieces:
+        if box is None:
             widths = [edge or (t if device == "cpu" else 2 * t) for t in tile]
             pieces = [axis_pieces(lo[d], hi[d], starts[d], tile[d], maps.shape[nd + 1 + d], window, widths[d])
                       for d in range(nd)]
-            ops = [[p.op.to(device) for p in axis] for axis in pieces]
-        whole = k == len(kept)  # every class here: a sub-box where only background classes may exceed is all 0
+            box = _BoxLabels(lo, hi, pieces, threshold, dtype, device, select_live)
         ids = kept[first : first + k]  # (k,) the group's class indices
-        label_of_class = np.where(may_label[ids], ids + 1, 0)  # (k,)
-        label_of_class_t = torch.from_numpy(label_of_class).to(device, out_dtype)
         source = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(device)  # (*t, k, *feat)
         bounds = map_bounds(source, nd).cpu().numpy()  # (*t, k, 2): the bounds are decided on the host
-        top, size = bounds[..., 0], bounds[..., 1]
-        for choice in itertools.product(*(range(len(axis)) for axis in pieces)):
-            sub = [pieces[d][i] for d, i in enumerate(choice)]
-            tiles = tuple(p.tiles for p in sub)
-            r_min = float(np.prod([p.row_sums[0] for p in sub]))
-            r_max = float(np.prod([p.row_sums[1] for p in sub]))
-            live = _live(top[tiles], size[tiles], r_min, r_max, threshold)  # classes that may exceed it here
-            if not live.size or (whole and not label_of_class[live].any()):
-                continue  # nothing here can take a voxel from what the box holds
-            piece_ops = [ops[d][i] for d, i in enumerate(choice)]
-            if select_live:  # value and label (*piece shape) over the live classes only
-                field = blend(source[tiles].index_select(nd, torch.from_numpy(live).to(device)), piece_ops)
-                top_value, top_index = max_and_argmax(field.cpu().numpy())
-                value = torch.from_numpy(top_value).to(device)
-                label = torch.from_numpy(label_of_class[live].astype(np_dtype)[top_index]).to(device)
-            else:  # over every class of the group, all on the device
-                value, index = blend(source[tiles], piece_ops).max(dim=0)
-                label = label_of_class_t[index]
-            box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, lo))
-            if whole:  # every class at once, and every voxel in one sub-box: the labels, final
-                best_label[box] = torch.where(value > threshold, label, 0)
-                continue
-            if choice not in best_value:  # the first group that may label voxels here: its values are the largest
-                best_value[choice] = (box, value)
-                best_label[box] = label
-                continue
-            held = best_value[choice][1]
-            larger = value > held
-            best_value[choice] = (box, torch.where(larger, value, held))
-            best_label[box] = torch.where(larger, label, best_label[box])
-    for box, value in best_value.values():  # several groups: the largest values decide, once all are seen
-        best_label[box] = torch.where(value > threshold, best_label[box], 0)
-    return best_label.cpu().numpy().astype(dtype, copy=False)
+        label_of_class = np.where(may_label[ids], ids + 1, 0)  # (k,)
+        group = _Group(source, bounds[..., 0], bounds[..., 1], label_of_class,
+                       torch.from_numpy(label_of_class).to(device, box.best_label.dtype), whole=k == len(kept))
+        map_on_threads(functools.partial(box.fold, group), box.sub_boxes(), threads)
+    if box is None:  # no group: no class read, no voxel labelled
+        return np.zeros(tuple(b - a for a, b in zip(lo, hi)), dtype)
+    return box.labels()
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One class group's maps as :class:`_BoxLabels` folds them in."""
+
+    source: torch.Tensor  # (*t, k, *feat) float32 maps, on the device
+    top: np.ndarray  # (*t, k) largest value per tile and class (:func:`map_bounds`)
+    size: np.ndarray  # (*t, k) largest magnitude per tile and class
+    label_of_class: np.ndarray  # (k,) each class's label, 0 for a class that never labels (background)
+    label_of_class_t: torch.Tensor  # the same on the device, in the labels' dtype
+    whole: bool  # every class of the box is in this group: a sub-box's labels are final at once
+
+
+class _BoxLabels:
+    """The labels of a voxel box built group of classes by group (:func:`label_region_by_classes`): per voxel the
+    label of the largest value so far and, where several groups may label a sub-box, those values. A sub-box is
+    folded by one thread at a time, and different sub-boxes write different voxels, so threads may fold different
+    sub-boxes of one group at once."""
+
+    def __init__(self, lo: Sequence[int], hi: Sequence[int], pieces: list[list[Piece]], threshold: float,
+                 dtype: str, device: str, select_live: bool):
+        self.lo, self.pieces, self.threshold, self.device, self.select_live = lo, pieces, threshold, device, select_live
+        self.ops = [[p.op.to(device) for p in axis] for axis in pieces]
+        self.dtype = dtype
+        self.np_dtype = np.uint8 if dtype == "uint8" else np.int32
+        out_dtype = torch.uint8 if dtype == "uint8" else torch.int32  # torch's uint16 lacks the ops used here
+        shape = tuple(b - a for a, b in zip(lo, hi))
+        self.best_label = torch.zeros(shape, dtype=out_dtype, device=device)  # label of the largest value so far
+        self.best_value: dict[tuple[int, ...], tuple[tuple[slice, ...], torch.Tensor]] = {}  # sub-box -> values
+
+    def sub_boxes(self) -> Iterator[tuple[int, ...]]:
+        """Every sub-box, as its piece index on each axis."""
+        return itertools.product(*(range(len(axis)) for axis in self.pieces))
+
+    def fold(self, group: _Group, choice: tuple[int, ...]) -> None:
+        """Fold ``group``'s classes into the labels (and values) of the sub-box ``choice``."""
+        nd, device, threshold = len(choice), self.device, self.threshold
+        sub = [self.pieces[d][i] for d, i in enumerate(choice)]
+        tiles = tuple(p.tiles for p in sub)
+        r_min = float(np.prod([p.row_sums[0] for p in sub]))
+        r_max = float(np.prod([p.row_sums[1] for p in sub]))
+        live = _live(group.top[tiles], group.size[tiles], r_min, r_max, threshold)  # classes that may exceed it
+        if not live.size or (group.whole and not group.label_of_class[live].any()):
+            return  # nothing here can take a voxel from what the box holds
+        ops = [self.ops[d][i] for d, i in enumerate(choice)]
+        box = tuple(slice(p.lo - a, p.hi - a) for p, a in zip(sub, self.lo))
+        if self.select_live:  # value and label (*piece shape) over the live classes only, on the host
+            field = blend(group.source[tiles].index_select(nd, torch.from_numpy(live).to(device)), ops)
+            top_value, top_index = max_and_argmax(field.cpu().numpy())
+            label_np = group.label_of_class[live].astype(self.np_dtype)[top_index]
+            if group.whole:  # every class at once, and every voxel in one sub-box: the labels, final
+                self.best_label[box] = torch.from_numpy(np.where(top_value > threshold, label_np, 0)).to(device)
+                return
+            value = torch.from_numpy(top_value).to(device)
+            label = torch.from_numpy(label_np).to(device)
+        else:  # over every class of the group, all on the device
+            value, index = blend(group.source[tiles], ops).max(dim=0)
+            label = group.label_of_class_t[index]
+            if group.whole:
+                self.best_label[box] = torch.where(value > threshold, label, 0)
+                return
+        if choice not in self.best_value:  # the first group that may label voxels here: its values are the largest
+            self.best_value[choice] = (box, value)
+            self.best_label[box] = label
+            return
+        held = self.best_value[choice][1]
+        larger = value > held
+        self.best_value[choice] = (box, torch.where(larger, value, held))
+        self.best_label[box] = torch.where(larger, label, self.best_label[box])
+
+    def labels(self) -> np.ndarray:
+        """The box's labels on the host, once every group is folded in: where several groups may label a sub-box,
+        the largest values decide against the threshold only now."""
+        for box, value in self.best_value.values():
+            self.best_label[box] = torch.where(value > self.threshold, self.best_label[box], 0)
+        return self.best_label.cpu().numpy().astype(self.dtype, copy=False)
 
 
 def max_and_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
