@@ -6,12 +6,14 @@ CAM layer is the pool), so a run's time is the pipeline's own cost; ``cnn2`` is 
 child process (its peak RSS is its own) with an in-process Dask worker on ``--device``; the run's seconds are
 phases 1 + 2 + finalize (``RunSummary.seconds['total']``, cluster start excluded). Forward-only (a child of its
 own, so it adds nothing to a run's peak memory): the same tiles, cut and normalised in advance on the device,
-through ``model(x)`` alone. On a GPU the worker has the GPU resource
+through ``model(x)`` alone (channels-last, as the explain workers run it). On a GPU the worker has the GPU resource
 (one phase-1 task at a time) and half the CPU cores as threads for phase 2, which also stitches on the GPU.
 
 Each row is the median of ``--repeat`` runs (default 3, with ``--quick`` 1; shared machines vary by 20-40% between
-runs), its run seconds those of the run with the median total; forward-only is the median of as many. Repeats go
-round the rows (each row once, then again), so a slow spell of the machine does not fall on one row alone.
+runs), its run seconds those of the run with the median total. Repeats go round the rows (each row once, then
+again), so a slow spell of the machine does not fall on one row alone, and each explain run of a model with a
+forward-only rate comes right after a forward-only run of its own: ``run/fwd`` is the median of these pairs'
+ratios (``pairs`` their range), ``fwd t/s`` the median forward-only rate.
 
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
     python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
@@ -161,9 +163,15 @@ def run_child(mrc: Path, model: Path, out: Path, args, methods: str, forward: bo
 
 
 def median_run(runs: list[dict]) -> dict:
-    """The run with the median total time (the lower middle one of an even number), with every run's total."""
+    """The run with the median total time (the lower middle one of an even number), with every run's total; where
+    the runs were paired with forward-only rates, ``forward`` is their median and ``ratios`` each pair's
+    run / forward tiles/s."""
     ordered = sorted(runs, key=lambda r: r["seconds"]["total"])
-    return {**ordered[(len(ordered) - 1) // 2], "totals": [r["seconds"]["total"] for r in runs]}
+    out = {**ordered[(len(ordered) - 1) // 2], "totals": [r["seconds"]["total"] for r in runs]}
+    if runs[0].get("forward"):
+        out["forward"] = float(np.median([r["forward"] for r in runs]))
+        out["ratios"] = [r["tiles"] / r["seconds"]["total"] / r["forward"] for r in runs]
+    return out
 
 
 def main() -> None:
@@ -200,7 +208,7 @@ def main() -> None:
         for name in args.models.split(","):
             runs.append((name, shape, "respond", True))
             if not args.quick:
-                runs.append((name, shape, "respond,gradcam", False))
+                runs.append((name, shape, "respond,gradcam", True))
         if not args.quick:
             runs.append(("ceiling", tuple(2 * s for s in shape), "respond", False))
         inputs = []
@@ -209,21 +217,17 @@ def main() -> None:
                 make_model(tmp, name)
             inputs.append((tmp / f"{name}.pt", make_tomogram(tmp, shp)))
         # Repeats go round the rows (every row once, then again), so that a slow spell of the machine falls on
-        # every row alike and the ratios between rows (run / forward, 8x / 1x) do not depend on when it came.
+        # every row alike and the ratios between rows (8x / 1x) do not depend on when it came. Each run of a row
+        # with a forward-only rate is paired with a forward-only run just before it: its ratio compares the two
+        # under the same spell of the machine, and the row's ratio is the median of its pairs'.
         results: list[list[dict]] = [[] for _ in runs]
-        forwards: list[list[float]] = [[] for _ in runs]
         for rep in range(args.repeat):
             for i, ((name, shp, methods, forward), (model, mrc)) in enumerate(zip(runs, inputs)):
-                results[i].append(run_child(mrc, model, tmp / "out.zarr", args, methods, False))
-                if forward:
-                    forwards[i].append(run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"])
+                fwd = run_child(mrc, model, tmp / "out.zarr", args, methods, True)["forward"] if forward else None
+                results[i].append({**run_child(mrc, model, tmp / "out.zarr", args, methods, False), "forward": fwd})
                 print(f"repeat {rep + 1}: {name} {'x'.join(map(str, shp))} {methods}: "
                       f"{json.dumps(results[i][-1])}", flush=True)  # kept if cut short
-        rows = []
-        for (name, shp, methods, forward), found, fwd in zip(runs, results, forwards):
-            r = median_run(found)
-            r["forward"] = float(np.median(fwd)) if forward else None
-            rows.append((name, shp, methods, r))
+        rows = [(name, shp, methods, median_run(found)) for (name, shp, methods, _), found in zip(runs, results)]
         table = print_table(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table}, indent=1))
@@ -236,25 +240,24 @@ def print_table(rows, args) -> list[dict]:
     print(f"\nexplain benchmark: 23 classes, 40^3 tiles, stride 20, batch {args.batch}, device {args.device} ({gpu}), "
           f"{os.cpu_count()} CPU cores, load average {load:.2f}")
     head = (f"{'model':>8} {'tomogram (z,y,x)':>16} {'methods':>15} {'tiles':>6} {'fwd t/s':>8} {'run t/s':>8} "
-            f"{'run/fwd':>7} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} {'store/tomo':>10} "
-            f"{'peak MiB':>8}")
+            f"{'run/fwd':>7} {'pairs':>11} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} "
+            f"{'store/tomo':>10} {'peak MiB':>8}")
     print(head)
     print("-" * len(head))
-    forward = {}
     out = []
     for name, shp, methods, r in rows:
         s = r["seconds"]
         rate = r["tiles"] / s["total"]
-        fwd = r["forward"] or forward.get(name)
-        forward.setdefault(name, fwd)
-        ratio = f"{rate / fwd:.2f}" if fwd else "-"
+        fwd, ratios = r.get("forward"), r.get("ratios")
+        ratio = f"{np.median(ratios):.2f}" if ratios else "-"
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
         print(f"{name:>8} {'x'.join(map(str, shp)):>16} {methods:>15} {r['tiles']:>6} {fwd or float('nan'):>8.0f} "
-              f"{rate:>8.0f} {ratio:>7} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
+              f"{rate:>8.0f} {ratio:>7} {spread:>11} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
               f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} "
               f"{r['peak_mib']:>8.0f}")
         out.append({"model": name, "tomogram": "x".join(map(str, shp)), "methods": methods, "tiles": r["tiles"],
                     "forward_tiles_per_s": fwd, "run_tiles_per_s": rate,
-                    "run_over_forward": rate / fwd if fwd else None,
+                    "run_over_forward": float(np.median(ratios)) if ratios else None, "pair_ratios": ratios,
                     "phase1_s": s["phase1"], "phase2_s": s["phase2"], "finalize_s": s["finalize"],
                     "host_us_per_tile": 1e6 * s["total"] / r["tiles"],
                     "store_over_tomogram": r["store_bytes"] / r["tomo_bytes"], "peak_mib": r["peak_mib"],
