@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tomocam.models import normalise
-from tomocam.models.inputs import InputSpec, cut_tiles, model_inputs, prepare, resample
+from tomocam.models.inputs import InputSpec, cut_tiles, gather_tiles, model_inputs, prepare, resample, stack_tiles
 from tomocam.models.normalisation import normalise_
 
 
@@ -16,13 +16,24 @@ def _volume(shape=(20, 22, 24), seed=0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
 
 
-def test_cut_tiles_are_the_slices_at_their_starts():
+@pytest.mark.parametrize("cut", [cut_tiles, gather_tiles, stack_tiles])  # the GPU's way (gather) on CPU tensors too
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_cut_tiles_are_the_slices_at_their_starts(cut, as_tensor):
     vol = _volume()
     starts = [(0, 0, 0), (3, 5, 7), (10, 12, 16)]
-    tiles = cut_tiles(vol, starts, (8, 10, 8))
+    tiles = cut(vol, torch.tensor(starts) if as_tensor else starts, (8, 10, 8))
     assert tiles.shape == (3, 8, 10, 8)
     for t, (z, y, x) in zip(tiles, starts):
         assert torch.equal(t, vol[z : z + 8, y : y + 10, x : x + 8])
+    tiles[0] += 1  # a copy: the volume is left as it is
+    assert torch.equal(vol[:8, :10, :8], _volume()[:8, :10, :8])
+
+
+def test_cut_tiles_of_a_2d_image():
+    image = _volume((12, 14))
+    for cut in (gather_tiles, stack_tiles):
+        tiles = cut(image, [(0, 0), (4, 6)], (8, 8))
+        assert torch.equal(tiles[1], image[4:12, 6:14]) and tiles.shape == (2, 8, 8)
 
 
 def test_binning_is_the_mean_of_voxel_blocks_and_same_size_is_untouched():

@@ -30,18 +30,32 @@ class InputSpec:
 
 def cut_tiles(volume: Tensor, starts: Tensor | Sequence[Sequence[int]], tile: Sequence[int]) -> Tensor:
     """Tiles of ``volume`` ``(*s)`` starting at ``starts`` ``(n, nd)`` (voxel indices into ``volume``):
-    ``(n, *tile)`` on ``volume``'s device, one indexing copy.
+    ``(n, *tile)`` on ``volume``'s device, a copy.
 
-    ``volume.unfold`` along every axis with step 1 is a view holding a tile at every start position; indexing it
-    with the starts gathers the batch in one kernel, where stacking ``n`` sliced views costs ``n`` Python-level
-    slices (on a GPU, 9 ms of host time for a batch of 256 tiles, a third of the batch's CAM pass). Give ``starts``
-    as a tensor on the volume's device to spare a host-to-device copy per call.
+    The copy is made the way that is fastest on the volume's device: on a GPU one gather kernel
+    (:func:`gather_tiles`), where stacking ``n`` sliced views costs ``n`` Python-level slices and kernel launches
+    (9 ms of host time for a batch of 256 tiles, a third of the batch's CAM pass); on a CPU the sliced views
+    stacked (:func:`stack_tiles`), each a run of contiguous rows, where the gather indexes voxel by voxel (32 tiles
+    of 40^3 on the project's 2-core machine: 1.0 ms against 3.4 ms). Both give the same tiles.
     """
+    return stack_tiles(volume, starts, tile) if volume.device.type == "cpu" else gather_tiles(volume, starts, tile)
+
+
+def gather_tiles(volume: Tensor, starts: Tensor | Sequence[Sequence[int]], tile: Sequence[int]) -> Tensor:
+    """:func:`cut_tiles` as one indexing copy: ``volume.unfold`` along every axis with step 1 is a view holding a
+    tile at every start position, and indexing it with the starts gathers the batch in one kernel. Give ``starts``
+    as a tensor on the volume's device to spare a host-to-device copy per call."""
     view = volume
     for d, t in enumerate(tile):
         view = view.unfold(d, t, 1)  # (*(s - tile + 1), *tile)
     index = torch.as_tensor(starts, dtype=torch.long, device=volume.device).reshape(-1, len(tile))  # (n, nd)
     return view[tuple(index.T)]
+
+
+def stack_tiles(volume: Tensor, starts: Tensor | Sequence[Sequence[int]], tile: Sequence[int]) -> Tensor:
+    """:func:`cut_tiles` as the sliced views of ``volume`` stacked: ``(n, *tile)``."""
+    rows = starts.tolist() if isinstance(starts, Tensor) else starts
+    return torch.stack([volume[tuple(slice(a, a + t) for a, t in zip(row, tile))] for row in rows])
 
 
 def resample(x: Tensor, size: Sequence[int]) -> Tensor:
