@@ -13,7 +13,8 @@ Each row is the median of ``--repeat`` runs (default 3, with ``--quick`` 1; shar
 runs), its run seconds those of the run with the median total. Repeats go round the rows (each row once, then
 again), so a slow spell of the machine does not fall on one row alone, and each explain run of a model with a
 forward-only rate comes right after a forward-only run of its own: ``run/fwd`` is the median of these pairs'
-ratios (``pairs`` their range), ``fwd t/s`` the median forward-only rate.
+ratios (``pairs`` their range), ``fwd t/s`` the median forward-only rate, ``p1/fwd`` the same for phase 1 alone
+(on a CPU phase 1 keeps every core busy, so it bounds what a whole run can reach there).
 
     python benchmarks/bench_explain.py                          # CPU: 96x320x320 and 8x that, both models
     python benchmarks/bench_explain.py --device cuda --quick    # GPU: one 256x928x928 run of each model (~2 min)
@@ -171,6 +172,7 @@ def median_run(runs: list[dict]) -> dict:
     if runs[0].get("forward"):
         out["forward"] = float(np.median([r["forward"] for r in runs]))
         out["ratios"] = [r["tiles"] / r["seconds"]["total"] / r["forward"] for r in runs]
+        out["phase1_ratios"] = [r["tiles"] / r["seconds"]["phase1"] / r["forward"] for r in runs]
     return out
 
 
@@ -240,7 +242,7 @@ def print_table(rows, args) -> list[dict]:
     print(f"\nexplain benchmark: 23 classes, 40^3 tiles, stride 20, batch {args.batch}, device {args.device} ({gpu}), "
           f"{os.cpu_count()} CPU cores, load average {load:.2f}")
     head = (f"{'model':>8} {'tomogram (z,y,x)':>16} {'methods':>15} {'tiles':>6} {'fwd t/s':>8} {'run t/s':>8} "
-            f"{'run/fwd':>7} {'pairs':>11} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} "
+            f"{'run/fwd':>7} {'pairs':>11} {'p1/fwd':>6} {'phase1':>6} {'phase2':>6} {'final':>6} {'us/tile':>7} "
             f"{'store/tomo':>10} {'peak MiB':>8}")
     print(head)
     print("-" * len(head))
@@ -251,13 +253,15 @@ def print_table(rows, args) -> list[dict]:
         fwd, ratios = r.get("forward"), r.get("ratios")
         ratio = f"{np.median(ratios):.2f}" if ratios else "-"
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+        p1 = f"{np.median(r['phase1_ratios']):.2f}" if ratios else "-"
         print(f"{name:>8} {'x'.join(map(str, shp)):>16} {methods:>15} {r['tiles']:>6} {fwd or float('nan'):>8.0f} "
-              f"{rate:>8.0f} {ratio:>7} {spread:>11} {s['phase1']:>6.2f} {s['phase2']:>6.2f} {s['finalize']:>6.2f} "
-              f"{1e6 * s['total'] / r['tiles']:>7.0f} {r['store_bytes'] / r['tomo_bytes']:>10.3f} "
-              f"{r['peak_mib']:>8.0f}")
+              f"{rate:>8.0f} {ratio:>7} {spread:>11} {p1:>6} {s['phase1']:>6.2f} {s['phase2']:>6.2f} "
+              f"{s['finalize']:>6.2f} {1e6 * s['total'] / r['tiles']:>7.0f} "
+              f"{r['store_bytes'] / r['tomo_bytes']:>10.3f} {r['peak_mib']:>8.0f}")
         out.append({"model": name, "tomogram": "x".join(map(str, shp)), "methods": methods, "tiles": r["tiles"],
                     "forward_tiles_per_s": fwd, "run_tiles_per_s": rate,
                     "run_over_forward": float(np.median(ratios)) if ratios else None, "pair_ratios": ratios,
+                    "phase1_over_forward": float(np.median(r["phase1_ratios"])) if ratios else None,
                     "phase1_s": s["phase1"], "phase2_s": s["phase2"], "finalize_s": s["finalize"],
                     "host_us_per_tile": 1e6 * s["total"] / r["tiles"],
                     "store_over_tomogram": r["store_bytes"] / r["tomo_bytes"], "peak_mib": r["peak_mib"],
@@ -267,6 +271,9 @@ def print_table(rows, args) -> list[dict]:
         (a, b) = base
         print(f"\n8x volume (ceiling model): {b['seconds']['total'] / a['seconds']['total']:.2f}x the time, "
               f"{b['peak_mib'] / a['peak_mib']:.2f}x the peak memory")
+    if any(r.get("ratios") for *_, r in rows):
+        print("p1/fwd: phase 1 alone against the forward-only rate, paired as run/fwd; on a CPU, where phase 1 keeps "
+              "every core busy, no whole run can do better")
     if base:
         us = 1e6 * base[0]["seconds"]["total"] / base[0]["tiles"]
         print(f"host cost per tile (ceiling model, whole run): {us:.0f} us = {1e6 / us:.0f} tiles/s at most on this "
