@@ -55,9 +55,18 @@ def tomocam(*args: str) -> list[str]:
     return [sys.executable, "-m", "tomocam", *args]
 
 
+def shown(cmd: list[str]) -> str:
+    """``cmd`` as a shell line for people to read: ``tomocam ...``, absolute paths relative to the working folder.
+
+    Printed command lines go into documentation; paths of the machine that ran them would mean nothing elsewhere.
+    """
+    args = ["tomocam", *cmd[3:]] if cmd[:3] == tomocam() else cmd
+    return shlex.join(os.path.relpath(a) if os.path.isabs(a) else a for a in args)
+
+
 def run(cmd: list[str], log: Path) -> float:
     """Run ``cmd`` (printed first), its output appended to ``log``; exit on failure. Returns the wall time."""
-    print("$ " + shlex.join(["tomocam", *cmd[3:]] if cmd[:3] == tomocam() else cmd), flush=True)
+    print("$ " + shown(cmd), flush=True)
     t0 = time.time()
     with open(log, "a") as fh:
         fh.write("$ " + shlex.join(cmd) + "\n")
@@ -107,7 +116,7 @@ def train_stage(args: argparse.Namespace, out: Path) -> None:
     t0 = time.time()
     procs = []
     for arch, cmd in zip(MODELS, cmds):
-        print("$ " + shlex.join(["tomocam", *cmd[3:]]), flush=True)
+        print("$ " + shown(cmd), flush=True)
         fh = open(out / f"train-{arch}.log", "w")
         procs.append((arch, subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env()), fh))
     failed = []
@@ -177,7 +186,7 @@ def collect(pending: list, rows: list, summary: Path, *, wait: bool) -> None:
 def localise(store: Path, truth: Path, result: Path) -> tuple[subprocess.Popen, Path]:
     """Start ``tomocam evaluate localisation STORE TRUTH --json > result`` (errors beside it, ``.err``)."""
     cmd = tomocam("evaluate", "localisation", str(store), str(truth), "--json")
-    print("$ " + shlex.join(["tomocam", *cmd[3:]]) + f" > {result} &", flush=True)
+    print("$ " + shown(cmd) + f" > {os.path.relpath(result)} &", flush=True)
     with open(result, "w") as fh, open(result.with_suffix(".err"), "w") as err:
         return subprocess.Popen(cmd, stdout=fh, stderr=err, env=_env()), result
 

@@ -127,7 +127,9 @@ class Recipe:
         limit = min(limit, left) if step.optional else limit  # extras end with the budget
         argv = [self.python, "-m", "tomocam", *step_argv]
         with self.lock:
-            self.commands.write(shlex.join(["tomocam", *step_argv]) + f"   # {step.name}, started at "
+            # paths relative to the working folder: commands.sh is quoted in docs, where a machine's paths mean nothing
+            shown = [os.path.relpath(a) if os.path.isabs(a) else a for a in step_argv]
+            self.commands.write(shlex.join(["tomocam", *shown]) + f"   # {step.name}, started at "
                                 f"{self.elapsed():.0f} s\n")
             self.commands.flush()
         start = time.monotonic()
