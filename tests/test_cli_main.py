@@ -133,7 +133,7 @@ def test_ctrl_c_exits_130_quietly_and_the_printed_resume_command_completes_the_s
             Client(cluster) as client:
         explain_tomogram(config, client=client)
     a, b = open_store(store), open_store(fresh)
-    # other torch thread counts than the CLI's workers: equal up to float rounding (README: ~1e-7 relative)
+    # other torch thread counts than the CLI's workers: equal up to float rounding (docs/explain.md: ~1e-7 relative)
     np.testing.assert_allclose(a.heatmap()[...], b.heatmap()[...], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(a.logits[...], b.logits[...], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(a.labels()[...], b.labels()[...])

@@ -71,9 +71,7 @@ def one_torch_thread() -> Iterator[None]:
 
     For small side computations (the plan's probe, a worker's warm-up) in a thread other than the one that runs
     the tasks: torch's CPU kernels run on an OpenMP team per calling thread, and once two threads of a process
-    have teams, the second's work slows down (measured on the project's 2-core machine: a 23-class blend 1.9 ms
-    from the first thread, 2.5-2.8 ms from the second, whichever runs first; a whole CNN-2 explain with both
-    methods 9.2-10.7 s against 9.7-11.3 s with the probe on two threads, three interleaved pairs).
+    have teams, whichever computes second slows down (docs/architecture.md, "Design decisions").
     """
     import torch
 
@@ -95,8 +93,8 @@ def map_on_threads(work: Callable[[T], object], items: Iterable[T], threads: int
     """Call ``work(item)`` for every item, on ``threads`` threads each running torch on itself alone.
 
     For a task made of many small independent pieces (the labels' sub-boxes): ops of that size leave torch's own
-    threads mostly waiting, while pieces side by side keep every core busy (measured on the project's 2-core
-    machine: the labels of CNN-2's 96x320x320 tomogram 0.41-0.47 s against 0.51-0.62 s). ``threads <= 1`` runs
+    threads mostly waiting, while pieces side by side keep every core busy (docs/architecture.md, "Design
+    decisions"). ``threads <= 1`` runs
     them in the calling thread, with its torch threads. An error in any piece is raised here.
     """
     if threads <= 1:

@@ -102,7 +102,7 @@ if [ "$SCALE" = full ]; then
   EXPLAIN_ARGS=(--device "$DEVICE" --quick --shape 256 928 928 --models "cnn2,ceiling" --tmp "$WORK")
   TABLE1_ARGS=(--structures "$STRUCTURES" --out "$WORK/table1" --work "$WORK/table1-work" --device "$DEVICE"
                --parts $TABLE1_PARTS)
-  # docs/localisation.md's device run: 1200 boxes per class, CNN-1 with dropout, evaluated at stride 10
+  # docs/localisation.md's 1200-box networks: 1200 boxes per class, CNN-1 with dropout, evaluated at stride 10
   LOCALISE_ARGS=("$LOCALISE_STAGE" "$WORK/localise" --structures "$STRUCTURES" --device "$DEVICE" -j 16 -n 1200
                  --epochs-cnn2 200 --epochs-cnn1 60 --time-limit-cnn2 0.9 --time-limit-cnn1 0.9 --dropout-cnn1 0.5)
   [ "$LOCALISE_STAGE" = all ] \

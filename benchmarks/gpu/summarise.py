@@ -1,5 +1,5 @@
-"""Markdown tables from the files the GPU suite (``benchmarks/gpu/device_suite.sh``) leaves: the README's and
-docs' GPU figures, each table naming the card it was measured on.
+"""Markdown tables from the files the GPU suite (``benchmarks/gpu/device_suite.sh``) leaves: the GPU tables of
+docs/benchmarks.md and docs/gpu.md, each naming the card it was measured on.
 
 Reads ``FOLDER/logs/`` (``env.json``, ``steps.txt``, ``<step>.monitor.json``, ``bench_cam.jsonl``,
 ``bench_explain.json``), the recipes' own tables (``FOLDER/table1/table1.md``, ``FOLDER/localise/*.md``; the

@@ -144,7 +144,7 @@ def _hint(record: object) -> str:
     return (f"; it holds only weights ({len(weights)} tensors): load them into a model built with "
             "tomocam.models.build_model (register your architecture first) and save that with "
             "tomocam.save_checkpoint(model, PATH, classes=..., input_size=..., voxel_size=...), which records what "
-            "tomocam needs (README: Models and checkpoints)")
+            "tomocam needs (docs/python.md: Checkpoints)")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:

@@ -7,7 +7,7 @@ way to set an outlier threshold is the bulk's median plus ``k`` robust standard 
 deviation estimated as 1.4826 x the median absolute deviation (MAD; the factor makes it the standard deviation
 for normally distributed values, ``scipy.stats.median_abs_deviation(scale="normal")``). Both statistics ignore
 up to half the values, so the particles themselves do not shift the threshold. ``k = 3`` is the usual
-three-sigma rule; it was fixed before measuring, not tuned (README: Picks).
+three-sigma rule; it was fixed before measuring, not tuned (docs/results.md, "Picks").
 """
 
 from __future__ import annotations

@@ -138,9 +138,8 @@ def label_region(
         ignore: classes (background) that never label a voxel; where one is the largest the label is 0.
         dtype: the labels' integer type.
         edge: largest sub-box edge in voxels, see :func:`axis_pieces`. Default: a tile on a CPU (covered by three
-            tiles at the usual stride; on CNN-2 maps 1.7x faster than half a tile, and 1.3x faster than two tiles
-            on 16 cores), two tiles on a GPU, where each sub-box costs kernel launches (a 256^3 box of 23 classes
-            of 5^3 maps on an H200: 0.24 s at one tile, 0.12 s at two).
+            tiles at the usual stride: smaller sub-boxes pay more overhead, larger ones larger products), two
+            tiles on a GPU, where each sub-box costs kernel launches (docs/architecture.md, "Design decisions").
         device: where the products run.
     """
     nd = len(lo)
@@ -290,7 +289,7 @@ def max_and_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest value and its first index along axis 0: ``(n, *s)`` -> two ``(*s)`` arrays.
 
     Two vectorised reductions (the maximum, then the first class equal to it) instead of ``argmax`` over a short
-    leading axis, which numpy and torch loop over element by element (measured 5-10x slower).
+    leading axis, which numpy and torch loop over element by element.
     """
     n = x.shape[0]
     value = x.max(axis=0)
