@@ -72,6 +72,14 @@ def test_readme_is_short() -> None:
     assert lines <= 300, f"README.md has {lines} lines; move detail to a page under docs/"
 
 
+def test_readme_keeps_the_setup_commands() -> None:
+    """The two set-up commands, exactly: a new user copies them, and CI runs the second one's steps."""
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e . && .venv/bin/tomocam demo" in readme
+    assert ("python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[test]'"
+            " && .venv/bin/python -m pytest") in readme
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_notes_about_how_docs_were_made(page: Path) -> None:
     found = [
