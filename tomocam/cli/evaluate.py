@@ -95,7 +95,7 @@ def localisation(
 
     from tomocam.errors import InputError
     from tomocam.evaluate.localisation import evaluate_localisation
-    from tomocam.read.mrc import open_tomogram
+    from tomocam.read import open_tomogram
     from tomocam.store import open_store
     from tomocam.write.picks_table import read_particles
 
