@@ -103,10 +103,24 @@ def test_old_tomocam_csv_reads_with_a_tomogram_name(tmp_path):
     assert frame.iloc[0][["tomogram", "class", "x", "y", "z"]].tolist() == ["sim", "a", 20.0, 30.0, 40.0]
     pd.DataFrame({"class_name": ["a"], "x": [2.0], "y": [3.0], "z": [4.0]}).to_csv(path, index=False)
     assert read_particles(path, tomogram="sim", voxel_size=5.0)["x"].tolist() == [10.0]
-    with pytest.raises(InputError, match="--voxel-size"):
+    with pytest.raises(InputError, match="voxel size"):
         read_particles(path, tomogram="sim")
     with pytest.raises(InputError, match="'tomogram' column"):
         read_particles(path, voxel_size=5.0)
+
+
+def test_simulator_csv_orientation_is_its_rotation_matrix(tmp_path):
+    """The simulator writes R (particle frame -> tomogram, scipy's from_euler("ZYZ", [rot, tilt, psi])) as r11..r33;
+    RELION's matrix for the same pose is that R (ParticleSet::getMatrix4x4 maps particle space to tomogram space)."""
+    from scipy.spatial.transform import Rotation
+
+    rotation = Rotation.from_euler("ZYZ", [30.0, 50.0, -70.0], degrees=True)
+    row = {"class_name": "a", "x_angstrom": 1.0, "y_angstrom": 2.0, "z_angstrom": 3.0, "rot": 30.0, "tilt": 50.0,
+           "psi": -70.0, **{f"r{i + 1}{j + 1}": rotation.as_matrix()[i, j] for i in range(3) for j in range(3)}}
+    pd.DataFrame([row]).to_csv(tmp_path / "sim.csv", index=False)
+    frame = read_particles(tmp_path / "sim.csv", tomogram="sim")
+    np.testing.assert_allclose(rotation_matrices(frame[["rot", "tilt", "psi"]].to_numpy())[0], rotation.as_matrix(),
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -132,7 +146,7 @@ def test_missing_file_and_missing_voxel_size(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_particles(tmp_path / "none.star")
     (tmp_path / "p.ndjson").write_text('{"type": "point", "location": {"x": 1, "y": 2, "z": 3}}\n')
-    with pytest.raises(InputError, match="--voxel-size"):
+    with pytest.raises(InputError, match="voxel size"):
         read_particles(tmp_path / "p.ndjson", tomogram="T")
     with pytest.raises(InputError, match="tomogram's name"):
         read_particles(tmp_path / "p.ndjson", voxel_size=1.0)

@@ -75,6 +75,14 @@ def test_rotation_matrix_is_relions_euler_matrix():
         np.testing.assert_allclose(rotation_matrices([[rot, tilt, psi]])[0], relion, atol=1e-12)
 
 
+def test_one_tomogram_of_a_multi_tomogram_table_needs_only_its_own_shape():
+    frame = read_particles(DATA / "relion5_particles.star", tomograms={"TS_02": TOMOGRAMS["TS_02"]}, tomogram="TS_02",
+                           classes=["ribosome", "proteasome"])
+    np.testing.assert_allclose(frame[["x", "y", "z"]].to_numpy(), [(250.0, 260.0, 270.0), (235.0, 245.0, 230.0)])
+    with pytest.raises(InputError, match="no particles of tomogram 'TS_03' \\(it has TS_01, TS_02\\)"):
+        read_particles(DATA / "relion5_particles.star", tomograms=TOMOGRAMS, tomogram="TS_03", classes=["a", "b"])
+
+
 def test_relion5_without_the_tomogram_shape_is_refused():
     with pytest.raises(InputError, match="shape and voxel size") as err:
         read_particles(DATA / "relion5_particles.star", classes=["a", "b"], tomograms={"TS_01": TOMOGRAMS["TS_01"]})

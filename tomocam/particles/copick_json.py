@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tomocam.errors import InputError
-from tomocam.particles.table import ANGLES, TomogramInfo, euler_angles, particle_table, rotation_matrices
+from tomocam.particles.table import ANGLES, TomogramInfo, euler_angles, particle_table, rotation_matrices, rows_of
 
 
 def read_copick(path: Path, *, tomogram: str | None, class_name: str | None) -> pd.DataFrame:
@@ -39,9 +39,10 @@ def read_copick(path: Path, *, tomogram: str | None, class_name: str | None) -> 
     name = data.get("run_name") or tomogram
     if name is None:
         raise InputError(f"particle table '{path}' has no run_name: add one or give the tomogram's name")
+    rows_of(np.array([name]), tomogram, f"'{path}'")  # a run of another tomogram is refused
     cls = data.get("pickable_object_name") or class_name
     if cls is None:
-        raise InputError(f"particle table '{path}' has no pickable_object_name: add one or give the class (--class)")
+        raise InputError(f"particle table '{path}' has no pickable_object_name: add one or give the class")
     points = data.get("points") or []
     try:
         xyz = np.array([[p["location"][k] for k in "xyz"] for p in points], dtype=np.float64).reshape(-1, 3)

@@ -35,8 +35,9 @@ def read_particles(
 
     ``tomograms``: name -> :class:`TomogramInfo`, needed by RELION 5 (centred coordinates need the shape) and by
     voxel coordinates whose table does not state a voxel size. ``voxel_size``: angstrom per voxel of a table's
-    voxel coordinates when the table does not say (RELION 3, old CSV, ndjson). ``tomogram``: the name of the
-    tomogram of a table that names none (old CSV, ndjson). ``class_name``: the class of a table that names none
+    voxel coordinates when the table does not say (RELION 3, old CSV, ndjson). ``tomogram``: the tomogram wanted: a
+    table that names none (old CSV, ndjson) is taken to be of it, and of a table that names its tomograms only its
+    rows are read (refused when it has none). ``class_name``: the class of a table that names none
     (ndjson defaults to the file stem). ``classes``: the model's classes, which ``rlnClassNumber`` (1-based)
     indexes when a STAR file has no class-name column. A table that lacks what it needs is refused with an
     :class:`InputError` of one line naming the column or option to add.

@@ -30,7 +30,7 @@ def read_ndjson(path: Path, *, tomograms: Mapping[str, TomogramInfo] | None, vox
     info = tomograms.get(tomogram) if tomograms is not None else None
     if voxel_size is None and info is None:
         raise InputError(f"particle table '{path}' (data-portal ndjson) is in voxels: give the annotation's voxel "
-                         "size (--voxel-size)")
+                         "size")
     size = voxel_size if voxel_size is not None else info.isotropic_voxel_size  # type: ignore[union-attr]
     voxels, matrices, oriented = [], [], False
     try:

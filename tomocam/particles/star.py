@@ -39,6 +39,7 @@ from tomocam.particles.table import (
     euler_angles,
     particle_table,
     rotation_matrices,
+    rows_of,
 )
 
 CENTRED = ["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"]
@@ -82,8 +83,7 @@ def read_relion5(
     tomogram: str | None, class_name: str | None, classes: Sequence[str] | None,
 ) -> pd.DataFrame:
     """A RELION 5 table as a particle table (see the module's docstring for the centre convention)."""
-    block = particle_block(blocks, path)
-    names = _tomogram_names(block, path, tomogram, columns=("rlnTomoName",))
+    block, names = _block_of(blocks, path, tomogram, columns=("rlnTomoName",))
     centred = block[CENTRED].to_numpy(np.float64)
     sub = rotation_matrices(block[SUBTOMOGRAM_ANGLES].to_numpy()) if set(SUBTOMOGRAM_ANGLES) <= set(block.columns) \
         else np.tile(np.eye(3), (len(block), 1, 1))
@@ -94,7 +94,7 @@ def read_relion5(
         info = tomograms.get(name) if tomograms is not None else None
         if info is None:
             raise InputError(f"particle table '{path}' has RELION 5 centred coordinates of tomogram '{name}': give "
-                             "that tomogram's shape and voxel size (its MRC, or --tomogram) to place them")
+                             "that tomogram's shape and voxel size to place them")
         half[names == name] = np.asarray(info.shape[::-1]) * np.asarray(info.voxel_size[::-1]) / 2
     angles = None
     if set(PARTICLE_ANGLES) <= set(block.columns) or set(SUBTOMOGRAM_ANGLES) <= set(block.columns):
@@ -110,8 +110,7 @@ def read_relion3(
     voxel_size: float | None, tomogram: str | None, class_name: str | None, classes: Sequence[str] | None,
 ) -> pd.DataFrame:
     """A RELION 3 / Warp table (voxel coordinates) as a particle table."""
-    block = particle_block(blocks, path)
-    names = _tomogram_names(block, path, tomogram, columns=("rlnTomoName", "rlnMicrographName"))
+    block, names = _block_of(blocks, path, tomogram, columns=("rlnTomoName", "rlnMicrographName"))
     sizes = _pixel_sizes(block, blocks, path)
     if sizes is None:
         sizes = np.empty(len(block))
@@ -119,12 +118,21 @@ def read_relion3(
             info = tomograms.get(name) if tomograms is not None else None
             if voxel_size is None and info is None:
                 raise InputError(f"particle table '{path}' gives voxel coordinates without a voxel size: add an "
-                                 "rlnPixelSize column or give the voxel size (--voxel-size)")
+                                 "rlnPixelSize column or give the voxel size of its coordinates")
             sizes[names == name] = voxel_size if voxel_size is not None else info.isotropic_voxel_size  # type: ignore[union-attr]
     xyz = block[VOXELS].to_numpy(np.float64) * np.asarray(sizes, dtype=np.float64).reshape(-1, 1)
     angles = block[PARTICLE_ANGLES].to_numpy(np.float64) if set(PARTICLE_ANGLES) <= set(block.columns) else None
     return particle_table(names, _classes(block, path, class_name, classes), xyz, _scores(block),
                           class_index=_class_index(block), angles=angles)
+
+
+def _block_of(blocks: Mapping[str, pd.DataFrame], path: Path, tomogram: str | None,
+              columns: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The particle block's rows of ``tomogram`` (all when ``None``) and their tomogram names."""
+    block = particle_block(blocks, path)
+    names = _tomogram_names(block, path, tomogram, columns)
+    keep = rows_of(names, tomogram, f"'{path}'")
+    return block[keep].reset_index(drop=True), names[keep]
 
 
 def _tomogram_names(block: pd.DataFrame, path: Path, tomogram: str | None, columns: Sequence[str]) -> np.ndarray:
@@ -175,7 +183,7 @@ def _classes(block: pd.DataFrame, path: Path, class_name: str | None, classes: S
     if class_name is not None:
         return [class_name] * len(block)
     raise InputError(f"particle table '{path}' does not name its classes: add a {CLASS_NAME} column (or "
-                     f"{CLASS_NUMBER} with the model's classes), or give the class (--class)")
+                     f"{CLASS_NUMBER} with the model's classes), or give the class")
 
 
 def _class_index(block: pd.DataFrame) -> np.ndarray | None:

@@ -13,7 +13,7 @@ coordinates only once, through angstrom, with the voxel size of the tomogram the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,9 +140,17 @@ def check_classes(frame: pd.DataFrame, classes: Sequence[str], source: str) -> N
         raise InputError(f"particle table {source} has classes {unknown} that are not among {list(classes)}")
 
 
-def tomogram_info(tomograms: Mapping[str, TomogramInfo] | None, name: str) -> TomogramInfo | None:
-    """The entry of ``tomograms`` for ``name``, or ``None``."""
-    return None if tomograms is None else tomograms.get(name)
+def rows_of(names: NDArray, tomogram: str | None, source: str) -> NDArray[np.bool_]:
+    """Which rows of a table whose rows name their tomograms ``names`` `(n,)` belong to ``tomogram`` (all when it is
+    ``None``); a table that has rows but none of ``tomogram`` is refused naming the tomograms it has."""
+    if tomogram is None:
+        return np.ones(len(names), dtype=bool)
+    keep = np.asarray(names, dtype=object) == tomogram
+    if len(names) and not keep.any():
+        found = sorted({str(n) for n in names})
+        raise InputError(f"particle table {source} has no particles of tomogram '{tomogram}' (it has "
+                         f"{', '.join(found[:5])}{', ...' if len(found) > 5 else ''})")
+    return keep
 
 
 def rotation_matrices(angles: ArrayLike) -> NDArray[np.float64]:
