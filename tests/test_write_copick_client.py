@@ -43,7 +43,8 @@ def copick_python(request, tmp_path_factory) -> Path:
                           timeout=120)
     if made.returncode != 0:
         pytest.skip(f"cannot create a virtual environment for copick: {made.stderr.strip()[-300:]}")
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", COPICK],
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                          "--no-compile", COPICK],
                          capture_output=True, text=True, timeout=600)
     if pip.returncode != 0 or subprocess.run(check, capture_output=True, timeout=120).returncode != 0:
         last = (pip.stderr.strip().splitlines() or ["no message"])[-1]
