@@ -66,8 +66,10 @@ def table1(
 @app.command("localisation")
 def localisation(
     store: Annotated[Path, typer.Argument(help="Explain store (.zarr) written by 'tomocam explain'.")],
-    particles: Annotated[Path, typer.Argument(help="Known particles: the CSV of 'tomocam simulate tomogram' "
-                                              "(class_name,x,y,z in voxels) or a STAR file.")],
+    particles: Annotated[Path, typer.Argument(help="Known particles: a RELION 5 or RELION 3 / Warp STAR file, "
+                                              "the CSV of 'tomocam simulate tomogram' or 'tomocam picks', copick "
+                                              "picks JSON or data-portal ndjson. Rows of other tomograms are left "
+                                              "out; the tomogram is the store's input, named by its file stem.")],
     tomogram: Annotated[Path | None, typer.Option("--tomogram", help="The explained tomogram, for the no-model "
                                                      "baseline (default: the store's input).")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", "-m", help="respond or gradcam (repeat). "
@@ -95,12 +97,14 @@ def localisation(
 
     from tomocam.errors import InputError
     from tomocam.evaluate.localisation import evaluate_localisation
+    from tomocam.particles import read_particles
+    from tomocam.picking import store_tomogram
     from tomocam.read.mrc import open_tomogram
     from tomocam.store import open_store
-    from tomocam.write.picks_table import read_particles
 
     opened = open_store(store)
-    table = read_particles(particles)
+    info = store_tomogram(opened)
+    table = read_particles(particles, tomograms={info.name: info}, tomogram=info.name, classes=opened.classes)
     if particle_contrast is None:
         bright = _particles_bright(opened)
     elif particle_contrast in ("bright", "dark"):
