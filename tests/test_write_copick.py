@@ -65,7 +65,7 @@ def test_picks_labels_and_features_land_where_and_as_copick_reads_them(store, co
             "trust_orientation": False}
         own = pick_store(store, classes=[name], threshold=1.0, radius=50.0 if name == "ribosome" else 60.0)
         xyz = np.array([[p["location"][a] for a in "xyz"] for p in doc["points"]])
-        np.testing.assert_allclose(xyz, own[["x_angstrom", "y_angstrom", "z_angstrom"]].to_numpy())
+        np.testing.assert_allclose(xyz, own[["x", "y", "z"]].to_numpy())  # both angstrom
         # the particles are where the blobs are: voxel (z, y, x) -> angstrom (x, y, z) * voxel size
         expected = sorted(tuple(float(v) * VOXEL for v in c[::-1]) for c in CENTRES[name])
         assert sorted(map(tuple, xyz)) == expected
@@ -147,8 +147,9 @@ def test_existing_results_are_refused_then_replaced_with_overwrite(store, config
     export_copick(store, open_project(config), RUN, threshold=1.0)
     with pytest.raises(OutputError, match="exists already.*--overwrite"):
         export_copick(store, open_project(config), RUN, threshold=1.0)
-    export_copick(store, open_project(config), RUN, threshold=100.0, overwrite=True)
-    assert json.loads((config.parent / PICKS["ribosome"]).read_text())["points"] == []
+    result = export_copick(store, open_project(config), RUN, threshold=100.0, overwrite=True)
+    assert result.paths == [config.parent / SEGMENTATION]  # no picks: the earlier picks files are gone
+    assert not (config.parent / PICKS["ribosome"]).exists()
     assert not [f for f in files(config.parent) if "partial" in f or f.endswith(".old")]
 
 
@@ -199,9 +200,9 @@ def test_an_object_without_radius_needs_radius(store, tmp_path):
 def test_remote_and_portal_projects_are_refused(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"pickable_objects": [], "overlay_root": "s3://bucket/p"}))
-    with pytest.raises(InputError, match="not a local folder"):
+    with pytest.raises(InputError, match="local projects only"):
         open_project(path)
-    path.write_text(json.dumps({"pickable_objects": [], "config_type": "cryoet_data_portal"}))
+    path.write_text(json.dumps({"pickable_objects": [], "config_type": "cryoet_data_portal", "overlay_root": "/x"}))
     with pytest.raises(InputError, match="'cryoet_data_portal' project"):
         open_project(path)
 

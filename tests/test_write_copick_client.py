@@ -117,7 +117,7 @@ def test_copick_reads_the_picks_labels_and_features_tomocam_wrote(copick_python,
         own = pick_store(store, classes=[name], threshold=1.0, radius=55.0)
         assert len(own) == len(CENTRES[name]) and read["run_name"] == RUN and read["voxel_spacing"] == VOXEL
         voxels = np.asarray(read["xyz"]) / VOXEL  # (n, x y z)
-        assert np.abs(voxels - own[["x", "y", "z"]].to_numpy()).max() <= 0.5
+        assert np.abs(voxels - own[["x", "y", "z"]].to_numpy() / VOXEL).max() <= 0.5
         assert read["scores"] == pytest.approx(own["score"].tolist())
 
     (seg,) = found["segmentations"]

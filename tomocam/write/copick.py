@@ -2,8 +2,9 @@
 
 What is written, under user id ``tomocam`` and a session id (layout: :mod:`tomocam.write.copick_project`):
 
-- ``Picks/tomocam_<session>_<object>.json`` for every store class that names a particle object of the config:
-  the picks ``tomocam picks`` gives (:func:`tomocam.picking.pick_store`, one radius per object), with scores;
+- ``Picks/tomocam_<session>_<object>.json`` for every store class that names a particle object of the config
+  and has picks: the picks ``tomocam picks`` gives (:func:`tomocam.picking.pick_store`, one radius per object),
+  with scores, written by the particle-table room (:func:`tomocam.particles.write_particles`);
 - ``Segmentations/<vs>_tomocam_<session>_labels-multilabel.zarr``: the store's label image (level 0), each
   class's voxels set to its object's ``label`` from the config, uint8 (uint16 only for labels above 255);
 - ``VoxelSpacing<vs>/<tomo type>_tomocam-<session>-<method>_features.zarr`` beside the tomogram: the chosen
@@ -22,7 +23,6 @@ there) and all are renamed into place at the end; a failure removes them.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -31,17 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import zarr
 
 import tomocam
+from tomocam.arrays import blocks
 from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError, OutputError
+from tomocam.particles import TomogramInfo, write_particles
 from tomocam.picking import pick_store
-from tomocam.picking.peaks import blocks
 from tomocam.store import ExplainStore
 from tomocam.store.select import select_classes, select_methods
-from tomocam.write.copick_project import CopickProject, check_name, sanitize_name, voxel_folder
+from tomocam.write.copick_project import WritableProject, check_name, sanitize_name, voxel_folder
 
 #: The copick user id of everything tomocam writes.
 USER = "tomocam"
@@ -60,7 +60,8 @@ class Staging:
     """Results written beside their final places under hidden names, renamed into place together.
 
     :meth:`path` gives where to write a result, :meth:`commit` moves all of them to their final names (replacing
-    what is there), :meth:`abort` removes them.
+    what is there; a result left unwritten, having nothing in it, removes what an earlier export left under its
+    name), :meth:`abort` removes them.
     """
 
     session: str
@@ -80,7 +81,9 @@ class Staging:
     def commit(self) -> None:
         """Rename every result to its final name; a replaced result is removed only after its successor is in."""
         for temporary, final in self.moves:
-            if final.exists():
+            if not temporary.exists():
+                _remove(final)
+            elif final.exists():
                 old = temporary.with_name(temporary.name + ".old")
                 _remove(old)
                 os.replace(final, old)
@@ -112,8 +115,8 @@ def _remove(path: Path) -> None:
 
 
 def match_objects(
-    project: CopickProject, classes: Sequence[str], *, add: bool, radius: float | None = None
-) -> tuple[CopickProject, dict[str, dict[str, Any]], list[str]]:
+    project: WritableProject, classes: Sequence[str], *, add: bool, radius: float | None = None
+) -> tuple[WritableProject, dict[str, dict[str, Any]], list[str]]:
     """The pickable object of each class: the object named like the class, or like the class as copick would
     name it (:func:`sanitize_name`: ``ribosome_80S`` -> ``ribosome-80S``).
 
@@ -222,32 +225,6 @@ def write_features(
     return path
 
 
-def write_picks(frame: pd.DataFrame, path: Path, *, run: str, voxel_size: float) -> Path:
-    """A copick picks file for one object: ``frame`` is a particle table (``tomogram, class, x, y, z`` angstrom,
-    ``score``); user, session and object come from the file name ``<user>_<session>_<object>.json``, as copick
-    reads them. Points carry an identity transformation (no orientation: ``trust_orientation`` false)."""
-    user, session, obj = path.stem.split("_", 2)
-    identity = np.eye(4).tolist()
-    points = [
-        {"location": {"x": float(r.x), "y": float(r.y), "z": float(r.z)}, "transformation_": identity,
-         "instance_id": 0, "score": float(r.score)}
-        for r in frame.itertuples(index=False)
-    ]
-    document = {"pickable_object_name": obj, "user_id": user, "session_id": session, "run_name": run,
-                "voxel_spacing": voxel_size, "unit": "angstrom", "points": points, "trust_orientation": False}
-    path.write_text(json.dumps(document, indent=4) + "\n")
-    return path
-
-
-def _particles(table: pd.DataFrame, run: str, obj: str) -> pd.DataFrame:
-    """A :func:`pick_store` table as a particle table of ``run`` (angstrom positions, class = the object name)."""
-    return pd.DataFrame({
-        "tomogram": [run] * len(table), "class": [obj] * len(table),
-        "x": table["x_angstrom"].to_numpy(np.float64), "y": table["y_angstrom"].to_numpy(np.float64),
-        "z": table["z_angstrom"].to_numpy(np.float64), "score": table["score"].to_numpy(np.float64),
-    })
-
-
 def _isotropic(store: ExplainStore) -> float:
     sizes = store.voxel_size
     if max(sizes) - min(sizes) > 1e-6 * max(sizes):
@@ -257,7 +234,7 @@ def _isotropic(store: ExplainStore) -> float:
 
 
 def _tomogram(
-    project: CopickProject, store: ExplainStore, run: str, voxel_size: float, tomo_type: str | None
+    project: WritableProject, store: ExplainStore, run: str, voxel_size: float, tomo_type: str | None
 ) -> tuple[str, Path] | None:
     """The copick tomogram the store explains: ``tomo_type``, else the store's input if it is one of the run's
     tomograms at this voxel size, else the only one there; ``None`` if there is none to choose."""
@@ -308,7 +285,7 @@ class CopickExport:
 
 def export_copick(
     store: ExplainStore,
-    project: CopickProject,
+    project: WritableProject,
     run: str,
     *,
     session: str = "0",
@@ -376,6 +353,7 @@ def export_copick(
         raise OutputError(f"copick export target exists already: {', '.join(existing)}; pass --overwrite to replace")
 
     provenance = {"version": tomocam.__version__, "store": str(Path(store.path).absolute()), "method": method}
+    tomogram_info = TomogramInfo(run, store.shape, vs)
     staging = Staging(session)
     thresholds: dict[str, float] = {}
     try:
@@ -395,9 +373,15 @@ def export_copick(
                 table = pick_store(store, method=method, classes=[what], threshold=threshold,
                                    radius=float(radii[what]))
                 thresholds[what] = float(table.attrs["thresholds"][what])
-                say(f"{len(table)} picks of {what} -> {final.name}")
-                write_picks(_particles(table, run, objects[what]["name"]), staging.path(final), run=run,
-                            voxel_size=vs)
+                say(f"{len(table)} picks of {what}" + (f" -> {final.name}" if len(table) else ": no file"))
+                frame = table.assign(tomogram=run, **{"class": objects[what]["name"]})
+                # An empty table names no run or object, so a class without picks gets no file (and loses one
+                # an earlier export wrote).
+                if len(frame):
+                    write_particles(frame, staging.path(final), "copick", tomograms={run: tomogram_info},
+                                    user_id=USER, session_id=session, overwrite=True)
+                else:
+                    staging.path(final)
         if added:
             project.save()
         _ensure_folder(project.overlay_run(run))
@@ -413,4 +397,4 @@ def export_copick(
     except BaseException:
         staging.abort()
         raise
-    return CopickExport([p for _, p in targets], thresholds, added)
+    return CopickExport([p for _, p in targets if p.exists()], thresholds, added)

@@ -13,7 +13,8 @@ below are the ones copick 1.31 builds (``copick/impl/filesystem.py``, ``copick/u
 
 copick splits those names at underscores, so user, session, object and feature names may not contain one
 (:func:`check_name`, copick's ``sanitize_name`` rule). tomocam never imports copick (it pins ``zarr<3``); it reads
-the config as JSON and writes the files copick reads.
+the config as JSON (roots and tomograms as :mod:`tomocam.read.copick` finds them) and writes the files copick
+reads.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from tomocam.errors import InputError, OutputError
+from tomocam.read.copick import CopickProject
 
 #: Characters copick refuses in object, user, session and feature names (``copick.util.escape.sanitize_name``).
 _INVALID = re.compile(r'[<>:"/\\|?*\x00-\x1F\x7F\s_]')
-
-#: Protocols of ``overlay_root`` / ``static_root`` that name a local folder (fsspec's local filesystem).
-_LOCAL = ("local://", "file://", "local:", "file:")
 
 
 def sanitize_name(name: str) -> str:
@@ -60,13 +59,22 @@ def voxel_folder(voxel_size: float) -> str:
 
 
 @dataclass(frozen=True)
-class CopickProject:
-    """A copick filesystem project opened from its config file (see :func:`open_project`)."""
+class WritableProject:
+    """A copick filesystem project opened for writing (see :func:`open_project`): the project as
+    :class:`tomocam.read.copick.CopickProject` finds its roots and tomograms, and its config's content."""
 
-    config_path: Path
+    project: CopickProject
     config: dict[str, Any]
-    overlay: Path
-    static: Path
+
+    @property
+    def config_path(self) -> Path:
+        """The project's ``copick_config.json``."""
+        return self.project.config
+
+    @property
+    def overlay(self) -> Path:
+        """The overlay root: where copick, and tomocam, write new results."""
+        return self.project.roots[0]
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -74,29 +82,24 @@ class CopickProject:
         return list(self.config.get("pickable_objects") or [])
 
     def run_dirs(self, run: str) -> list[Path]:
-        """The run's folders that exist, static first (copick lists the union of both roots)."""
-        dirs = [self.static / "ExperimentRuns" / run, self.overlay / "ExperimentRuns" / run]
-        return [d for d in dict.fromkeys(dirs) if d.is_dir()]
+        """The run's folders that exist, overlay first (copick lists the union of both roots)."""
+        return [d for d in (root / "ExperimentRuns" / run for root in self.project.roots) if d.is_dir()]
 
     def runs(self) -> list[str]:
-        """Names of the project's runs, both roots together."""
-        names = {p.name for root in {self.static, self.overlay} if (root / "ExperimentRuns").is_dir()
-                 for p in (root / "ExperimentRuns").iterdir() if p.is_dir() and not p.name.startswith(".")}
-        return sorted(names)
+        """Names of the project's runs, all roots together."""
+        return self.project.runs()
 
     def overlay_run(self, run: str) -> Path:
         """Where new results of ``run`` go (``overlay_root/ExperimentRuns/<run>``)."""
         return self.overlay / "ExperimentRuns" / run
 
     def tomograms(self, run: str, voxel_size: float) -> dict[str, Path]:
-        """Tomogram type -> its ``.zarr`` folder at ``voxel_size`` in ``run`` (overlay wins over static)."""
+        """Tomogram type -> its ``.zarr`` folder at ``voxel_size`` in ``run`` (the overlay's wins), sorted."""
         found: dict[str, Path] = {}
-        for run_dir in self.run_dirs(run):
-            folder = run_dir / voxel_folder(voxel_size)
-            if folder.is_dir():
-                for p in folder.glob("*.zarr"):
-                    if p.is_dir() and "features" not in p.name and not p.name.startswith("."):
-                        found[p.name.removesuffix(".zarr")] = p
+        for run_dir in reversed(self.run_dirs(run)):
+            for p in (run_dir / voxel_folder(voxel_size)).glob("*.zarr"):
+                if p.is_dir() and not p.name.endswith("_features.zarr") and not p.name.startswith("."):
+                    found[p.name.removesuffix(".zarr")] = p
         return dict(sorted(found.items()))
 
     def picks_path(self, run: str, user: str, session: str, obj: str) -> Path:
@@ -111,11 +114,11 @@ class CopickProject:
         """``overlay/ExperimentRuns/<run>/VoxelSpacing<vs>/<tomo type>_<feature>_features.zarr``."""
         return self.overlay_run(run) / voxel_folder(voxel_size) / f"{tomo_type}_{feature}_features.zarr"
 
-    def with_objects(self, objects: Sequence[Mapping[str, Any]]) -> CopickProject:
+    def with_objects(self, objects: Sequence[Mapping[str, Any]]) -> WritableProject:
         """The same project with ``objects`` appended to ``pickable_objects`` (in memory; see :meth:`save`)."""
         config = dict(self.config)
         config["pickable_objects"] = [*self.objects, *(dict(o) for o in objects)]
-        return CopickProject(self.config_path, config, self.overlay, self.static)
+        return WritableProject(self.project, config)
 
     def save(self) -> None:
         """Write the config back to its file atomically (a temporary file renamed over it), keeping every key."""
@@ -128,43 +131,21 @@ class CopickProject:
             raise OutputError(f"cannot write copick config {self.config_path}: {err.strerror or err}") from err
 
 
-def _root(value: Any, config_path: Path, key: str) -> Path:
-    """A ``*_root`` entry as a local folder; refuses remote filesystems."""
-    text = str(value)
-    for prefix in _LOCAL:
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-            break
-    else:
-        if "://" in text:
-            raise InputError(f"copick config {config_path}: {key} {value!r} is not a local folder; tomocam writes "
-                             "only into copick projects on a local or shared filesystem")
-    # fsspec (which copick uses) resolves a relative root against the working directory, and so do we.
-    return Path(os.path.expanduser(text)).absolute()
+def open_project(config_path: str | Path) -> WritableProject:
+    """Open a copick filesystem project's ``copick_config.json`` for writing.
 
-
-def open_project(config_path: str | Path) -> CopickProject:
-    """Read a copick filesystem project's ``copick_config.json``.
-
-    Raises :class:`InputError` (one line) for a missing or unreadable file, a project of another kind (the data
-    portal), a remote root, or an overlay root that is not a folder.
+    Raises :class:`InputError` (one line) for what :meth:`CopickProject.open` refuses (a missing or unreadable
+    file, no ``overlay_root``, a remote root), a project of another kind (the data portal), a config without a
+    ``pickable_objects`` list, or an overlay root that is not a folder.
     """
-    path = Path(config_path).absolute()
-    if not path.is_file():
-        raise InputError(f"copick config '{path}' does not exist or is not a file")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise InputError(f"copick config '{path}' cannot be read as JSON: {err}") from None
-    if not isinstance(config, dict) or not isinstance(config.get("pickable_objects", []), list):
-        raise InputError(f"copick config '{path}' is not a copick config (no pickable_objects list)")
+    project = CopickProject.open(config_path)
+    config = json.loads(project.config.read_text())
     kind = config.get("config_type", "filesystem")
     if kind != "filesystem":
-        raise InputError(f"copick config '{path}' is a {kind!r} project; tomocam writes into filesystem projects")
-    if "overlay_root" not in config:
-        raise InputError(f"copick config '{path}' has no overlay_root: the folder where results are written")
-    overlay = _root(config["overlay_root"], path, "overlay_root")
-    static = _root(config["static_root"], path, "static_root") if config.get("static_root") else overlay
-    if not overlay.is_dir():
-        raise InputError(f"copick config '{path}': overlay_root {str(overlay)!r} is not a folder")
-    return CopickProject(path, config, overlay, static)
+        raise InputError(f"copick config '{project.config}' is a {kind!r} project; tomocam writes into filesystem "
+                         "projects")
+    if not isinstance(config.get("pickable_objects", []), list):
+        raise InputError(f"copick config '{project.config}' is not a copick config (pickable_objects is no list)")
+    if not project.roots[0].is_dir():
+        raise InputError(f"copick config '{project.config}': overlay_root {str(project.roots[0])!r} is not a folder")
+    return WritableProject(project, config)
