@@ -156,9 +156,14 @@ MAKE = """
     root = copick.from_file(os.path.join(folder, "copick_config.json"))
     run = root.new_run("TS-7")
     run.new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(np.load(volume))
+    shift = np.array([5.0, -5.0, 10.0])  # the rods carry part of their position in their transforms
     for name, points in json.load(open(picks_file)).items():
         xyz = np.asarray(points, dtype=float).reshape(-1, 3)
-        run.new_picks(name, "1", "annotator").from_numpy(xyz, scores=np.linspace(0.5, 1.0, len(xyz)))
+        transforms = np.tile(np.eye(4), (len(xyz), 1, 1))
+        if name == "rod":
+            transforms[:, :3, 3] = shift
+            xyz = xyz - shift
+        run.new_picks(name, "1", "annotator").from_numpy(xyz, transforms, scores=np.linspace(0.5, 1.0, len(xyz)))
 """
 
 
