@@ -245,9 +245,9 @@ def _tomogram(
             raise InputError(f"copick project {project.config_path} has no tomogram '{tomo_type}' in {where} "
                              f"(there: {', '.join(tomograms) or 'none'})")
         return tomo_type, tomograms[tomo_type]
-    source = Path(store.input_path)
+    source = Path(store.input_path).absolute()  # a copick tomogram, or one level of it
     for name, path in tomograms.items():
-        if source.absolute() == path.absolute():
+        if path.absolute() in (source, source.parent):
             return name, path
     if len(tomograms) == 1:
         return next(iter(tomograms.items()))
@@ -313,6 +313,8 @@ def export_copick(
     """
     say = progress or (lambda _: None)
     check_name("session", session)
+    if radius is not None and radius <= 0:
+        raise InputError(f"--radius must be > 0 angstrom, found {radius:g}")
     if not project.run_dirs(run):
         raise InputError(f"copick project {project.config_path} has no run '{run}' (runs: "
                          f"{', '.join(project.runs()) or 'none'})")
@@ -336,11 +338,12 @@ def export_copick(
     classes = [c for c in store.classes if not is_background(c)] if (picks or labels) else []
     project, objects, added = match_objects(project, classes, add=add_objects, radius=radius)
     picked = [c for c in classes if picks and objects[c].get("is_particle", True)]
-    radii = {c: radius if radius is not None else objects[c].get("radius") for c in picked}
-    no_radius = [objects[c]["name"] for c, r in radii.items() if r is None or float(r) <= 0]
+    given = {c: radius if radius is not None else objects[c].get("radius") for c in picked}
+    no_radius = [objects[c]["name"] for c, r in given.items() if r is None or float(r) <= 0]
     if no_radius:
         raise InputError(f"copick object {no_radius[0]!r} has no radius in {project.config_path}; give --radius "
                          "(angstrom) to pick particles")
+    radii = {c: float(r) for c, r in given.items() if r is not None}
 
     targets: list[tuple[str, Path]] = [(c, project.picks_path(run, USER, session, objects[c]["name"])) for c in picked]
     if labels:
@@ -371,7 +374,7 @@ def export_copick(
                                provenance=provenance)
             else:
                 table = pick_store(store, method=method, classes=[what], threshold=threshold,
-                                   radius=float(radii[what]))
+                                   radius=radii[what])
                 thresholds[what] = float(table.attrs["thresholds"][what])
                 say(f"{len(table)} picks of {what}" + (f" -> {final.name}" if len(table) else ": no file"))
                 frame = table.assign(tomogram=run, **{"class": objects[what]["name"]})
