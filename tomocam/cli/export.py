@@ -87,9 +87,11 @@ def export(
 
     opened = open_store(store)
     if copick is None:
-        copick_only = [name for name, given in (("--run", run), ("--tomo-type", tomo_type),
-                                                ("--voxel-spacing", voxel_spacing), ("--radius", radius),
-                                                ("--threshold", threshold)) if given is not None]
+        copick_only = [name for name, given in (
+            ("--run", run is not None), ("--session", session != "0"), ("--tomo-type", tomo_type is not None),
+            ("--voxel-spacing", voxel_spacing is not None), ("--no-picks", not picks), ("--radius", radius is not None),
+            ("--threshold", threshold is not None), ("--add-objects", add_objects), ("--float16", float16),
+        ) if given]
         if copick_only:
             raise InputError(f"{copick_only[0]} is an option of the copick export: add --copick CONFIG")
         from tomocam.write.export_mrc import FULL, export_store
