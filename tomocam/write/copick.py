@@ -141,7 +141,7 @@ def match_objects(
             "or pass --add-objects"
         )
     added = []
-    used = {int(o.get("label") or 1) for o in project.objects}
+    used = {_label(o) for o in project.objects}
     for name in missing:
         new_name = check_name("object", sanitize_name(name) or name)
         label = max(used | {0}) + 1
@@ -151,12 +151,17 @@ def match_objects(
             obj["radius"] = radius
         found[name] = obj
         added.append(obj)
-    labels = [int(o.get("label") or 1) for o in found.values()]
+    labels = [_label(o) for o in found.values()]
     if len(set(labels)) != len(labels):
-        pairs = ", ".join(f"{c}={int(o.get('label') or 1)}" for c, o in found.items())
+        pairs = ", ".join(f"{c}={_label(o)}" for c, o in found.items())
         raise InputError(f"copick config {project.config_path}: the store's classes map to objects that share a "
                          f"label ({pairs})")
     return (project.with_objects(added) if added else project), found, [o["name"] for o in added]
+
+
+def _label(obj: dict[str, Any]) -> int:
+    """A pickable object's label (copick's default: 1)."""
+    return int(obj.get("label") or 1)
 
 
 def ome_multiscales(voxel_size: float, channels: bool) -> list[dict[str, Any]]:
@@ -364,7 +369,7 @@ def export_copick(
             if what == "labels":
                 lut = np.zeros(len(store.classes) + 1, np.int64)
                 for c in classes:
-                    lut[store.classes.index(c) + 1] = int(objects[c].get("label") or 1)
+                    lut[store.classes.index(c) + 1] = _label(objects[c])
                 say(f"labels -> {final.name}")
                 write_segmentation(store, lut, staging.path(final), vs, {
                     **provenance, "labels": {c: int(lut[store.classes.index(c) + 1]) for c in classes}})
