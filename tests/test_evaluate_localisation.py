@@ -255,6 +255,24 @@ def test_cli_reads_a_multi_tomogram_relion5_truth_table(tmp_path):
     assert data["methods"]["respond"]["picks"]["f1"] == 1.0
 
 
+def test_cli_reads_data_portal_points_with_the_class_given(tmp_path):
+    """A data-portal file names no class (its stem, 'points', is none of the store's): --particles-class names it;
+    its voxels are the explained tomogram's (or --particles-voxel-size's)."""
+    store, truth, _, _ = _blob_store(tmp_path)
+    points = tmp_path / "points.ndjson"
+    write_particles(truth[truth["class"] == "a"], points, "ndjson", tomograms={"t": TomogramInfo("t", SHAPE, VOXEL)})
+    args = ["evaluate", "localisation", store.path, str(points), "--cube", "11", "--radius", "3", "--sigma", "1",
+            "--pick-radius", "4", "--pick-threshold", "0.5", "--particles-look", "bright", "--json"]
+    result = CliRunner().invoke(app, [*args, "--particles-class", "a"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["n"] == NAMES.count("a") and data["methods"]["respond"]["pointing"] == 1.0
+    halved = CliRunner().invoke(app, [*args, "--particles-class", "a", "--particles-voxel-size", "5"])
+    assert json.loads(halved.output)["methods"]["respond"]["pointing"] < 1.0  # positions at half the distance
+    unnamed = CliRunner().invoke(app, args)
+    assert isinstance(unnamed.exception, ClassError) and "'points'" in str(unnamed.exception)
+
+
 def _main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
     """Run the console entry point (which turns errors into one line and an exit code): (code, stderr)."""
     monkeypatch.setattr(sys, "argv", ["tomocam", *args])

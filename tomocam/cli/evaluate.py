@@ -87,6 +87,11 @@ def localisation(
                                                "voxels.")] = 10.0,
     pick_threshold: Annotated[float | None, typer.Option("--pick-threshold", help="Minimum heatmap value of a "
                               "pick, score units. Default: per class from the data, as 'tomocam picks'.")] = None,
+    particles_voxel_size: Annotated[float | None, typer.Option("--particles-voxel-size", help="Angstrom per voxel "
+                                    "of the particle table's voxel coordinates when the table does not state it. "
+                                    "Default: the explained tomogram's.")] = None,
+    particles_class: Annotated[str | None, typer.Option("--particles-class", help="Class of a particle table that "
+                               "names none (data-portal ndjson; default: its file stem).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure how well heatmaps find known particles: pointing game, class at the centre, picks F1."""
@@ -104,7 +109,8 @@ def localisation(
 
     opened = open_store(store)
     info = store_tomogram(opened)
-    table = read_particles(particles, tomograms={info.name: info}, tomogram=info.name, classes=opened.classes)
+    table = read_particles(particles, tomograms={info.name: info}, voxel_size=particles_voxel_size,
+                           tomogram=info.name, class_name=particles_class, classes=opened.classes)
     if particle_contrast is None:
         bright = _particles_bright(opened)
     elif particle_contrast in ("bright", "dark"):

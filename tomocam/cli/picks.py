@@ -44,6 +44,14 @@ def picks(
                                      "writes (RELION 5 or 3 STAR, CSV such as 'tomocam simulate tomogram' makes, "
                                      "copick JSON, data-portal ndjson); rows of other tomograms are left out.")
     ] = None,
+    truth_voxel_size: Annotated[
+        float | None, typer.Option(help="Angstrom per voxel of the truth table's voxel coordinates when the table "
+                                      "does not state it. Default: the explained tomogram's.")
+    ] = None,
+    truth_class: Annotated[
+        str | None, typer.Option(help="Class of a truth table that names none (data-portal ndjson; default: "
+                                      "its file stem).")
+    ] = None,
     tolerance: Annotated[
         float | None, typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
                                       "Default: the radius.")
@@ -95,7 +103,8 @@ def picks(
         raise OutputError(f"pick files exist already: {', '.join(existing)}; pass --overwrite to replace them")
     expected = None
     if truth is not None:
-        expected = read_particles(truth, tomograms=infos, tomogram=tomogram.name, classes=opened.classes)
+        expected = read_particles(truth, tomograms=infos, voxel_size=truth_voxel_size, tomogram=tomogram.name,
+                                  class_name=truth_class, classes=opened.classes)
         check_classes(expected, opened.classes, f"'{truth}'")
     table = pick_store(opened, method=method, classes=classes, threshold=threshold, radius=radius, level=level,
                        exclusive=exclusive)

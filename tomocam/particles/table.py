@@ -38,7 +38,7 @@ class TomogramInfo:
     voxel_size: tuple[float, float, float]
 
     def __init__(self, name: str, shape: Sequence[int], voxel_size: float | Sequence[float]) -> None:
-        size = (float(voxel_size),) * 3 if np.isscalar(voxel_size) else tuple(float(v) for v in voxel_size)  # type: ignore[arg-type]
+        size = tuple(float(v) for v in np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,)))
         if len(shape) != 3 or len(size) != 3 or min(size) <= 0:
             raise InputError(f"tomogram '{name}': shape and voxel size must be three sizes (z, y, x) > 0, found "
                              f"{tuple(shape)} and {size}")
@@ -57,8 +57,8 @@ class TomogramInfo:
 
 
 def particle_table(
-    tomogram: str | Sequence[str],
-    classes: str | Sequence[str],
+    tomogram: str | Sequence[str] | NDArray,
+    classes: str | Sequence[str] | NDArray,
     xyz: ArrayLike,
     score: ArrayLike | None = None,
     *,
@@ -83,7 +83,7 @@ def particle_table(
     return frame
 
 
-def _strings(value: str | Sequence[str], n: int) -> list[str]:
+def _strings(value: str | Sequence[str] | NDArray, n: int) -> list[str]:
     """``value`` repeated ``n`` times, or the ``n`` values of a sequence, as str."""
     if isinstance(value, str):
         return [value] * n
@@ -95,7 +95,7 @@ def _strings(value: str | Sequence[str], n: int) -> list[str]:
 
 def from_voxels(
     tomogram: TomogramInfo,
-    classes: str | Sequence[str],
+    classes: str | Sequence[str] | NDArray,
     zyx: ArrayLike,
     score: ArrayLike | None = None,
     *,

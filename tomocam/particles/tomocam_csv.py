@@ -44,7 +44,7 @@ def read_csv(path: Path, *, tomograms: Mapping[str, TomogramInfo] | None, voxel_
     column = next((c for c in ("class_name", "class") if c in raw.columns), None)
     if column is None and class_name is None:
         raise InputError(f"particle table '{path}' has no class: add a 'class_name' column (found {found})")
-    classes = raw[column].astype(str).tolist() if column is not None else [class_name] * len(raw)
+    classes: list[str] = raw[column].astype(str).tolist() if column is not None else [str(class_name)] * len(raw)
     if set(ANGSTROM) <= set(raw.columns):
         xyz = raw[ANGSTROM].to_numpy(np.float64)
     elif {"x", "y", "z"} <= set(raw.columns):
