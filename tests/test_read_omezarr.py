@@ -274,3 +274,12 @@ def test_cli_refuses_a_bad_zarr_in_one_line_and_an_output_inside_the_input(tmp_p
         main()
     assert stop.value.code != 0 and "would replace the tomogram" in capsys.readouterr().err
     assert (good / "0").is_dir()
+
+
+def test_default_output_never_lands_on_the_input(tmp_path):
+    from tomocam.cli.explain import default_output
+
+    assert default_output(tmp_path / "t.mrc", None, None) == tmp_path / "t.zarr"
+    assert default_output(write_ngff(tmp_path / "run.zarr", volume(), "0.5"), None, None) == \
+        tmp_path / "run_tomocam.zarr"
+    assert default_output(tmp_path / "copick_config.json", "TS1", "wbp") == Path("TS1_wbp.zarr")
