@@ -215,3 +215,23 @@ def test_tomocam_reads_and_explains_a_project_copick_made(copick_python, tmp_pat
                                atol=1e-7)
     labels = from_copick.labels(0)[:]
     assert [int(labels[c]) for _, c in truth] == [k + 1 for k, _ in truth]
+
+    # and back: the store of the copick tomogram exported into its own project (the tomogram found from the
+    # store), read by copick: a real store's full-grid heatmaps, stitched from its per-tile maps
+    back = run_tomocam("export", str(tmp_path / "copick.zarr"), "--copick", str(project / "copick_config.json"),
+                       "--run", "TS-7", "-c", "rod", "-c", "small", test_models=False)
+    assert back.returncode == 0, back.stderr
+    run_copick(copick_python, READ, str(project / "copick_config.json"), "TS-7", str(tmp_path / "back"))
+    found = json.loads((tmp_path / "back.json").read_text())
+    arrays = np.load(tmp_path / "back.npz")
+    assert [f["key"] for f in found["features"]] == ["feat/10.0/wbp/tomocam-0-respond"]
+    np.testing.assert_array_equal(arrays["feat/10.0/wbp/tomocam-0-respond"],
+                                  from_copick.full_grid("respond").compute()[[2, 0]])
+    np.testing.assert_array_equal(arrays["seg/0/labels"], labels)  # the objects' labels are the classes' + 1
+    own = {name: pick_store(from_copick, classes=[name], radius=30.0) for name in names}
+    assert sorted(found["picks"]) == sorted(f"0/{name}" for name, table in own.items() if len(table)) != []
+    for name, table in own.items():
+        if len(table):
+            read = np.asarray(found["picks"][f"0/{name}"]["xyz"])
+            assert read.shape == (len(table), 3)
+            assert np.abs(read - table[["x", "y", "z"]].to_numpy()).max() <= 0.5 * VOXEL
