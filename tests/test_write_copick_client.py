@@ -33,7 +33,7 @@ COPICK = "copick==1.31.*"
 @pytest.fixture(scope="session")
 def copick_python(request, tmp_path_factory) -> Path:
     """The Python of a virtual environment with copick installed from the package index (cached between runs)."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     folder = cache.mkdir("copick-1.31-venv") if cache is not None else tmp_path_factory.mktemp("copick-venv")
     python = folder / "bin" / "python"
     check = [str(python), "-c", "import copick, sys; sys.exit(not copick.__version__.startswith('1.31'))"]
