@@ -22,7 +22,7 @@ from tomocam.picking import pick_store
 from tomocam.store import open_store
 from tomocam.write import copick as copick_export
 from tomocam.write.copick import export_copick
-from tomocam.write.copick_project import check_name, open_project, sanitize_name
+from tomocam.write.copick_project import open_project
 
 RUN_DIR = f"ExperimentRuns/{RUN}"
 PICKS = {"ribosome": f"{RUN_DIR}/Picks/tomocam_0_ribosome.json",
@@ -106,14 +106,6 @@ def test_float16_gradcam_features_and_a_session(store, config):
     np.testing.assert_array_equal(feat["0"][:], store.full_grid("gradcam").compute()[[1]].astype(np.float16))
 
 
-@pytest.mark.parametrize("name", ["my_session", "a b", "", "-x", "a/b"])
-def test_copick_names_refuse_what_copick_refuses(name):
-    with pytest.raises(InputError, match="not allowed"):
-        check_name("session", name)
-    assert check_name("session", "run-2.5") == "run-2.5"
-    assert sanitize_name("proteasome_26S") == "proteasome-26S"
-
-
 def test_cli_refuses_an_underscore_session_in_one_line(store, config):
     result = run_tomocam("export", store.path, "--copick", str(config), "--run", RUN, "--session", "my_session",
                          test_models=False)
@@ -195,16 +187,6 @@ def test_an_object_without_radius_needs_radius(store, tmp_path):
     config = make_project(tmp_path / "p", objects=objects)
     with pytest.raises(InputError, match="object 'ribosome' has no radius.*give --radius"):
         export_copick(store, open_project(config), RUN, threshold=1.0)
-
-
-def test_remote_and_portal_projects_are_refused(tmp_path):
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps({"pickable_objects": [], "overlay_root": "s3://bucket/p"}))
-    with pytest.raises(InputError, match="local projects only"):
-        open_project(path)
-    path.write_text(json.dumps({"pickable_objects": [], "config_type": "cryoet_data_portal", "overlay_root": "/x"}))
-    with pytest.raises(InputError, match="'cryoet_data_portal' project"):
-        open_project(path)
 
 
 def test_cli_writes_the_project_and_prints_the_paths(store, config):

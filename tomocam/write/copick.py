@@ -11,10 +11,8 @@ What is written, under user id ``tomocam`` and a session id (layout: :mod:`tomoc
   classes' heatmaps on the tomogram's grid (:meth:`ExplainStore.full_grid`), one channel per class, computed
   and written chunk by chunk, float32 or float16.
 
-Zarr groups are OME-NGFF 0.4 on zarr format 2 with ``/`` chunk keys and the metadata copick writes itself
-(``copick/util/ome.py``: axes ``z, y, x`` in angstrom, one ``scale`` per level, a leading ``c`` channel axis for
-feature maps), so copick (zarr 2) and any OME-NGFF 0.4 reader open them. Positions are angstrom in the frame copick
-and tomocam share: the centre of the first voxel at 0, voxel ``i`` at ``i * voxel size``.
+Zarr groups are OME-NGFF 0.4 on zarr format 2 (:mod:`tomocam.write.copick_zarr`). Positions are angstrom in the
+frame copick and tomocam share: the centre of the first voxel at 0, voxel ``i`` at ``i * voxel size``.
 
 Nothing appears under a final name before everything is written: each result is written into a hidden
 ``.tomocam-<session>-partial`` folder beside its final place (copick lists neither hidden names nor subfolders
@@ -34,7 +32,6 @@ import numpy as np
 import zarr
 
 import tomocam
-from tomocam.arrays import blocks
 from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError, OutputError
 from tomocam.particles import TomogramInfo, write_particles
@@ -42,15 +39,12 @@ from tomocam.picking import pick_store
 from tomocam.store import ExplainStore
 from tomocam.store.select import select_classes, select_methods
 from tomocam.write.copick_project import WritableProject, check_name, sanitize_name, voxel_folder
+from tomocam.write.copick_zarr import write_features, write_segmentation
 
 #: The copick user id of everything tomocam writes.
 USER = "tomocam"
 #: Name of the multilabel segmentation (``<vs>_tomocam_<session>_labels-multilabel.zarr``).
 SEGMENTATION = "labels"
-#: Chunk edge of the written zarr arrays: a float32 feature chunk is 8 MiB, the unit of memory of the export.
-CHUNK = 128
-#: The compressor copick's own writer uses (blosc lz4), readable by the numcodecs that copick pins.
-_COMPRESSOR = {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}
 #: Default colour of objects added to the config (copick's default, RGBA).
 _COLOUR = [100, 100, 100, 255]
 
@@ -162,72 +156,6 @@ def match_objects(
 def _label(obj: dict[str, Any]) -> int:
     """A pickable object's label (copick's default: 1)."""
     return int(obj.get("label") or 1)
-
-
-def ome_multiscales(voxel_size: float, channels: bool) -> list[dict[str, Any]]:
-    """OME-NGFF 0.4 ``multiscales`` of one level at ``voxel_size`` angstrom, as copick writes them (axes ``z, y,
-    x`` in angstrom, a scale transform; a leading ``c`` axis of scale 1 for ``channels``)."""
-    axes: list[dict[str, str]] = [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
-    scale = [voxel_size] * 3
-    if channels:
-        axes = [{"name": "c", "type": "channel"}, *axes]
-        scale = [1.0, *scale]
-    return [{
-        "axes": axes,
-        "datasets": [{"coordinateTransformations": [{"scale": scale, "type": "scale"}], "path": "0"}],
-        "metadata": {},
-        "name": "/",
-        "version": "0.4",
-    }]
-
-
-def _create_level0(path: Path, shape: Sequence[int], chunks: Sequence[int], dtype: Any) -> tuple[zarr.Group, Any]:
-    """A zarr v2 group at ``path`` with an empty array ``0`` (``/`` chunk keys, copick's compressor)."""
-    import numcodecs
-
-    group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    array = group.create_array(
-        "0", shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=0,
-        compressors=numcodecs.get_codec(dict(_COMPRESSOR)), chunk_key_encoding={"name": "v2", "separator": "/"},
-    )
-    return group, array
-
-
-def write_segmentation(
-    store: ExplainStore, lut: np.ndarray, path: Path, voxel_size: float, provenance: dict[str, Any]
-) -> Path:
-    """The store's label image (level 0) mapped through ``lut`` (``lut[store label]`` = copick label, `(k + 1,)`)
-    as a multilabel segmentation group at ``path``, one ``CHUNK``^3 block at a time."""
-    source = store.labels(0)  # (z, y, x), 0 none, i + 1 class i
-    dtype = np.uint8 if int(lut.max()) <= np.iinfo(np.uint8).max else np.uint16
-    lut = lut.astype(dtype)
-    group, array = _create_level0(path, source.shape, (CHUNK,) * 3, dtype)
-    for sl in blocks(source.shape, (CHUNK,) * 3):
-        array[sl] = lut[np.asarray(source[sl])]
-    group.attrs.update({"multiscales": ome_multiscales(voxel_size, channels=False), "tomocam": provenance})
-    return path
-
-
-def write_features(
-    store: ExplainStore, method: str, classes: Sequence[str], path: Path, voxel_size: float, *, float16: bool,
-    provenance: dict[str, Any],
-) -> Path:
-    """The ``method`` heatmaps of ``classes`` on the tomogram's grid as a ``(c, z, y, x)`` feature map group at
-    ``path``: each ``(1, CHUNK, CHUNK, CHUNK)`` chunk is stitched from the per-tile maps and written on its own
-    (memory: a few chunks per Dask worker thread, whatever the tomogram's size)."""
-    import dask.array as da
-
-    index = [store.classes.index(c) for c in classes]
-    chunks = (1, CHUNK, CHUNK, CHUNK)
-    # One dask block per zarr chunk, so that no two threads ever write parts of the same chunk (a store without
-    # per-tile maps is read from level 0, in the store's own chunks).
-    full = store.full_grid(method, chunk=CHUNK)[index].rechunk(chunks)  # (c, z, y, x) lazy
-    dtype = np.float16 if float16 else np.float32
-    group, array = _create_level0(path, full.shape, chunks, dtype)
-    da.store(full.astype(dtype), array, lock=False)
-    group.attrs.update({"multiscales": ome_multiscales(voxel_size, channels=True),
-                        "tomocam": {**provenance, "channels": list(classes)}})
-    return path
 
 
 def _isotropic(store: ExplainStore) -> float:
