@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 
 REFERENCE = Path(__file__).parent / "data" / "reference_store.json"
@@ -51,9 +50,9 @@ def store_digest(path: Path) -> dict[str, Any]:
     arrays, groups = {}, {}
     for name, node in sorted(root.members(max_depth=None), key=lambda m: m[0]):
         if isinstance(node, zarr.Array):
-            values = np.ascontiguousarray(node[...])
+            values = _sha(np.ascontiguousarray(node[...]).tobytes())
             arrays[name] = {"shape": list(node.shape), "chunks": list(node.chunks), "dtype": str(node.dtype),
-                            "values": _sha(values.tobytes()), "metadata": _sha((path / name / "zarr.json").read_bytes())}
+                            "values": values, "metadata": _sha((path / name / "zarr.json").read_bytes())}
         else:
             groups[name] = _sha(json.dumps(dict(node.attrs), sort_keys=True).encode())
     attrs = dict(root.attrs["tomocam"])
