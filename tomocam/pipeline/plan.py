@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tomocam.classes import class_indices
-from tomocam.device import one_torch_thread, worker_device
+from tomocam.device import local_worker_device, one_torch_thread
 from tomocam.errors import InputError, LayerError
 from tomocam.models.inputs import InputSpec, prepare
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
-from tomocam.store.layout import Sampling, native_step
+from tomocam.store.layout import HeatmapSampling, native_step
 from tomocam.store.spec import StoreSpec
 from tomocam.tile import Block, TileGrid, make_blocks, release_pages
 
@@ -52,7 +52,7 @@ class Plan:
     autocast: str | None
     window: str
     chunk: int
-    sampling: Sampling
+    sampling: HeatmapSampling
     heatmap_dtype: str
     torch_threads: int | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -247,7 +247,7 @@ def make_plan(config: ExplainConfig, output: str, torch_threads: int | None = No
     step = tuple(
         config.heatmap_step or native_step(t, s, f) for t, s, f in zip(grid.tile, grid.stride, feature_shape)
     )
-    device = worker_device(config.device)
+    device = local_worker_device(config.device)
     return Plan(
         tomogram=inputs.tomogram,
         tile_grid=grid,
@@ -269,7 +269,7 @@ def make_plan(config: ExplainConfig, output: str, torch_threads: int | None = No
         autocast=config.autocast,
         window=config.window,
         chunk=config.chunk,
-        sampling=Sampling(inputs.tomogram.shape, step),
+        sampling=HeatmapSampling(inputs.tomogram.shape, step),
         heatmap_dtype=config.heatmap_dtype,
         torch_threads=torch_threads,
         warnings=tuple(input_warnings(config, inputs)),

@@ -4,6 +4,7 @@ start."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ from tomocam.store.create import check_output
 from tomocam.store.writer import StoreWriter
 
 
-def _prepare(config: ExplainConfig, output: str, cluster: str | None, on_plan) -> tuple[Plan, StoreWriter]:
-    """Check the inputs, make the plan, check the output path and create (or reopen) the store."""
+def prepare_run(config: ExplainConfig, output: str, cluster: str | None = None,
+                on_plan: Callable[[Plan], None] | None = None) -> tuple[Plan, StoreWriter]:
+    """Check the inputs, make the plan, check the output path ``output`` and create (or reopen) the store; returns
+    the plan and the store's writer, ready for :func:`tomocam.pipeline.schedule.run_plan` (or a
+    :class:`tomocam.pipeline.schedule.TomogramRun`). ``on_plan(plan)`` runs before anything is written."""
     if cluster == "slurm":  # the workers' device comes from the SLURM settings, not from this (login) node
-        device = _cluster_device(config, cluster)
+        device = worker_device(config, cluster)
         plan = dataclasses.replace(make_plan(dataclasses.replace(config, device="cpu"), output), device=device)
     else:
         plan = make_plan(config, output)
@@ -29,16 +33,17 @@ def _prepare(config: ExplainConfig, output: str, cluster: str | None, on_plan) -
     return plan, writer
 
 
-def _cluster_device(config: ExplainConfig, cluster: str | None) -> str:
-    """The device of the workers a run starts: from the SLURM settings for SLURM workers, else as :func:`make_plan`
-    resolves it."""
+def worker_device(config: ExplainConfig, cluster: str | None) -> str:
+    """The device of the workers a run starts (one name for the concept): from the SLURM settings for SLURM
+    workers (:func:`tomocam.deploy.slurm.slurm_worker_device`), else this machine's
+    (:func:`tomocam.device.local_worker_device`, as :func:`make_plan` resolves it)."""
     if cluster == "slurm":
-        from tomocam.deploy.slurm import load_slurm_config, slurm_device
+        from tomocam.deploy.slurm import load_slurm_config, slurm_worker_device
 
-        return slurm_device(config.device, load_slurm_config())
-    from tomocam.device import worker_device
+        return slurm_worker_device(config.device, load_slurm_config())
+    from tomocam.device import local_worker_device
 
-    return worker_device(config.device)
+    return local_worker_device(config.device)
 
 
 def explain_tomogram(
@@ -68,10 +73,10 @@ def explain_tomogram(
     options: dict[str, Any] = {"resume": config.resume, "label_fraction": config.label_fraction,
                                "progress": progress}
     if client is not None:
-        return run_plan(*_prepare(config, output, cluster, on_plan), client, **options)
-    device = _cluster_device(config, cluster)
+        return run_plan(*prepare_run(config, output, cluster, on_plan), client, **options)
+    device = worker_device(config, cluster)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-plan") as pool:
-        planned = pool.submit(_prepare, config, output, cluster, on_plan)
+        planned = pool.submit(prepare_run, config, output, cluster, on_plan)
         with connect(device=device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl, info):
             plan, writer = planned.result()
             return run_plan(dataclasses.replace(plan, torch_threads=info.torch_threads), writer, cl, **options)

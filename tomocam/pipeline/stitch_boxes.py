@@ -2,7 +2,7 @@
 per level-0 heatmap chunk (a box of voxels).
 
 The stitching runs on the plan's device (on a GPU worker the matrix products cost next to nothing).
-A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
+A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.HeatmapSampling`) stands for a box of
 voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles; in
 groups of classes of about :data:`MAPS_BYTES`, so a task's memory does not grow with the maps' size) and writes
 every pyramid level of its box from memory, so nothing reads level 0 back:

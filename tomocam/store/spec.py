@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tomocam.store.layout import Sampling
+from tomocam.store.layout import HeatmapSampling
 from tomocam.tile import TileGrid
 
 
@@ -38,7 +38,7 @@ class StoreSpec:
     model_classes: tuple[str, ...]
     feature_shape: tuple[int, ...]
     chunk: int
-    sampling: Sampling
+    sampling: HeatmapSampling
     heatmap_dtype: str
     model_path: str
     model_sha256: str
