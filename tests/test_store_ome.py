@@ -19,13 +19,13 @@ import pytest
 import torch
 import zarr
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
+from tomocam.store.space import level_space
 
 import tomocam
 from tomocam.models import cnn2
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.simulate import shape_names
 from tomocam.store import open_store
-from tomocam.store.grid import level_grid
 
 ome_zarr_models_v05 = pytest.importorskip("ome_zarr_models.v05")
 napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
@@ -135,7 +135,7 @@ def test_napari_places_every_heatmap_sample_on_the_voxel_whose_field_it_holds(st
             assert np.abs(stored - shifted).max() > 10 * tol
         # coarser levels: the specification's placement (means of 2**n samples), as ome-zarr-models read it
         for level in range(1, store.n_levels):
-            grid = level_grid(store, method, level)
+            grid = level_space(store, method, level)
             first = np.asarray(store.sampling.step) * (2**level - 1) / 2 * v
             np.testing.assert_allclose(grid.origin, first)
 
@@ -156,5 +156,5 @@ def test_napari_places_the_label_image_on_the_tomogram_grid(stores, which):
         np.testing.assert_array_equal(labels[str(level)][...],
                                       labels["0"][tuple(slice((f - 1) // 2, (f - 1) // 2 + (n >> level) * f, f)
                                                         for n in store.shape)])
-        grid = level_grid(store, "labels/segmentation", level)
+        grid = level_space(store, "labels/segmentation", level)
         np.testing.assert_allclose(grid.origin, (f - 1) // 2 * np.asarray(store.voxel_size))

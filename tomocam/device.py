@@ -1,7 +1,8 @@
 """The ``--device`` option of every command (explain, train, evaluate): one help text and one resolver.
 
-:func:`resolve_device` turns the option into a torch device; :func:`worker_device` maps it to what each worker of
-``tomocam explain`` uses (workers see one GPU each).
+:func:`resolve_device` turns the option into a torch device; :func:`local_worker_device` maps it to what each
+worker of ``tomocam explain`` on this machine uses (workers see one GPU each); SLURM workers:
+:func:`tomocam.deploy.slurm.slurm_worker_device`.
 
 torch is imported inside :func:`resolve_device`, so the CLI can show :data:`DEVICE_HELP` without loading it.
 """
@@ -48,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def worker_device(name: str) -> str:
+def local_worker_device(name: str) -> str:
     """The device an explain worker uses for ``--device name``: ``cpu``, or ``cuda:0`` for a GPU.
 
     Every GPU worker sees only its own GPU (``CUDA_VISIBLE_DEVICES``), as ``cuda:0``; which GPUs a run uses is

@@ -67,10 +67,10 @@ def picks(
     Local maxima of each class heatmap above a threshold, one per particle radius, with class and score. The
     tomogram is named by the stem of the explained file; RELION 5 coordinates are centred on it.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from tomocam.classes import is_background
+    from tomocam.cli.console import results_console
     from tomocam.errors import InputError, OutputError
     from tomocam.particles import FORMATS, check_classes, read_particles, write_particles
     from tomocam.picking import evaluate_picks, pick_store, store_tomogram
@@ -117,7 +117,7 @@ def picks(
                                                    overwrite=overwrite))
         else:
             written.append(write_particles(table, paths(fmt, classes)[0], fmt, tomograms=infos, overwrite=overwrite))
-    console = Console()
+    console = results_console()
     rule = "given" if threshold is not None else "median + 3 robust sd of the class's peaks"
     console.print(f"threshold ({rule}): " + ", ".join(f"{name} {t:.3g}" for name, t in
                                                       table.attrs["thresholds"].items()), highlight=False)

@@ -199,12 +199,12 @@ class ZarrVolume:
         """Open the zarr array at ``path`` read-only. Arrays of non-native byte order are read through
         zarr-python's own codec pipeline (zarrs reads native byte order only)."""
         import zarr
-
-        from tomocam.store.layout import DEFAULT_PIPELINE
+        from zarr.core.codec_pipeline import BatchedCodecPipeline
 
         array = zarr.open_array(path, mode="r")
         if not np.dtype(array.dtype).isnative:
-            with zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE}):
+            zarr_own = f"{BatchedCodecPipeline.__module__}.{BatchedCodecPipeline.__qualname__}"
+            with zarr.config.set({"codec_pipeline.path": zarr_own}):
                 array = zarr.open_array(path, mode="r")
         return cls(array, axes, path)
 
