@@ -19,13 +19,13 @@ import pytest
 import torch
 import zarr
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
-from tomocam.store.space import level_space
 
 import tomocam
 from tomocam.models import cnn2
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.simulate import shape_names
 from tomocam.store import open_store
+from tomocam.store.space import level_space
 
 ome_zarr_models_v05 = pytest.importorskip("ome_zarr_models.v05")
 napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
