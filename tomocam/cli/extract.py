@@ -47,19 +47,19 @@ def extract(
     Boxes are explain's tiles at the particles: the same size, resampling and contrast. A box that would cross a
     face of its tomogram is skipped (explain never pads), and counted in the dataset's record.
     """
-    from tomocam.extract import ExtractSettings, extract_dataset, parse_classes
+    from tomocam.extract import ExtractSettings, parse_classes, plan_extraction, write_extraction
     from tomocam.progress import progress_bars
 
     settings = ExtractSettings(box=box, voxel_size=voxel_size, per_particle=per_particle, max_shift=max_shift,
                                background=background, radius=radius, classes=parse_classes(classes), invert=invert,
                                seed=seed)
     command = shlex.join(["tomocam", *sys.argv[1:]])
+    extraction = plan_extraction(tomograms, particles, settings, tomogram_voxel_size=tomogram_voxel_size)
     with progress_bars() as bar:
-        task = bar.add_task("extracting", total=None)
-        plans = extract_dataset(tomograms, particles, out, settings, tomogram_voxel_size=tomogram_voxel_size,
-                                workers=workers, command=command, overwrite=overwrite,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    for p in plans:
+        task = bar.add_task("extracting", total=extraction.n_boxes)
+        write_extraction(extraction, out, workers=workers, command=command, overwrite=overwrite,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for p in extraction.plans:
         skipped = f", {p.skipped} skipped at faces" if p.skipped else ""
         typer.echo(f"{p.name}: {len(p)} boxes (tile {'x'.join(map(str, p.spec.tile))} voxels){skipped}")
-    typer.echo(f"wrote {sum(len(p) for p in plans)} boxes to {out}")
+    typer.echo(f"wrote {extraction.n_boxes} boxes to {out}")

@@ -64,11 +64,13 @@ def train(
         split_by = "tomogram"
     command = shlex.join(["tomocam", *sys.argv[1:]])
     with progress_bars("{task.fields[info]}") as bar:
-        task = bar.add_task("epoch 1", total=None, info="")
+        tasks: list = []  # the bar's task, added with the first batch: a run refused before has no bar to print
 
         def report(event: str, v: dict) -> None:
             if event == "batch":
-                bar.update(task, description=f"epoch {v['epoch']}/{epochs}", completed=v["step"], total=v["steps"],
+                if not tasks:
+                    tasks.append(bar.add_task("epoch 1", total=None, info=""))
+                bar.update(tasks[0], description=f"epoch {v['epoch']}/{epochs}", completed=v["step"], total=v["steps"],
                            info=f"loss {v['loss']:.3f} acc {v['accuracy']:.3f}")
             else:
                 bar.console.print(

@@ -205,32 +205,45 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def extract_dataset(
-    tomogram_paths: Sequence[Path],
-    tables: Sequence[Path],
-    out: Path,
-    settings: ExtractSettings = ExtractSettings(),
-    *,
-    tomogram_voxel_size: float | None = None,
-    workers: int | None = None,
-    command: str = "",
-    overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[TomogramBoxes]:
-    """Write a training dataset (:mod:`tomocam.simulate.dataset`) of boxes cut from ``tomogram_paths`` at the
-    particles of ``tables``; returns each tomogram's boxes. ``progress(done, total)`` as tomograms finish.
-    ``workers`` processes (default: the CPU count, at most one a tomogram) cut the tomograms at once."""
-    from tomocam import __version__
-    from tomocam.simulate.dataset import create_dataset, mark_complete, write_origin
+@dataclass
+class Extraction:
+    """A planned extraction: every tomogram's boxes, the class names, the tables and the box settings."""
 
+    plans: list[TomogramBoxes]
+    classes: list[str]
+    tables: list[Path]
+    settings: ExtractSettings
+
+    @property
+    def n_boxes(self) -> int:
+        """Boxes of every tomogram."""
+        return sum(len(p) for p in self.plans)
+
+
+def plan_extraction(tomogram_paths: Sequence[Path], tables: Sequence[Path],
+                    settings: ExtractSettings = ExtractSettings(), *,
+                    tomogram_voxel_size: float | None = None) -> Extraction:
+    """Check the inputs and plan every box (headers and tables only; no voxels read, nothing written)."""
     settings.check()
     if not tomogram_paths or not tables:
         raise InputError("give at least one tomogram and one particle table (--particles)")
     tomograms = open_tomograms(tomogram_paths, tomogram_voxel_size)
     particles = read_particles_of(tables, tomograms, settings.classes)
     plans, classes = plan_boxes(tomograms, particles, tables, settings)
-    n = sum(len(p) for p in plans)
-    voxel_size = settings.voxel_size or float(next(iter(tomograms.values())).voxel_size[-1])
+    return Extraction(plans, classes, [Path(t) for t in tables], settings)
+
+
+def write_extraction(extraction: Extraction, out: Path, *, workers: int | None = None, command: str = "",
+                     overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the dataset (:mod:`tomocam.simulate.dataset`) of a planned extraction, its completion marker last.
+    ``workers`` processes (default: the CPU count, at most one a tomogram) cut the tomograms at once;
+    ``progress(done, total)`` as tomograms finish."""
+    from tomocam import __version__
+    from tomocam.simulate.dataset import create_dataset, mark_complete, write_origin
+
+    plans, classes, settings = extraction.plans, extraction.classes, extraction.settings
+    n = extraction.n_boxes
+    voxel_size = settings.voxel_size or float(plans[0].tomogram.voxel_size[-1])
     attrs = {
         "classes": classes, "voxel_size": voxel_size, "box": settings.box, "seed": settings.seed,
         "polarity": "bright", "version": __version__,  # particles are bright, or made so by --invert
@@ -239,7 +252,7 @@ def extract_dataset(
         "tomograms": [{"name": p.name, "path": p.tomogram.path, "shape": list(p.tomogram.shape),
                        "voxel_size": list(p.tomogram.voxel_size), "tile": list(p.spec.tile), "boxes": len(p),
                        "skipped_at_faces": p.skipped} for p in plans],
-        "tables": [{"path": str(Path(t).resolve()), "sha256": _sha256(Path(t))} for t in tables],
+        "tables": [{"path": str(t.resolve()), "sha256": _sha256(t)} for t in extraction.tables],
         "n_per_class": {c: int(sum((p.labels == i).sum() for p in plans)) for i, c in enumerate(classes)},
     }
     group, _, labels = create_dataset(out, n, settings.box, attrs, overwrite=overwrite)
@@ -248,12 +261,12 @@ def extract_dataset(
                  table=np.concatenate([p.tables for p in plans]), row=np.concatenate([p.rows for p in plans]),
                  centre=np.concatenate([box_centres(p.starts, p.spec.tile)[:, ::-1] * p.tomogram.voxel_size[::-1]
                                         for p in plans]))
-    done = 0
     jobs = [p for p in plans if len(p)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    done = 0
     if workers == 1:
-        results = (cut_boxes(p, str(out)) for p in jobs)
-        for count in results:
+        counts = map(cut_boxes, jobs, [str(out)] * len(jobs))
+        for count in counts:
             done += count
             if progress is not None:
                 progress(done, n)
@@ -267,4 +280,15 @@ def extract_dataset(
                 if progress is not None:
                     progress(done, n)
     mark_complete(group)
-    return plans
+    return Path(out)
+
+
+def extract_dataset(tomogram_paths: Sequence[Path], tables: Sequence[Path], out: Path,
+                    settings: ExtractSettings = ExtractSettings(), *, tomogram_voxel_size: float | None = None,
+                    workers: int | None = None, command: str = "", overwrite: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> list[TomogramBoxes]:
+    """Plan (:func:`plan_extraction`) and write (:func:`write_extraction`) a training dataset of boxes cut from
+    ``tomogram_paths`` at the particles of ``tables``; returns each tomogram's boxes."""
+    extraction = plan_extraction(tomogram_paths, tables, settings, tomogram_voxel_size=tomogram_voxel_size)
+    write_extraction(extraction, out, workers=workers, command=command, overwrite=overwrite, progress=progress)
+    return extraction.plans
