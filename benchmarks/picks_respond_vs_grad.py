@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 
-def sweep(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float, voxel_size) -> pd.DataFrame:
+def sweep(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     """Precision, recall and F1 (over every class of ``truth``) of the picks above each distinct score."""
     from tomocam.picking import evaluate_picks
 
@@ -35,8 +35,7 @@ def sweep(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float, voxel_size
         scores = np.quantile(picks["score"], np.linspace(1, 0, 200))
     rows = []
     for t in scores:
-        _, s = evaluate_picks(picks[picks["score"] >= t], truth, tolerance, voxel_size,
-                              classes=sorted(set(truth["class_name"])))
+        _, s = evaluate_picks(picks[picks["score"] >= t], truth, tolerance, classes=sorted(set(truth["class"])))
         rows.append({"threshold": t, "picks": s.true_positives + s.false_positives, "precision": s.precision,
                      "recall": s.recall, "f1": s.f1})
     return pd.DataFrame(rows)
@@ -67,6 +66,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from tomocam.models import bundled_model_path, load_checkpoint
+    from tomocam.particles import read_particles
     from tomocam.picking import evaluate_picks, pick_store
     from tomocam.pipeline import ExplainConfig, explain_tomogram
     from tomocam.simulate.acquisition import Acquisition
@@ -96,19 +96,18 @@ def main() -> None:
                 config = ExplainConfig(tomogram=str(paths["tomogram"]), output=str(workdir / f"tomo{seed}.zarr"),
                                        model=str(model), methods=("respond", "gradcam"), overwrite=True)
                 store = open_store(explain_tomogram(config, client=client).store)
-                truth = sim.table[["class_name", "x", "y", "z"]]
+                truth = read_particles(paths["particles"], tomogram=paths["tomogram"].stem)
                 for method in ("respond", "gradcam"):
                     # Only the shape classes pick; "background" still competes for each site (exclusive).
                     picks = pick_store(store, method=method, classes=[s.name for s in structures], threshold=0.0,
                                        radius=radius)
-                    curve = sweep(picks, truth, tolerance, store.voxel_size)
-                    anyclass = sweep(picks.assign(class_name="particle"), truth.assign(class_name="particle"),
-                                     tolerance, store.voxel_size)
+                    curve = sweep(picks, truth, tolerance)
+                    anyclass = sweep(picks.assign(**{"class": "particle"}), truth.assign(**{"class": "particle"}),
+                                     tolerance)
                     best = curve.loc[curve["f1"].idxmax()] if len(curve) else None
                     peak = float(np.asarray(store.heatmap(method, store.n_levels - 1)).max())
                     fixed = picks[picks["score"] >= args.fraction * peak]
-                    _, at_fixed = evaluate_picks(fixed, truth, tolerance, store.voxel_size,
-                                                 classes=sorted(set(truth["class_name"])))
+                    _, at_fixed = evaluate_picks(fixed, truth, tolerance, classes=sorted(set(truth["class"])))
                     results.append({
                         "seed": seed, "method": method, "particles": len(truth),
                         "best_f1": 0.0 if best is None else best["f1"],

@@ -48,7 +48,8 @@ def main() -> None:
     from skimage.filters import threshold_otsu
 
     from tomocam.models import bundled_model_path, load_checkpoint
-    from tomocam.picking import evaluate_picks, pick_store
+    from tomocam.particles import from_voxels
+    from tomocam.picking import evaluate_picks, pick_store, store_tomogram
     from tomocam.pipeline import ExplainConfig, explain_tomogram
     from tomocam.simulate.acquisition import Acquisition
     from tomocam.simulate.shapes import builtin_structures, shape_names
@@ -82,23 +83,24 @@ def main() -> None:
                 config = ExplainConfig(tomogram=str(paths["tomogram"]), output=str(out), model=str(model),
                                        overwrite=True)
                 store = open_store(explain_tomogram(config, client=client).store)
-            truth = sim.table[["class_name", "x", "y", "z"]]
+            truth = from_voxels(store_tomogram(store), sim.table["class_name"].tolist(),
+                                sim.table[["z", "y", "x"]].to_numpy())
             everything = pick_store(store, classes=names, threshold=-np.inf, radius=radius, exclusive=False)
 
-            def score(picks: pd.DataFrame, truth=truth, store=store) -> dict:
-                _, s = evaluate_picks(picks, truth, tolerance, store.voxel_size, classes=names)
+            def score(picks: pd.DataFrame, truth=truth) -> dict:
+                _, s = evaluate_picks(picks, truth, tolerance, classes=names)
                 return {"precision": s.precision, "recall": s.recall, "f1": s.f1,
                         "picks/particle": len(picks) / len(truth)}
 
             def otsu(name: str, everything=everything) -> float:
-                peaks = everything.loc[everything["class_name"] == name, "score"].to_numpy()
+                peaks = everything.loc[everything["class"] == name, "score"].to_numpy()
                 return float(threshold_otsu(peaks)) if len(np.unique(peaks)) > 1 else -np.inf
 
             fixed = pick_store(store, classes=names, threshold=0.0, radius=radius)
             auto = pick_store(store, classes=names, radius=radius)
             exclusive = pick_store(store, classes=names, threshold=-np.inf, radius=radius)
-            otsu_t = exclusive["class_name"].map({n: otsu(n) for n in names})
-            curve = sweep(exclusive, truth, tolerance, store.voxel_size)
+            otsu_t = exclusive["class"].map({n: otsu(n) for n in names})
+            curve = sweep(exclusive, truth, tolerance)
             best = curve.loc[curve["f1"].idxmax()]
             rows += [
                 {"seed": seed, "rule": "0 (old default)", **score(fixed)},

@@ -26,27 +26,29 @@ from tomocam.evaluate.localisation import (
     pointing_chance,
     pointing_peaks,
 )
+from tomocam.particles import TomogramInfo, from_voxels, write_particles
 from tomocam.store import open_store
 
 SHAPE = (24, 40, 64)  # z, y, x
 CLASSES = ["a", "b", "background"]
 VOXEL = 10.0
+VS = (VOXEL,) * 3
 
 
 def pointing(heatmap, particles: pd.DataFrame, classes, size: int, radius: float) -> np.ndarray:
     """Pointing-game hits ``(n,)``: each particle's maximum on the particle itself."""
-    return peak_kinds(pointing_peaks(heatmap, particles, classes, size), particles, radius) == "own"
+    return peak_kinds(pointing_peaks(heatmap, particles, VS, classes, size), particles, VS, radius) == "own"
 
 
 def baseline_pointing(volume, particles: pd.DataFrame, size: int, radius: float, sigma: float,
                       bright: bool) -> np.ndarray:
     """No-model pointing hits ``(n,)``."""
-    return peak_kinds(baseline_peaks(volume, particles, size, sigma, bright), particles, radius) == "own"
+    return peak_kinds(baseline_peaks(volume, particles, VS, size, sigma, bright), particles, VS, radius) == "own"
 
 
 def _particles(zyx: list[tuple[int, int, int]], names: list[str]) -> pd.DataFrame:
-    zyx = np.asarray(zyx, dtype=float)
-    return pd.DataFrame({"class_name": names, "x": zyx[:, 2], "y": zyx[:, 1], "z": zyx[:, 0]})
+    """A particle table (angstrom) of particles at voxels ``zyx`` of the test tomogram ``t``."""
+    return from_voxels(TomogramInfo("t", SHAPE, VOXEL), names, zyx)
 
 
 # six particles 12+ voxels apart along x (cubes of 11 do not overlap), one 2 voxels from the x = 0 face
@@ -87,15 +89,15 @@ def test_chance_is_the_share_of_the_cube_within_the_radius():
     assert cube.slices == (slice(0, 6), slice(15, 26), slice(25, 36)) and cube.shape == (6, 11, 11)
     np.testing.assert_allclose(cube.centre, [0.2, 5, 5])
     inside = _particles([(12, 20, 30), (10, 15, 20)], ["a", "a"])
-    assert pointing_chance(inside, SHAPE, 11, 3) == pytest.approx(123 / 11**3)
+    assert pointing_chance(inside, SHAPE, VS, 11, 3) == pytest.approx(123 / 11**3)
     # any instance: a particle of the class 5 voxels off along x puts its ball of radius 2 (33 lattice points) into
     # the cube, clipped at the cube's face (dx <= 0: 13 + 9 + 1 = 23 points), disjoint from the particle's own 33
     pair = _particles([(12, 20, 20), (12, 20, 25)], ["a", "a"])
-    assert pointing_chance(pair, SHAPE, 11, 2) == pytest.approx(33 / 11**3)
-    assert pointing_chance(pair, SHAPE, 11, 2, any_instance=True) == pytest.approx(56 / 11**3)
-    assert pointing_chance(pair.assign(class_name=["a", "b"]), SHAPE, 11, 2, any_instance=True) == \
+    assert pointing_chance(pair, SHAPE, VS, 11, 2) == pytest.approx(33 / 11**3)
+    assert pointing_chance(pair, SHAPE, VS, 11, 2, any_instance=True) == pytest.approx(56 / 11**3)
+    assert pointing_chance(pair.assign(**{"class": ["a", "b"]}), SHAPE, VS, 11, 2, any_instance=True) == \
         pytest.approx(33 / 11**3)
-    assert pointing_chance(inside, SHAPE, 11, 3, any_instance=True) == pytest.approx(123 / 11**3)  # 11+ apart
+    assert pointing_chance(inside, SHAPE, VS, 11, 3, any_instance=True) == pytest.approx(123 / 11**3)  # 11+ apart
 
 
 def test_peak_kinds_sorts_maxima_by_the_particle_they_lie_on():
@@ -103,9 +105,9 @@ def test_peak_kinds_sorts_maxima_by_the_particle_they_lie_on():
     # own (1 voxel off); particle 1's on particle 0 (its class); particle 2's (b) on particle 1 (another class);
     # particle 3's 2 voxels from particle 2 (b) and 2 from itself: own comes first
     peaks = np.array([(5, 5, 6), (5, 5, 5), (5, 6, 20), (5, 20, 7)], dtype=float)
-    np.testing.assert_array_equal(peak_kinds(peaks, truth, 3), ["own", "same_class", "other_class", "own"])
+    np.testing.assert_array_equal(peak_kinds(peaks, truth, VS, 3), ["own", "same_class", "other_class", "own"])
     far = np.array([(5, 30, 30)] * 4, dtype=float)
-    np.testing.assert_array_equal(peak_kinds(far, truth, 3), ["none"] * 4)
+    np.testing.assert_array_equal(peak_kinds(far, truth, VS, 3), ["none"] * 4)
 
 
 def test_class_at_centre_is_the_largest_competing_class(tmp_path):
@@ -116,7 +118,7 @@ def test_class_at_centre_is_the_largest_competing_class(tmp_path):
     tomo = write_tomogram(tmp_path / "t.mrc", np.zeros(SHAPE, np.float32), VOXEL)
     store = open_store(build_store(tmp_path / "s.zarr", {"respond": h}, CLASSES, VOXEL, tomo))
     # background (9) is highest at three centres but never competes
-    predicted = class_at_centres(store.heatmap("respond"), _particles(CENTRES, NAMES), CLASSES)
+    predicted = class_at_centres(store.heatmap("respond"), _particles(CENTRES, NAMES), VS, CLASSES)
     np.testing.assert_array_equal(predicted, ["a", "b", "b", "b", "a", "a"])
     assert (predicted == np.array(NAMES, dtype=object)).mean() == pytest.approx(4 / 6)
 
@@ -126,7 +128,7 @@ def test_best_threshold_maximises_f1():
     # three right picks scored 5, 4, 1 and two wrong ones scored 3 and 0.5
     picks = _particles([(5, 5, 5), (5, 5, 20), (5, 20, 5), (15, 30, 30), (15, 30, 50)], ["a", "a", "b", "a", "b"])
     picks["score"] = [5.0, 4.0, 1.0, 3.0, 0.5]
-    threshold, score = best_threshold(picks, truth, 20.0, (VOXEL,) * 3, ["a", "b"])
+    threshold, score = best_threshold(picks, truth, 20.0, ["a", "b"])
     assert threshold == 1.0 and score.f1 == pytest.approx(6 / 7)  # P 3/4, R 1: better than t = 4 (P 1, R 2/3)
 
 
@@ -175,9 +177,9 @@ def test_evaluate_localisation_end_to_end(tmp_path):
     assert gradcam["pointing_any_instance"] == 0.0 and gradcam["peaks"]["own"] == 0
     assert r["baseline"]["pointing"] == 1.0 and r["baseline"]["pointing_any_instance"] == 1.0
     assert r["chance"]["pointing_any_instance"] == pytest.approx(
-        pointing_chance(truth, SHAPE, 11, 3, any_instance=True))
+        pointing_chance(truth, SHAPE, VS, 11, 3, any_instance=True))
     assert r["chance"]["class_accuracy"] == 0.5
-    assert r["chance"]["pointing"] == pytest.approx(pointing_chance(truth, SHAPE, 11, 3))
+    assert r["chance"]["pointing"] == pytest.approx(pointing_chance(truth, SHAPE, VS, 11, 3))
     assert 0 <= r["chance"]["picks_f1"] < 0.2  # 6 random picks in 61k voxels rarely land within 3 voxels
     # the picks' own per-class threshold from the data also keeps exactly the six blobs
     default = evaluate_localisation(store, truth, volume, bright=True, cube=11, radius=3, sigma=1.0, pick_radius=4)
@@ -224,7 +226,7 @@ def test_bad_particle_tables_are_refused(tmp_path):
 def test_cli_json_table_and_errors(tmp_path):
     store, truth, _, _ = _blob_store(tmp_path)
     csv = tmp_path / "truth.csv"
-    truth.to_csv(csv, index=False)
+    write_particles(truth, csv, "csv")
     args = ["evaluate", "localisation", store.path, str(csv), "--cube", "11", "--radius", "3", "--sigma", "1",
             "--pick-radius", "4", "--pick-threshold", "0.5", "--particles-look", "bright"]
     result = CliRunner().invoke(app, [*args, "--json"])
@@ -234,6 +236,41 @@ def test_cli_json_table_and_errors(tmp_path):
     assert data["tomogram"].endswith("t.mrc") and data["polarity"] == "bright"
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0 and "Respond-CAM" in table.output and "no model" in table.output
+
+
+def test_cli_reads_a_multi_tomogram_relion5_truth_table(tmp_path):
+    """The store's tomogram is t.mrc, named 't': its rows of a RELION 5 table (centred on it) are the truth, the
+    other tomogram's rows are left out."""
+    store, truth, _, _ = _blob_store(tmp_path)
+    other = TomogramInfo("u", (10, 10, 10), 5.0)
+    table = pd.concat([truth, from_voxels(other, "a", [(1, 1, 1)] * 3)], ignore_index=True)
+    star = tmp_path / "truth.star"
+    write_particles(table, star, "relion5", tomograms={"t": TomogramInfo("t", SHAPE, VOXEL), "u": other})
+    result = CliRunner().invoke(app, ["evaluate", "localisation", store.path, str(star), "--cube", "11", "--radius",
+                                      "3", "--sigma", "1", "--pick-radius", "4", "--pick-threshold", "0.5",
+                                      "--particles-look", "bright", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["n"] == len(CENTRES) and data["methods"]["respond"]["pointing"] == 1.0
+    assert data["methods"]["respond"]["picks"]["f1"] == 1.0
+
+
+def test_cli_reads_data_portal_points_with_the_class_given(tmp_path):
+    """A data-portal file names no class (its stem, 'points', is none of the store's): --particles-class names it;
+    its voxels are the explained tomogram's (or --particles-voxel-size's)."""
+    store, truth, _, _ = _blob_store(tmp_path)
+    points = tmp_path / "points.ndjson"
+    write_particles(truth[truth["class"] == "a"], points, "ndjson", tomograms={"t": TomogramInfo("t", SHAPE, VOXEL)})
+    args = ["evaluate", "localisation", store.path, str(points), "--cube", "11", "--radius", "3", "--sigma", "1",
+            "--pick-radius", "4", "--pick-threshold", "0.5", "--particles-look", "bright", "--json"]
+    result = CliRunner().invoke(app, [*args, "--particles-class", "a"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["n"] == NAMES.count("a") and data["methods"]["respond"]["pointing"] == 1.0
+    halved = CliRunner().invoke(app, [*args, "--particles-class", "a", "--particles-voxel-size", "5"])
+    assert json.loads(halved.output)["methods"]["respond"]["pointing"] < 1.0  # positions at half the distance
+    unnamed = CliRunner().invoke(app, args)
+    assert isinstance(unnamed.exception, ClassError) and "'points'" in str(unnamed.exception)
 
 
 def _main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
@@ -247,12 +284,12 @@ def _main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     store, truth, _, _ = _blob_store(tmp_path)
     csv = tmp_path / "truth.csv"
-    truth.to_csv(csv, index=False)
+    write_particles(truth, csv, "csv")
     args = ["evaluate", "localisation", store.path, str(csv)]
     # without --particles-look the polarity comes from the store's model, which a hand-built store lacks
     code, err = _main(monkeypatch, capsys, args)
     assert code == 2 and "--particles-look" in err and len(err.strip().splitlines()) == 1
-    truth.assign(class_name="zzz").to_csv(csv, index=False)
+    write_particles(truth.assign(**{"class": "zzz"}), csv, "csv", overwrite=True)
     code, err = _main(monkeypatch, capsys, [*args, "--particles-look", "bright"])
     assert code == 2 and "'zzz'" in err and "Traceback" not in err
     code, err = _main(monkeypatch, capsys, [*args, "--particles-look", "grey"])
@@ -277,7 +314,7 @@ def test_only_cubes_around_particles_are_read():
     pointing(heatmap, particles, CLASSES, size=11, radius=3)
     assert 0 < heatmap.read <= len(CENTRES) * 11**3  # one class's cube per particle, not the volume
     heatmap.read = 0
-    class_at_centres(heatmap, particles, CLASSES)
+    class_at_centres(heatmap, particles, VS, CLASSES)
     assert heatmap.read == len(CENTRES) * len(CLASSES)  # one voxel of every class per particle
     volume = _Recording(np.zeros(SHAPE, np.float32))
     baseline_pointing(volume, particles, 11, 3, sigma=1.0, bright=True)

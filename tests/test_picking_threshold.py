@@ -43,7 +43,7 @@ def test_default_threshold_keeps_the_particles_and_few_noise_peaks(tmp_path):
 
     auto = pick_store(store, radius=radius, exclusive=False)
     for c, name in enumerate(["a", "b"]):
-        got = set(map(tuple, auto.loc[auto["class_name"] == name, ["z", "y", "x"]].to_numpy().astype(int)))
+        got = set(map(tuple, np.rint(auto.loc[auto["class"] == name, ["z", "y", "x"]].to_numpy() / VOXEL).astype(int)))
         assert set(CENTRES[name]) <= got
         _, peaks = find_peaks(maps[c], -np.inf, radius / VOXEL)
         noise_peaks = len(peaks) - len(CENTRES[name])

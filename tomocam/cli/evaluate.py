@@ -66,8 +66,10 @@ def table1(
 @app.command("localisation")
 def localisation(
     store: Annotated[Path, typer.Argument(help="Explain store (.zarr) written by 'tomocam explain'.")],
-    particles: Annotated[Path, typer.Argument(help="Known particles: the CSV of 'tomocam simulate tomogram' "
-                                              "(class_name,x,y,z in voxels) or a STAR file.")],
+    particles: Annotated[Path, typer.Argument(help="Known particles: a RELION 5 or RELION 3 / Warp STAR file, "
+                                              "the CSV of 'tomocam simulate tomogram' or 'tomocam picks', copick "
+                                              "picks JSON or data-portal ndjson. Rows of other tomograms are left "
+                                              "out; the tomogram is the store's input, named by its file stem.")],
     tomogram: Annotated[Path | None, typer.Option("--tomogram", help="The explained tomogram, for the no-model "
                                                      "baseline (default: the store's input).")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", "-m", help="respond or gradcam (repeat). "
@@ -85,6 +87,11 @@ def localisation(
                                                "voxels.")] = 10.0,
     pick_threshold: Annotated[float | None, typer.Option("--pick-threshold", help="Minimum heatmap value of a "
                               "pick, score units. Default: per class from the data, as 'tomocam picks'.")] = None,
+    particles_voxel_size: Annotated[float | None, typer.Option("--particles-voxel-size", help="Angstrom per voxel "
+                                    "of the particle table's voxel coordinates when the table does not state it. "
+                                    "Default: the explained tomogram's.")] = None,
+    particles_class: Annotated[str | None, typer.Option("--particles-class", help="Class of a particle table that "
+                               "names none (data-portal ndjson; default: its file stem).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure how well heatmaps find known particles: pointing game, class at the centre, picks F1."""
@@ -95,12 +102,15 @@ def localisation(
 
     from tomocam.errors import InputError
     from tomocam.evaluate.localisation import evaluate_localisation
+    from tomocam.particles import read_particles
+    from tomocam.picking import store_tomogram
     from tomocam.read.mrc import open_tomogram
     from tomocam.store import open_store
-    from tomocam.write.picks_table import read_particles
 
     opened = open_store(store)
-    table = read_particles(particles)
+    info = store_tomogram(opened)
+    table = read_particles(particles, tomograms={info.name: info}, voxel_size=particles_voxel_size,
+                           tomogram=info.name, class_name=particles_class, classes=opened.classes)
     if particle_contrast is None:
         bright = _particles_bright(opened)
     elif particle_contrast in ("bright", "dark"):

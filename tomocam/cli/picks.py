@@ -1,4 +1,5 @@
-"""``tomocam picks STORE``: particle picks from heatmap peaks, as STAR and CSV, optionally scored against truth."""
+"""``tomocam picks STORE``: particle picks from heatmap peaks, in the field's table formats, optionally scored
+against truth."""
 
 from __future__ import annotations
 
@@ -20,8 +21,15 @@ def picks(
                                       "MAD) above the median of all that class's heatmap peaks.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output path without suffix; .star and .csv are "
-                                     "written. Default: <store>_<method>_picks beside the store.")
+        Path | None, typer.Option("--output", "-o", help="Output path without suffix; each format adds its own "
+                                     "(.star, .csv; copick .json and ndjson one file per class, "
+                                     "<output>_<class>.json). Default: <store>_<method>_picks beside the store.")
+    ] = None,
+    formats: Annotated[
+        list[str] | None, typer.Option("--format", "-f", help="Table format (repeat): relion5 (rlnTomoName, "
+                                          "rlnCenteredCoordinateX/Y/ZAngst), relion3 (rlnCoordinateX/Y/Z in voxels, "
+                                          "rlnMicrographName; Warp), csv, copick (picks JSON), ndjson (CZ cryoET "
+                                          "data portal points). Default: relion3 and csv.")
     ] = None,
     method: Annotated[str, typer.Option("--method", "-m",
                                         help="Heatmaps to pick from: respond or gradcam.")] = "respond",
@@ -32,8 +40,17 @@ def picks(
     level: Annotated[int, typer.Option(help="Pyramid level to search (coarser is faster; coordinates are "
                                        "always given on the tomogram's grid).")] = 0,
     truth: Annotated[
-        Path | None, typer.Option(help="Known particles (CSV with class_name,x,y,z in voxels, e.g. from "
-                                     "'tomocam simulate tomogram', or STAR) to score the picks against.")
+        Path | None, typer.Option(help="Known particles to score the picks against: any table 'tomocam picks' "
+                                     "writes (RELION 5 or 3 STAR, CSV such as 'tomocam simulate tomogram' makes, "
+                                     "copick JSON, data-portal ndjson); rows of other tomograms are left out.")
+    ] = None,
+    truth_voxel_size: Annotated[
+        float | None, typer.Option(help="Angstrom per voxel of the truth table's voxel coordinates when the table "
+                                      "does not state it. Default: the explained tomogram's.")
+    ] = None,
+    truth_class: Annotated[
+        str | None, typer.Option(help="Class of a truth table that names none (data-portal ndjson; default: "
+                                      "its file stem).")
     ] = None,
     tolerance: Annotated[
         float | None, typer.Option(help="Largest pick-to-particle distance (angstrom) that counts as a hit. "
@@ -45,43 +62,68 @@ def picks(
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing pick files.")] = False,
 ) -> None:
-    """Pick particles from heatmap peaks into STAR and CSV tables.
+    """Pick particles from heatmap peaks into particle tables (RELION 5 or 3 STAR, CSV, copick, data portal).
 
-    Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
-    STAR file (rlnCoordinateX/Y/Z in voxels, plus angstrom, class and score) and a CSV.
+    Local maxima of each class heatmap above a threshold, one per particle radius, with class and score. The
+    tomogram is named by the stem of the explained file; RELION 5 coordinates are centred on it.
     """
     from rich.console import Console
     from rich.table import Table
 
     from tomocam.classes import is_background
     from tomocam.errors import InputError, OutputError
-    from tomocam.picking import evaluate_picks, pick_store
+    from tomocam.particles import FORMATS, check_classes, read_particles, write_particles
+    from tomocam.picking import evaluate_picks, pick_store, store_tomogram
     from tomocam.store import open_store
     from tomocam.store.select import select_classes
-    from tomocam.write.picks_table import read_particles, write_csv, write_star
 
     if radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius}")
+    formats = list(dict.fromkeys(formats or ["relion3", "csv"]))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(f"unknown --format {', '.join(unknown)}: choose from {', '.join(FORMATS)}")
+    if {"relion3", "relion5"} <= set(formats):
+        raise InputError("relion3 and relion5 both write <output>.star: ask for one, or run twice with two --output")
     opened = open_store(store)
+    tomogram = store_tomogram(opened)
+    infos = {tomogram.name: tomogram}
     classes = select_classes(opened, classes or [c for c in opened.classes if not is_background(c)])
     base = output if output is not None else Path(store).absolute().with_name(
         f"{Path(store).name.removesuffix('.zarr')}_{method}_picks")
-    star_path, csv_path = base.with_name(base.name + ".star"), base.with_name(base.name + ".csv")
-    existing = [str(p) for p in (star_path, csv_path) if p.exists()]
+    split = {"copick", "ndjson"}  # one class per file
+
+    def paths(fmt: str, names: list[str]) -> list[Path]:
+        if fmt in split:
+            return [base.with_name(f"{base.name}_{name}{FORMATS[fmt]}") for name in names]
+        return [base.with_name(base.name + FORMATS[fmt])]
+
+    existing = [str(p) for fmt in formats for p in paths(fmt, classes) if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"pick files exist already: {', '.join(existing)}; pass --overwrite to replace them")
-    expected = read_particles(truth) if truth is not None else None
+    expected = None
+    if truth is not None:
+        expected = read_particles(truth, tomograms=infos, voxel_size=truth_voxel_size, tomogram=tomogram.name,
+                                  class_name=truth_class, classes=opened.classes)
+        check_classes(expected, opened.classes, f"'{truth}'")
     table = pick_store(opened, method=method, classes=classes, threshold=threshold, radius=radius, level=level,
                        exclusive=exclusive)
-    write_csv(table, csv_path, overwrite=overwrite)
-    write_star(table, star_path, overwrite=overwrite)
+    written: list[Path] = []
+    for fmt in formats:
+        if fmt in split:
+            for name, path in zip(classes, paths(fmt, classes)):
+                if (table["class"] == name).any():  # a file names its class by its rows: none, no file
+                    written.append(write_particles(table[table["class"] == name], path, fmt, tomograms=infos,
+                                                   overwrite=overwrite))
+        else:
+            written.append(write_particles(table, paths(fmt, classes)[0], fmt, tomograms=infos, overwrite=overwrite))
     console = Console()
     rule = "given" if threshold is not None else "median + 3 robust sd of the class's peaks"
     console.print(f"threshold ({rule}): " + ", ".join(f"{name} {t:.3g}" for name, t in
                                                       table.attrs["thresholds"].items()), highlight=False)
-    console.print(f"{len(table)} picks -> {star_path}, {csv_path}")
+    console.print(f"{len(table)} picks -> {', '.join(map(str, written))}")
     if expected is not None:
-        per_class, overall = evaluate_picks(table, expected, tolerance or radius, opened.voxel_size, classes)
+        per_class, overall = evaluate_picks(table, expected, tolerance or radius, classes)
         report = Table(title=f"Picks from {method} heatmaps vs {truth} (tolerance {tolerance or radius:g} A)")
         for col in ("class", "picks", "particles", "TP", "precision", "recall", "F1"):
             report.add_column(col, justify="left" if col == "class" else "right")

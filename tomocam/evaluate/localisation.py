@@ -42,7 +42,11 @@ from scipy.spatial import cKDTree
 
 from tomocam.classes import is_background
 from tomocam.errors import ClassError, InputError
+from tomocam.particles import particle_table, to_voxels
 from tomocam.store import ExplainStore
+
+#: A voxel size ``(z, y, x)`` in angstrom.
+VoxelSize = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ def smoothed_cube(volume, cube: Cube, sigma: float) -> np.ndarray:
     return smooth[inner]
 
 
-def particle_centres(particles: pd.DataFrame) -> np.ndarray:
-    """Centres ``(n, 3)`` in ``(z, y, x)`` voxels of a particle table with columns ``x, y, z`` (voxels)."""
-    return particles[["z", "y", "x"]].to_numpy(np.float64)
+def particle_centres(particles: pd.DataFrame, voxel_size: VoxelSize) -> np.ndarray:
+    """Centres ``(n, 3)`` in ``(z, y, x)`` voxels of size ``voxel_size`` of a particle table (angstrom)."""
+    return to_voxels(particles, voxel_size)
 
 
 def competing_classes(classes: Sequence[str]) -> list[str]:
@@ -115,16 +119,17 @@ def competing_classes(classes: Sequence[str]) -> list[str]:
     return [c for c in classes if not is_background(c)]
 
 
-def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequence[int], source: str) -> None:
+def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequence[int], voxel_size: VoxelSize,
+                    source: str) -> None:
     """:class:`ClassError` for a particle class the store lacks, :class:`InputError` for a particle outside the
     volume or a table without particles."""
     if len(particles) == 0:
         raise InputError(f"particle table '{source}' holds no particles")
-    unknown = sorted(set(particles["class_name"]) - set(competing_classes(classes)))
+    unknown = sorted(set(particles["class"]) - set(competing_classes(classes)))
     if unknown:
         raise ClassError(f"particle class {unknown[0]!r} of '{source}' is not among the store's particle classes "
                          f"({', '.join(competing_classes(classes))})")
-    centres = particle_centres(particles)
+    centres = particle_centres(particles, voxel_size)
     outside = ~np.all((centres > -0.5) & (centres < np.asarray(shape) - 0.5), axis=1)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
@@ -132,11 +137,12 @@ def check_particles(particles: pd.DataFrame, classes: Sequence[str], shape: Sequ
                          f"tomogram ({tuple(shape)[::-1]} voxels x, y, z)")
 
 
-def pointing_peaks(heatmap, particles: pd.DataFrame, classes: Sequence[str], size: int) -> np.ndarray:
+def pointing_peaks(heatmap, particles: pd.DataFrame, voxel_size: VoxelSize, classes: Sequence[str],
+                   size: int) -> np.ndarray:
     """Per particle, the voxel ``(n, 3)`` `(z, y, x)` of the tomogram where its true class's channel of ``heatmap``
-    `(c, z, y, x)` is largest in the cube of ``size`` around it."""
+    `(c, z, y, x)` (voxels of ``voxel_size``) is largest in the cube of ``size`` around it."""
     out = np.zeros((len(particles), 3))
-    for i, (centre, name) in enumerate(zip(particle_centres(particles), particles["class_name"])):
+    for i, (centre, name) in enumerate(zip(particle_centres(particles, voxel_size), particles["class"])):
         cube = cube_around(centre, size, heatmap.shape[1:])
         key = (classes.index(name), *cube.slices)
         values = np.asarray(heatmap[key])
@@ -144,13 +150,14 @@ def pointing_peaks(heatmap, particles: pd.DataFrame, classes: Sequence[str], siz
     return out
 
 
-def peak_kinds(peaks: np.ndarray, particles: pd.DataFrame, radius: float) -> np.ndarray:
+def peak_kinds(peaks: np.ndarray, particles: pd.DataFrame, voxel_size: VoxelSize, radius: float) -> np.ndarray:
     """Where each particle's maximum ``peaks`` `(n, 3)` `(z, y, x)` lies: per particle one of :data:`PEAK_KINDS`
     ``(n,)``, the first that applies: within ``radius`` voxels of the particle itself (``own``), of another particle
     of its class (``same_class``), of a particle of another class (``other_class``), of none (``none``). A hit of
     the pointing game at any instance is ``own`` or ``same_class``."""
-    names = particles["class_name"].to_numpy(dtype=object)
-    near = cKDTree(particle_centres(particles)).query_ball_point(peaks, radius)  # per peak, the particles near it
+    names = particles["class"].to_numpy(dtype=object)
+    # per peak, the particles near it
+    near = cKDTree(particle_centres(particles, voxel_size)).query_ball_point(peaks, radius)
     kinds = np.full(len(particles), "none", dtype=object)
     for i, js in enumerate(near):
         if i in js:
@@ -162,35 +169,36 @@ def peak_kinds(peaks: np.ndarray, particles: pd.DataFrame, radius: float) -> np.
     return kinds
 
 
-def class_at_centres(heatmap, particles: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+def class_at_centres(heatmap, particles: pd.DataFrame, voxel_size: VoxelSize, classes: Sequence[str]) -> np.ndarray:
     """Per particle, the name ``(n,)`` of the competing class with the largest ``heatmap`` `(c, z, y, x)` value at
     the voxel nearest its centre."""
     compete = competing_classes(classes)
     channels = [classes.index(c) for c in compete]
     names = []
-    for centre in particle_centres(particles):
+    for centre in particle_centres(particles, voxel_size):
         z, y, x = np.rint(centre).astype(int)
         values = np.asarray(heatmap[:, z, y, x])[channels]
         names.append(compete[int(np.argmax(values))])
     return np.array(names, dtype=object)
 
 
-def baseline_peaks(volume, particles: pd.DataFrame, size: int, sigma: float, bright: bool) -> np.ndarray:
+def baseline_peaks(volume, particles: pd.DataFrame, voxel_size: VoxelSize, size: int, sigma: float,
+                   bright: bool) -> np.ndarray:
     """No-model maxima ``(n, 3)`` `(z, y, x)`: per particle, the extreme (max for ``bright`` particles, else min) of
     the tomogram ``volume`` `(z, y, x)` smoothed with ``sigma`` voxels, in the cube around it."""
     out = np.zeros((len(particles), 3))
-    for i, centre in enumerate(particle_centres(particles)):
+    for i, centre in enumerate(particle_centres(particles, voxel_size)):
         cube = cube_around(centre, size, volume.shape)
         out[i] = extreme_voxel(smoothed_cube(volume, cube, sigma), largest=bright) + [s.start for s in cube.slices]
     return out
 
 
-def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, radius: float, *,
-                    any_instance: bool = False) -> float:
+def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], voxel_size: VoxelSize, size: int, radius: float,
+                    *, any_instance: bool = False) -> float:
     """Mean over particles of :func:`ball_fraction` of each particle's (clipped) cube: around the particle, or
     (``any_instance``) around every particle of its class whose ball can reach the cube."""
-    centres = particle_centres(particles)
-    names = particles["class_name"].to_numpy(dtype=object)
+    centres = particle_centres(particles, voxel_size)
+    names = particles["class"].to_numpy(dtype=object)
     fractions = []
     for centre, name in zip(centres, names):
         cube = cube_around(centre, size, shape)
@@ -204,7 +212,7 @@ def pointing_chance(particles: pd.DataFrame, shape: Sequence[int], size: int, ra
 
 
 def random_picks_f1(particles: pd.DataFrame, shape: Sequence[int], classes: Sequence[str], tolerance: float,
-                    voxel_size: tuple[float, float, float], draws: int = 20, seed: int = 0) -> float:
+                    voxel_size: VoxelSize, draws: int = 20, seed: int = 0) -> float:
     """Mean F1 of ``draws`` sets of random picks (as many as particles, uniform positions in a volume of
     ``shape`` `(z, y, x)`, uniform competing classes) against ``particles``; ``tolerance`` in angstrom."""
     from tomocam.picking import evaluate_picks
@@ -215,15 +223,13 @@ def random_picks_f1(particles: pd.DataFrame, shape: Sequence[int], classes: Sequ
     f1 = []
     for _ in range(draws):
         zyx = rng.uniform(-0.5, np.asarray(shape) - 0.5, size=(n, 3))
-        picks = pd.DataFrame({"class_name": rng.choice(compete, size=n), "x": zyx[:, 2], "y": zyx[:, 1],
-                              "z": zyx[:, 0]})
-        f1.append(evaluate_picks(picks, particles, tolerance, voxel_size, classes=compete)[1].f1)
+        picks = particle_table("random", rng.choice(compete, size=n).tolist(), zyx[:, ::-1] * voxel_size[::-1])
+        f1.append(evaluate_picks(picks, particles, tolerance, classes=compete)[1].f1)
     return float(np.mean(f1))
 
 
-def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: float,
-                   voxel_size: tuple[float, float, float], classes: Sequence[str], steps: int = 50) -> tuple[float,
-                                                                                                             Any]:
+def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: float, classes: Sequence[str],
+                   steps: int = 50) -> tuple[float, Any]:
     """The pick-score threshold with the best F1 against ``particles`` (tuned on the truth: an upper bound of what
     a threshold chosen without it can reach), and its :class:`tomocam.picks.PickScore`. Candidates: ``steps``
     quantiles of the pick scores (every score when fewer)."""
@@ -231,11 +237,11 @@ def best_threshold(picks: pd.DataFrame, particles: pd.DataFrame, tolerance: floa
 
     scores = picks["score"].to_numpy()
     if len(scores) == 0:
-        return math.inf, evaluate_picks(picks, particles, tolerance, voxel_size, classes=classes)[1]
+        return math.inf, evaluate_picks(picks, particles, tolerance, classes=classes)[1]
     candidates = np.unique(scores) if len(scores) <= steps else np.unique(np.quantile(scores, np.linspace(0, 1, steps)))
     best: tuple[float, Any] | None = None
     for t in candidates:
-        score = evaluate_picks(picks[picks["score"] >= t], particles, tolerance, voxel_size, classes=classes)[1]
+        score = evaluate_picks(picks[picks["score"] >= t], particles, tolerance, classes=classes)[1]
         if best is None or score.f1 > best[1].f1:
             best = (float(t), score)
     assert best is not None  # candidates is not empty
@@ -256,8 +262,9 @@ def evaluate_localisation(
     pick_threshold: float | None = None,
     source: str = "particles",
 ) -> dict[str, Any]:
-    """Localisation figures of ``store``'s heatmaps for the particles of ``particles`` (``class_name, x, y, z``
-    in voxels of the tomogram) in ``tomogram`` `(z, y, x)` (array-like, read by cubes): a JSON-friendly dict.
+    """Localisation figures of ``store``'s heatmaps for the particles of ``particles`` (a particle table of
+    :mod:`tomocam.particles`, angstrom, all of this tomogram) in ``tomogram`` `(z, y, x)` (array-like, read by
+    cubes): a JSON-friendly dict.
 
     ``cube``, ``radius``, ``sigma`` and ``pick_radius`` (non-maximum suppression) are in voxels; picks match
     particles within ``radius`` voxels; ``pick_threshold`` in score units, ``None`` for the picks' own default (one per
@@ -282,11 +289,11 @@ def evaluate_localisation(
     if store.shape != shape:
         raise InputError(f"store '{store.path}' explains a tomogram of {store.shape} voxels but this one is {shape}: "
                          "they do not belong together")
-    check_particles(particles, classes, shape, source)
+    vs = store.voxel_size
+    check_particles(particles, classes, shape, vs, source)
     particles = particles.reset_index(drop=True)
     compete = competing_classes(classes)
-    truth = particles["class_name"].to_numpy(dtype=object)
-    vs = store.voxel_size
+    truth = particles["class"].to_numpy(dtype=object)
     tolerance = radius * min(vs)
 
     def rates(hits: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -298,7 +305,7 @@ def evaluate_localisation(
 
     def pointing_hits(peaks: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """The two pointing games' hits ``(n,)`` of maxima ``peaks`` `(n, 3)`, and how many maxima lie where."""
-        kinds = peak_kinds(peaks, particles, radius)
+        kinds = peak_kinds(peaks, particles, vs, radius)
         hits = {"pointing": kinds == "own", "pointing_any_instance": np.isin(kinds, ["own", "same_class"])}
         return hits, {k: int((kinds == k).sum()) for k in PEAK_KINDS}
 
@@ -308,24 +315,24 @@ def evaluate_localisation(
     for method in methods:
         # the heatmaps on the tomogram's grid, stitched lazily: blocks about a cube's size for the cubes, small
         # blocks for the single voxels at the centres (a block is computed whole when any voxel of it is read)
-        hits, peaks = pointing_hits(pointing_peaks(store.full_grid(method, chunk=32), particles, classes, cube))
-        right = class_at_centres(store.full_grid(method, chunk=8), particles, classes) == truth
+        hits, peaks = pointing_hits(pointing_peaks(store.full_grid(method, chunk=32), particles, vs, classes, cube))
+        right = class_at_centres(store.full_grid(method, chunk=8), particles, vs, classes) == truth
         picks = pick_store(store, method=method, classes=compete, threshold=pick_threshold,
                            radius=pick_radius * min(vs))
-        score = evaluate_picks(picks, particles, tolerance, vs, classes=compete)[1]
+        score = evaluate_picks(picks, particles, tolerance, classes=compete)[1]
         every_peak = pick_store(store, method=method, classes=compete, threshold=-math.inf,
                                 radius=pick_radius * min(vs))
-        tuned, tuned_score = best_threshold(every_peak, particles, tolerance, vs, compete)
+        tuned, tuned_score = best_threshold(every_peak, particles, tolerance, compete)
         out["methods"][method] = {
             **rates({**hits, "class_accuracy": right}), "peaks": peaks,
             "picks": {"n_picks": len(picks), "thresholds": picks.attrs["thresholds"], "precision": score.precision,
                       "recall": score.recall, "f1": score.f1, "best_threshold": tuned, "best_f1": tuned_score.f1},
         }
-    hits, peaks = pointing_hits(baseline_peaks(tomogram, particles, cube, sigma, bright))
+    hits, peaks = pointing_hits(baseline_peaks(tomogram, particles, vs, cube, sigma, bright))
     out["baseline"] = {**rates(hits), "peaks": peaks}
     out["chance"] = {
-        "pointing": pointing_chance(particles, shape, cube, radius),
-        "pointing_any_instance": pointing_chance(particles, shape, cube, radius, any_instance=True),
+        "pointing": pointing_chance(particles, shape, vs, cube, radius),
+        "pointing_any_instance": pointing_chance(particles, shape, vs, cube, radius, any_instance=True),
         "class_accuracy": 1.0 / len(compete),
         "picks_f1": random_picks_f1(particles, shape, classes, tolerance, vs),
     }

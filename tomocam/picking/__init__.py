@@ -9,8 +9,8 @@ against a known particle list.
 
 from tomocam.picking.peaks import find_peaks
 from tomocam.picking.scoring import PickScore, match_points, score_picks
-from tomocam.picking.store import evaluate_picks, pick_store
+from tomocam.picking.store import evaluate_picks, pick_store, store_tomogram
 from tomocam.picking.threshold import robust_threshold
 
 __all__ = ["PickScore", "evaluate_picks", "find_peaks", "match_points", "pick_store", "robust_threshold",
-           "score_picks"]
+           "score_picks", "store_tomogram"]

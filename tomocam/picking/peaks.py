@@ -9,23 +9,15 @@ whole volume; the result does not depend on the block size. One code path serves
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-
-class ArrayLike(Protocol):
-    """What :func:`find_peaks` reads from: a numpy array, a zarr array or an mrcfile memory map."""
-
-    shape: tuple[int, ...]
-
-    def __getitem__(self, key: tuple[slice, ...]) -> NDArray: ...
+from tomocam.arrays import ArrayLike, blocks
 
 
 def ball(radius: float, ndim: int) -> NDArray[np.bool_]:
@@ -91,15 +83,6 @@ def suppress(coords: NDArray, scores: NDArray, radius: float) -> NDArray[np.int6
         kept.append(i)
         removed[tree.query_ball_point(coords[i], r=radius)] = True
     return np.asarray(kept, dtype=np.int64)
-
-
-def blocks(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice, ...]]:
-    """The slices of a regular grid of blocks covering ``shape`` (the last block of each axis may be smaller)."""
-    ranges = [range(0, s, b) for s, b in zip(shape, block)]
-    return [
-        tuple(slice(o, min(o + b, s)) for o, b, s in zip(origin, block, shape))
-        for origin in itertools.product(*ranges)
-    ]
 
 
 def find_peaks(

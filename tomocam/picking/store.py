@@ -2,24 +2,25 @@
 
 Glue between the store and the pure maths of :mod:`tomocam.picking.peaks` and :mod:`tomocam.picking.scoring`: each
 class channel of a heatmap level is searched block by block (the store's own chunks, a halo of one radius),
-positions are converted to voxels of the tomogram's grid and to angstrom, and the result is one table for all
-classes.
+positions are converted to angstrom on the tomogram's grid, and the result is one particle table
+(:mod:`tomocam.particles`) for all classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
 
+from tomocam.particles import TomogramInfo, from_voxels
 from tomocam.picking.peaks import find_peaks
 from tomocam.picking.scoring import PickScore, score_picks
 from tomocam.picking.threshold import SIGMAS, robust_threshold
 from tomocam.store import ExplainStore
 from tomocam.store.grid import Grid, level_grid
 from tomocam.store.select import ChannelView, select_classes
-from tomocam.write.picks_table import picks_frame
 
 
 def pick_store(
@@ -40,13 +41,14 @@ def pick_store(
     deviations above their median). ``radius``: particle radius in angstrom; peaks of one class closer than this
     are suppressed. ``exclusive``: keep a class's peak only where that class has the highest heatmap of all the
     store's classes (a particle is one class; a class map also answers, more weakly, to particles of similar
-    classes). Returns a :func:`tomocam.write.picks_table.picks_frame` table, coordinates in level-0 voxels
-    (fractional at coarser levels) and angstrom, sorted by class then decreasing score; ``table.attrs
-    ["thresholds"]`` holds the threshold used for each class.
+    classes). Returns a particle table (:mod:`tomocam.particles.table`: positions in angstrom, fractional
+    voxels at coarser levels; ``class_index`` the store's channel) of the tomogram :func:`store_tomogram`, sorted by
+    class then decreasing score; ``table.attrs["thresholds"]`` holds the threshold used for each class.
     """
     array = store.heatmap(method, level)  # (c, z, y, x)
     grid = level_grid(store, method, level)
     base = Grid(store.voxel_size)
+    tomogram = store_tomogram(store)
     radius_vox = radius / min(grid.voxel_size)
     block = tuple(array.chunks[1:])
     frames, thresholds = [], {}
@@ -63,10 +65,15 @@ def pick_store(
             keep = winning_class(array, coords) == c
             coords, scores = coords[keep], scores[keep]
         voxels = base.to_index(grid.to_space(coords))  # (n, 3) level-0 voxels
-        frames.append(picks_frame(voxels, scores, [name] * len(scores), np.full(len(scores), c), store.voxel_size))
+        frames.append(from_voxels(tomogram, name, voxels, scores, class_index=np.full(len(scores), c)))
     table = pd.concat(frames, ignore_index=True)
     table.attrs["thresholds"] = thresholds
     return table
+
+
+def store_tomogram(store: ExplainStore) -> TomogramInfo:
+    """The tomogram a store explains: named by its file's stem (``run.mrc`` -> ``run``), its shape and voxel size."""
+    return TomogramInfo(PurePath(store.input_path).stem, store.shape, store.voxel_size)
 
 
 def winning_class(array, coords: np.ndarray) -> np.ndarray:
@@ -84,21 +91,19 @@ def evaluate_picks(
     picks: pd.DataFrame,
     truth: pd.DataFrame,
     tolerance: float,
-    voxel_size: tuple[float, float, float],
     classes: Sequence[str] | None = None,
 ) -> tuple[dict[str, PickScore], PickScore]:
-    """Precision/recall per class and overall of ``picks`` against ``truth`` (both with ``class_name, x, y,
-    z`` in voxels), a pick matching a particle of its class at most ``tolerance`` angstrom away.
+    """Precision/recall per class and overall of ``picks`` against ``truth`` (particle tables of one tomogram,
+    positions in angstrom), a pick matching a particle of its class at most ``tolerance`` angstrom away.
 
     Only the particles of ``classes`` (default: the classes that were picked) are counted, so a run over some
     classes is not charged with the particles of the others.
     """
-    wanted = set(classes) if classes is not None else set(picks["class_name"])
-    truth = truth[truth["class_name"].isin(wanted)]
-    picks = picks[picks["class_name"].isin(wanted)]
-    scale = np.asarray(voxel_size)[::-1]  # x, y, z
+    wanted = set(classes) if classes is not None else set(picks["class"])
+    truth = truth[truth["class"].isin(wanted)]
+    picks = picks[picks["class"].isin(wanted)]
 
     def space(frame: pd.DataFrame) -> np.ndarray:
-        return frame[["x", "y", "z"]].to_numpy(np.float64) * scale
+        return frame[["x", "y", "z"]].to_numpy(np.float64)
 
-    return score_picks(space(picks), picks["class_name"], space(truth), truth["class_name"], tolerance)
+    return score_picks(space(picks), picks["class"], space(truth), truth["class"], tolerance)

@@ -106,6 +106,7 @@ def run_demo(
     from tomocam.classes import is_background
     from tomocam.evaluate.localisation import class_at_centres, competing_classes
     from tomocam.models import load_checkpoint
+    from tomocam.particles import read_particles
     from tomocam.simulate import Acquisition, builtin_structures, shape_names, simulate_tomogram, write_tomogram
     from tomocam.store import open_store
 
@@ -131,9 +132,11 @@ def run_demo(
     summary = explain_tomogram(config, workers=workers, progress=progress)
     store = open_store(summary.store)
     particles = pd.read_csv(paths["particles"])
+    truth = read_particles(paths["particles"], tomogram=paths["tomogram"].stem)
     competing = competing_classes(store.classes)
-    class_at_centre = {m: float(np.mean(class_at_centres(store.full_grid(m, chunk=8), particles, store.classes)
-                                        == particles["class_name"].to_numpy(dtype=object))) for m in store.methods}
+    class_at_centre = {m: float(np.mean(class_at_centres(store.full_grid(m, chunk=8), truth, store.voxel_size,
+                                                         store.classes) == truth["class"].to_numpy(dtype=object)))
+                       for m in store.methods}
     overview = out / "overview.png"
     radii = {s.name: s.radius for s in structures}
     draw_overview(sim.volume, store.labels()[...], store.classes, particles, radii, overview)

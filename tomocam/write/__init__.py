@@ -1,1 +1,1 @@
-"""Exports of an explain store to other tools' formats: MRC volumes and STAR/CSV particle tables."""
+"""Exports of an explain store to other tools' formats: MRC volumes (particle tables: :mod:`tomocam.particles`)."""

@@ -15,8 +15,8 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
+from tomocam.arrays import ArrayLike, blocks
 from tomocam.errors import InputError, OutputError
-from tomocam.picking.peaks import ArrayLike, blocks
 from tomocam.store import ExplainStore
 from tomocam.store.grid import Grid, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
