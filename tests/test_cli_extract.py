@@ -12,6 +12,7 @@ import pytest
 
 from tomocam.cli.main import main
 from tomocam.models import load_checkpoint
+from tomocam.particles import particle_table, write_particles
 from tomocam.simulate import open_dataset
 
 
@@ -35,7 +36,7 @@ def tomograms(tmp_path_factory) -> list[Path]:
     shapes = builtin_structures(["shell", "rod", "disc"], voxel_size=20.0)
     paths = []
     for i in range(3):
-        sim = simulate_tomogram((24, 56, 56), shapes, 9, acquisition=Acquisition(snr=4.0), seed=i)
+        sim = simulate_tomogram((32, 56, 56), shapes, 9, acquisition=Acquisition(snr=4.0), seed=i)
         paths.append(write_tomogram(sim, folder / f"tomo{i + 1}.mrc")["tomogram"])
     return paths
 
@@ -77,9 +78,8 @@ def _bad(tmp: Path, tomo: Path) -> dict[str, tuple[list[str], str]]:
     outside = table.copy()
     outside.loc[2, "x_angstrom"] = 5000.0
     outside.to_csv(tmp / "outside.csv", index=False)
-    named = pd.DataFrame({"tomogram": ["tomo1", "TS_99"], "class": ["rod", "rod"], "x": [300.0] * 2,
-                          "y": [300.0] * 2, "z": [200.0] * 2})
-    named.to_csv(tmp / "named.csv", index=False)
+    write_particles(particle_table(["tomo1", "TS_99"], "rod", [[300.0, 300.0, 200.0]] * 2), tmp / "named.csv",
+                    "csv")
     t = [str(tomo)]
     return {
         "outside": ([*t, "-p", str(tmp / "outside.csv")], "row 3 of"),
@@ -121,3 +121,31 @@ def test_a_class_too_small_for_a_split_by_tomogram_is_named(tomograms, tmp_path,
                        "tomo9", "--epochs", "1", "--device", "cpu")
     assert code == 2 and "tomo9" in err, err
     np.testing.assert_equal(code, 2)
+
+
+@pytest.mark.parametrize("fmt", ["relion5", "relion3", "ndjson"])
+def test_a_table_in_another_format_gives_the_same_boxes(tomograms, tmp_path, monkeypatch, capsys, fmt):
+    from tomocam.particles import TomogramInfo, read_particles
+    from tomocam.read import open_tomogram
+
+    tomo = tomograms[0]
+    info = {"tomo1": TomogramInfo("tomo1", open_tomogram(tomo).shape, 20.0)}
+    csv = tomo.with_name("tomo1_particles.csv")
+    frame = read_particles(csv, tomograms=info, tomogram="tomo1")
+    keep = "disc,rod,shell"
+    if fmt == "ndjson":  # the data portal's points: one class a file, named after the file
+        inner = frame[(frame["z"] / 20.0).between(8, 15)]  # a class with a particle away from the faces
+        name = str(inner["class"].iloc[0])
+        frame = frame[frame["class"] == name]
+        keep = ",".join([name] + [f"{c}=-" for c in ("disc", "rod", "shell") if c != name])
+    other = tmp_path / (f"{frame['class'].iloc[0]}.ndjson" if fmt == "ndjson" else "tomo1_particles.star")
+    write_particles(frame, other, fmt, tomograms=info)
+    datasets = []
+    for i, (table, classes) in enumerate(((csv, keep), (other, keep.split(",")[0] if fmt == "ndjson" else keep))):
+        code, _, err = run(monkeypatch, capsys, "extract", str(tomo), "-p", str(table), "-o", str(tmp_path / f"{i}"),
+                           "--box", "8", "-j", "1", "--classes", classes)
+        assert code == 0, err
+        datasets.append(open_dataset(tmp_path / f"{i}"))
+    ours, theirs = datasets
+    assert ours.classes == theirs.classes and np.array_equal(ours.labels, theirs.labels) and len(ours) > 0
+    np.testing.assert_array_equal(np.asarray(ours.volumes[:]), np.asarray(theirs.volumes[:]))

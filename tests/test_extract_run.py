@@ -4,7 +4,6 @@ dataset records where every box came from; faces, classes and the completion mar
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -14,6 +13,7 @@ from tomocam.errors import InputError, OutputError
 from tomocam.extract import ExtractSettings, extract_dataset, parse_classes
 from tomocam.models import normalise
 from tomocam.models.inputs import model_inputs
+from tomocam.particles import particle_table, write_particles
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.plan import make_plan
 from tomocam.simulate import open_dataset
@@ -28,7 +28,9 @@ def _checkpoint(path, voxel_size=MODEL_VOXEL):
 
 
 def _table(path, rows):
-    pd.DataFrame(rows, columns=["tomogram", "class", "x", "y", "z"]).to_csv(path, index=False)
+    """A tomocam CSV particle table of ``rows`` (tomogram, class, x, y, z angstrom), written by the table room."""
+    names, classes, *xyz = zip(*rows)
+    write_particles(particle_table(list(names), list(classes), np.array(xyz).T), path, "csv")
     return path
 
 

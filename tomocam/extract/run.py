@@ -164,6 +164,11 @@ def plan_boxes(tomograms: dict[str, Tomogram], particles: pd.DataFrame, tables: 
             table_of = np.concatenate([table_of, np.full(n_bg, -1)])
         plans.append(TomogramBoxes(name, tomo, spec, starts, labels, rows, table_of, offset, int((~keep).sum())))
         offset += len(labels)
+    counts = np.bincount(np.concatenate([p.labels for p in plans]).astype(np.int64), minlength=len(classes))
+    if (counts == 0).any():
+        empty = classes[int(np.flatnonzero(counts == 0)[0])]
+        raise InputError(f"class '{empty}' has no box: every one of its particles lies within half a box of a face "
+                         f"of its tomogram (boxes that cross a face are skipped); a smaller --box keeps more")
     return plans, classes
 
 

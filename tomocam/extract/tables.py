@@ -12,24 +12,18 @@ from tomocam.read import Tomogram
 
 
 def read_table(path: Path, tomograms: Mapping[str, Tomogram], owner: str | None) -> pd.DataFrame:
-    """The particles of ``path`` as the particle-table room reads them (``tomogram, class, x, y, z`` angstrom);
-    ``owner`` names the tomogram of a table that names none."""
+    """The particles of ``path`` as the particle-table room reads them (``tomogram, class, x, y, z`` angstrom).
+
+    Every row is read, whichever tomogram it names (a row of a tomogram not given is then refused by
+    :func:`tomocam.extract.selection.select_particles`); only a table that names no tomogram is read as
+    ``owner``'s, when there is one.
+    """
+    from tomocam.particles import TomogramInfo, read_particles
+
+    infos = {name: TomogramInfo(name, t.shape, t.voxel_size) for name, t in tomograms.items()}
     try:
-        from tomocam.particles import TomogramInfo, read_particles
-    except ImportError:  # TEMPORARY until the particle-table room is merged: tomocam CSV only
-        return _read_tomocam_csv(path, owner)
-    infos = {name: TomogramInfo(name=name, shape=tuple(t.shape), voxel_size=float(t.voxel_size[-1]))
-             for name, t in tomograms.items()}
-    return read_particles(path, tomograms=infos, tomogram=owner)
-
-
-def _read_tomocam_csv(path: Path, owner: str | None) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    if "class" not in frame and "class_name" in frame:
-        frame = frame.rename(columns={"class_name": "class"})
-        frame[["x", "y", "z"]] = frame[["x_angstrom", "y_angstrom", "z_angstrom"]].to_numpy()
-    if "tomogram" not in frame:
+        return read_particles(path, tomograms=infos)
+    except InputError:
         if owner is None:
-            raise InputError(f"particle table '{path}' names no tomogram: add a column 'tomogram'")
-        frame["tomogram"] = owner
-    return frame
+            raise
+        return read_particles(path, tomograms=infos, tomogram=owner)
