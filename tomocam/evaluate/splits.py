@@ -61,7 +61,9 @@ def split_indices(labels: np.ndarray, seed: int, test_fraction: float = 0.2, val
         parts["test"].append(idx[:n_test])
         parts["val"].append(idx[n_test:n_test + n_val])
         parts["fit"].append(idx[n_test + n_val:])
-    return Split(**{k: np.sort(np.concatenate(v)) if v else np.zeros(0, int) for k, v in parts.items()})
+    fit, val, test = (np.sort(np.concatenate(parts[k])) if parts[k] else np.zeros(0, int)
+                      for k in ("fit", "val", "test"))
+    return Split(fit, val, test)
 
 
 def split_by_tomogram(labels: np.ndarray, tomograms: np.ndarray, seed: int, *,

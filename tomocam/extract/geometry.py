@@ -70,7 +70,8 @@ def shifted(centres_zyx: np.ndarray, per_particle: int, max_shift: Sequence[int]
 
 
 def background_centres(shape: Sequence[int], tile: Sequence[int], particles_zyx: np.ndarray,
-                       radius: Sequence[float], n: int, rng: np.random.Generator, *, tries: int = 50) -> np.ndarray:
+                       radius: Sequence[float] | np.ndarray, n: int, rng: np.random.Generator, *,
+                       tries: int = 50) -> np.ndarray:
     """``(n, 3)`` centres of whole tiles inside ``shape`` farther than ``radius`` (``(3,)``, voxels per axis, an
     ellipsoid for anisotropic voxels) from every particle centre ``particles_zyx`` ``(m, 3)``, drawn uniformly.
 
