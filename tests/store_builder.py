@@ -15,7 +15,7 @@ import zarr
 
 from tomocam.store.create import create_root
 from tomocam.store.manifest import mark_complete, record_whole
-from tomocam.store.ome import image_metadata, label_metadata
+from tomocam.store.ome import dimension_names, image_metadata, label_metadata
 from tomocam.store.pyramid import heatmap_pyramid, label_block, label_pyramid
 
 
@@ -68,12 +68,14 @@ def build_store(
     for method, maps in heatmaps.items():
         group = root.create_group(method)
         for level, values in enumerate(heatmap_pyramid(maps.astype(np.float32), n_levels)):
-            group.create_array(str(level), data=values, chunks=(1, chunk, chunk, chunk))
+            group.create_array(str(level), data=values, chunks=(1, chunk, chunk, chunk),
+                               dimension_names=dimension_names(channel=True))
         group.attrs["ome"] = image_metadata(method, vs, n_levels, classes, (-1.0, 1.0))
     labels_root = root.create_group("labels")
     labels = labels_root.create_group("segmentation")
     for level, values in enumerate(label_pyramid(label_block(first, label_threshold, ()), n_levels)):
-        labels.create_array(str(level), data=values, chunks=(chunk, chunk, chunk))
+        labels.create_array(str(level), data=values, chunks=(chunk, chunk, chunk),
+                            dimension_names=dimension_names(channel=False))
     labels.attrs["ome"] = label_metadata("segmentation", vs, n_levels, classes, "../../respond")
     labels_root.attrs["ome"] = {"version": "0.5", "labels": ["segmentation"]}
     record_whole(path, *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])

@@ -104,7 +104,7 @@ def localisation(
     from tomocam.evaluate.localisation import evaluate_localisation
     from tomocam.particles import read_particles
     from tomocam.picking import store_tomogram
-    from tomocam.read.mrc import open_tomogram
+    from tomocam.read import open_tomogram
     from tomocam.store import open_store
 
     opened = open_store(store)

@@ -27,9 +27,21 @@ class Cluster(str, Enum):
 
 
 def explain(
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram to explain (MRC, read lazily).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram to explain, read lazily: an MRC file, an OME-Zarr image (OME-NGFF 0.4 "
+                                  "or 0.5), or a copick project's copick_config.json (with --run, --tomo-type, "
+                                  "--voxel-spacing).")
+    ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr.")
+        Path | None, typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr (an "
+                                                         "OME-Zarr input: <image>_tomocam.zarr; a copick run: "
+                                                         "<run>_<tomo-type>.zarr here).")
+    ] = None,
+    level: Annotated[int, typer.Option(min=0, help="Pyramid level of an OME-Zarr tomogram (0: the finest).")] = 0,
+    run: Annotated[str | None, typer.Option(help="copick run of the tomogram.")] = None,
+    tomo_type: Annotated[str | None, typer.Option(help="copick tomogram type, e.g. wbp.")] = None,
+    voxel_spacing: Annotated[
+        float | None, typer.Option(help="copick voxel spacing of the tomogram, angstrom.")
     ] = None,
     model: Annotated[
         Path | None, typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
@@ -97,11 +109,17 @@ def explain(
     from tomocam.cli.report import print_summary, warn_if_collapsed
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
+    from tomocam.read import locate_tomogram
 
     console = Console(stderr=True)
+    source = locate_tomogram(tomogram, level=level, run=run, tomo_type=tomo_type, voxel_spacing=voxel_spacing)
+    output = output if output is not None else default_output(tomogram, run, tomo_type)
+    src, out = Path(source).absolute(), output.absolute()
+    if out == src or out in src.parents or src in out.parents:
+        raise OutputError(f"output '{output}' would replace the tomogram '{source}'; choose another with --output")
     config = ExplainConfig(
-        tomogram=str(tomogram),
-        output=str(output if output is not None else tomogram.with_suffix(".zarr")),
+        tomogram=source,
+        output=str(output),
         model=str(model if model is not None else bundled_model_path()),
         layer=layer,
         methods=tuple(m.value for m in method) if method else ("respond",),
@@ -154,6 +172,16 @@ def explain(
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
     print_summary(summary)
     warn_if_collapsed(summary)
+
+
+def default_output(tomogram: Path, run: str | None, tomo_type: str | None) -> Path:
+    """Where a run writes without --output: ``<tomogram>.zarr`` beside an MRC file, ``<image>_tomocam.zarr``
+    beside an OME-Zarr image, ``<run>_<tomo type>.zarr`` in the working folder for a copick project."""
+    if run is not None:
+        return Path(f"{run}_{tomo_type}.zarr")
+    if tomogram.is_dir():
+        return tomogram.with_name(f"{tomogram.name.removesuffix('.zarr')}_tomocam.zarr")
+    return tomogram.with_suffix(".zarr")
 
 
 def output_refusal(path: Path, *, resume: bool, overwrite: bool) -> str | None:

@@ -2,56 +2,32 @@
 
 The voxels are never loaded as a whole: :meth:`Tomogram.array` returns a read-only ``numpy.memmap`` view
 (``mrcfile.mmap``, strict mode) reordered to ``(z, y, x)`` without copying. Checks that need the header only
-(dimensionality, axis order, mode, voxel size, file length) happen in :func:`open_tomogram`; the NaN/Inf check
-needs the voxels and is done block by block by the pipeline with :func:`check_finite`.
+(dimensionality, axis order, mode, voxel size, file length) happen in :func:`open_mrc`; the NaN/Inf check
+needs the voxels and is done block by block by the pipeline with :func:`tomocam.read.check_finite`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tomocam.errors import InputError
+from tomocam.read.tomogram import Tomogram, checked_voxel_size
 
 #: MRC modes tomocam reads: 0 int8, 1 int16, 2 float32, 6 uint16, 12 float16.
 SUPPORTED_MODES: dict[int, str] = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
 
-#: Voxel sizes outside this range (angstrom) are taken as unset headers, not as real sampling.
-PLAUSIBLE_VOXEL_SIZE: tuple[float, float] = (0.1, 1000.0)
 
-
-@dataclass(frozen=True)
-class Tomogram:
-    """A checked MRC tomogram: what the pipeline needs to read it anywhere (picklable, no open file).
-
-    ``shape`` and ``voxel_size`` are in ``(z, y, x)`` order; ``axes`` is the permutation that takes the file's
-    ``(sections, rows, columns)`` array to ``(z, y, x)``.
-    """
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: str
-    voxel_size: tuple[float, float, float]
-    axes: tuple[int, int, int] = (0, 1, 2)
-
-    def array(self) -> np.ndarray:
-        """The voxels as a lazy read-only ``(z, y, x)`` memory map (cached per process)."""
-        return _memmap(self.path, self.axes)
-
-
-@functools.lru_cache(maxsize=8)
-def _memmap(path: str, axes: tuple[int, int, int]) -> np.ndarray:
+def memmap(path: str, axes: tuple[int, ...]) -> np.ndarray:
+    """The voxels of MRC file ``path`` as a read-only ``numpy.memmap`` view in ``(z, y, x)`` order (no copy)."""
     import mrcfile
 
     mrc = mrcfile.mmap(path, mode="r", permissive=False)
     return mrc.data.transpose(axes)
 
 
-def open_tomogram(path: str | Path, voxel_size: float | None = None) -> Tomogram:
+def open_mrc(path: str | Path, voxel_size: float | None = None) -> Tomogram:
     """Open ``path`` as a 3-D MRC tomogram and check its header.
 
     ``voxel_size`` (angstrom, isotropic) overrides the header's, for files whose header is unset or wrong.
@@ -87,21 +63,7 @@ def open_tomogram(path: str | Path, voxel_size: float | None = None) -> Tomogram
         shape = tuple(int(mrc.data.shape[a]) for a in axes)
         header_size = (float(mrc.voxel_size.z), float(mrc.voxel_size.y), float(mrc.voxel_size.x))
         dtype = str(mrc.data.dtype.newbyteorder("="))
-    if voxel_size is not None:
-        if not (PLAUSIBLE_VOXEL_SIZE[0] <= voxel_size <= PLAUSIBLE_VOXEL_SIZE[1]):
-            raise InputError(
-                f"--voxel-size {voxel_size} is implausible; expected angstrom between {PLAUSIBLE_VOXEL_SIZE[0]} "
-                f"and {PLAUSIBLE_VOXEL_SIZE[1]}"
-            )
-        size = (float(voxel_size),) * 3
-    else:
-        lo, hi = PLAUSIBLE_VOXEL_SIZE
-        if not all(math.isfinite(v) and lo <= v <= hi for v in header_size):
-            raise InputError(
-                f"tomogram '{path}' has voxel size {header_size} angstrom (z, y, x) in its header, which is unset "
-                f"or implausible; give the real one with --voxel-size"
-            )
-        size = header_size
+    size = checked_voxel_size(str(path), header_size, voxel_size, "header")
     return Tomogram(path=str(path.resolve()), shape=shape, dtype=dtype, voxel_size=size, axes=axes)
 
 
@@ -116,11 +78,3 @@ def _axis_permutation(path: Path, mapcrs: tuple[int, int, int]) -> tuple[int, in
         )
     labels = (mapcrs[2], mapcrs[1], mapcrs[0])  # the axis label of array axes 0 (sections), 1 (rows), 2 (columns)
     return (labels.index(3), labels.index(2), labels.index(1))
-
-
-def check_finite(block: np.ndarray, tomogram: Tomogram, origin: tuple[int, ...]) -> None:
-    """Raise :class:`InputError` if ``block`` (a region of ``tomogram`` starting at ``origin``) has NaN or Inf."""
-    if np.issubdtype(block.dtype, np.floating) and not np.isfinite(block).all():
-        where = np.argwhere(~np.isfinite(block))[0]
-        zyx = tuple(int(o + w) for o, w in zip(origin, where))
-        raise InputError(f"tomogram '{tomogram.path}' has NaN or Inf voxels, e.g. at (z, y, x) = {zyx}")

@@ -76,7 +76,7 @@ class _Background:
 
     def __init__(self, store: ExplainStore, pixels: int) -> None:
         from tomocam.errors import InputError
-        from tomocam.read.mrc import open_tomogram
+        from tomocam.read import open_tomogram
 
         self.volume = None
         try:

@@ -31,6 +31,7 @@ from tomocam.store.layout import (
     tile_chunk_shape,
 )
 from tomocam.store.manifest import update_attrs
+from tomocam.store.ome import dimension_names
 
 if TYPE_CHECKING:
     from tomocam.pipeline.config import ExplainConfig
@@ -180,11 +181,12 @@ def _create_arrays(root: zarr.Group, plan: Plan) -> None:
         for level in range(heatmap_levels(plan)):
             group.create_array(str(level), shape=(k, *(n >> level for n in samples)),
                                chunks=heatmap_chunks(plan, level), dtype=plan.heatmap_dtype, fill_value=0.0,
-                               compressors=HEATMAP_CODEC)
+                               compressors=HEATMAP_CODEC, dimension_names=dimension_names(channel=True))
     seg = root.create_group("labels").create_group("segmentation")
     for level in range(label_levels(plan)):
         seg.create_array(str(level), shape=tuple(n >> level for n in plan.tomogram.shape),
-                         chunks=label_chunks(plan, level), dtype=label_dtype(k), fill_value=0)
+                         chunks=label_chunks(plan, level), dtype=label_dtype(k), fill_value=0,
+                         dimension_names=dimension_names(channel=False))
 
 
 def open_or_create(plan: Plan, config: ExplainConfig) -> None:

@@ -17,7 +17,8 @@ Layout of an explain store (OME-Zarr 0.5, zarr v3)::
 (:mod:`tomocam.stitch.blend`): resize (linear interpolation between feature cells), a smooth window and a
 division by the summed windows. The windows make it a ratio of sines, so no coarse grid reproduces it by linear
 interpolation. The store therefore keeps ``tiles/`` as the source of truth and level 0 as the exact field
-*sampled* every ``step`` voxels, at voxels ``step // 2 + i * step`` per axis. ``step`` defaults to
+*sampled* every ``step`` voxels, at voxels ``i * step`` per axis (from voxel 0, so that napari's OME-Zarr
+plugin, which drops translations, still puts each sample on its voxel: :mod:`tomocam.store.ome`). ``step`` defaults to
 :func:`native_step`, ``gcd(stride, tile / feature size)``: the spacing on which feature cells and tile starts
 put information (4 voxels for CNN-1 and CNN-2 at the default stride), so a viewer sees everything there is at
 ``1 / step**3`` of the full grid's bytes. The full-grid field is recomputed exactly from ``tiles/``, block by
@@ -57,9 +58,10 @@ MANIFEST_KEY = "arrays"
 
 #: Version of this layout (the arrays, their shapes and chunks), recorded at creation as ``layout``: ``--resume``
 #: refuses a store of another version (one written before phase 2 made every pyramid level has none; version 2
-#: sharded ``tiles/<method>`` by block; version 3 had no ``tiles/label_bounds``) rather than writing into arrays
-#: that are missing or chunked differently. Raise it when the layout changes.
-STORE_LAYOUT = 4
+#: sharded ``tiles/<method>`` by block; version 3 had no ``tiles/label_bounds``; version 4 sampled level 0 from
+#: voxel ``step // 2``) rather than writing into arrays that are missing, chunked or sampled differently. Raise it
+#: when the layout changes.
+STORE_LAYOUT = 5
 
 #: Name in ``tiles/`` of the per-tile, per-class bounds of the label method's maps: ``[..., 0]`` the largest value,
 #: ``[..., 1]`` the largest magnitude (:func:`tomocam.stitch.labels.map_bounds`).
@@ -140,8 +142,8 @@ class Sampling:
 
     @property
     def offset(self) -> tuple[int, ...]:
-        """First sampled voxel per axis: the middle of the first ``step`` voxels."""
-        return tuple(s // 2 for s in self.step)
+        """First sampled voxel per axis: voxel 0, so level 0 needs no OME-Zarr translation."""
+        return (0,) * len(self.step)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -1,9 +1,17 @@
 """OME-Zarr (NGFF 0.5) metadata as plain dictionaries (pure functions, no I/O).
 
 Level 0 samples the tomogram every ``step`` voxels from voxel ``offset`` (``step`` 1, ``offset`` 0: the
-tomogram's own grid); level ``n`` averages ``2**n`` level-0 samples per axis, so its spacing is
+tomogram's own grid); level ``n`` of a heatmap averages ``2**n`` level-0 samples per axis, so its spacing is
 ``2**n * step * v`` and its first sample sits at ``(offset + (2**n - 1) / 2 * step) * v`` (angstrom, the centre
-of the tomogram's first voxel at 0).
+of the tomogram's first voxel at 0). Level ``n`` of a label image keeps level-0 voxel ``(2**n - 1) // 2`` of
+each ``2**n`` (:func:`tomocam.store.pyramid.label_pyramid`), so its first voxel sits at ``(2**n - 1) // 2 * v``.
+
+**Placement in napari.** The 0.5 specification places a level by its ``scale`` and then its ``translation``;
+napari's OME-Zarr plugin (napari-ome-zarr 0.10, napari 0.9) reads only the first transformation of level 0 (the
+scale) and drops the translation. The explain store therefore samples level 0 from voxel 0 (``offset`` 0,
+:class:`tomocam.store.layout.Sampling`), so level 0 of every image needs no translation and napari puts each
+sample on its voxel; the coarser levels keep the translations the specification asks for (napari draws them
+by its own convention, a coarse pixel from its first level-0 sample).
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ NGFF_VERSION = "0.5"
 PALETTE = ("FF0000", "00FF00", "0000FF", "FFFF00", "FF00FF", "00FFFF", "FF8000", "8000FF", "0080FF", "80FF00")
 
 
-def space_axes() -> list[dict]:
-    """The z, y, x axes in angstrom."""
-    return [{"name": a, "type": "space", "unit": "angstrom"} for a in ("z", "y", "x")]
+def dimension_names(channel: bool) -> tuple[str, ...]:
+    """Names of the dimensions of an image's arrays (``channel=True``: c, z, y, x) or a label image's (z, y, x):
+    zarr v3 ``dimension_names``, which OME-Zarr 0.5 requires to match the ``multiscales`` axes."""
+    return ("c", "z", "y", "x") if channel else ("z", "y", "x")
 
 
 def level_transforms(
@@ -25,14 +34,17 @@ def level_transforms(
     channel: bool,
     step: tuple[int, ...] | None = None,
     offset: tuple[int, ...] | None = None,
+    nearest: bool = False,
 ) -> list[dict]:
     """Scale and translation (angstrom) of pyramid ``level`` of a level 0 sampled every ``step`` voxels from
-    voxel ``offset`` (default: the tomogram's grid); a leading unit entry for a channel axis."""
+    voxel ``offset`` (default: the tomogram's grid); a leading unit entry for a channel axis. Coarser levels are
+    means of ``2**level`` samples per axis, or with ``nearest`` the sample ``(2**level - 1) // 2`` of them."""
     f = 2**level
     step = step or (1,) * len(voxel_size)
     offset = offset or (0,) * len(voxel_size)
+    first = (f - 1) // 2 if nearest else (f - 1) / 2  # level-0 samples from a coarse voxel's first to its centre
     scale = [v * f * s for v, s in zip(voxel_size, step)]
-    shift = [(o + (f - 1) / 2 * s) * v for v, s, o in zip(voxel_size, step, offset)]
+    shift = [(o + first * s) * v for v, s, o in zip(voxel_size, step, offset)]
     lead = [1.0] if channel else []
     lead0 = [0.0] if channel else []
     return [
@@ -49,15 +61,18 @@ def multiscales(
     step: tuple[int, ...] | None = None,
     offset: tuple[int, ...] | None = None,
 ) -> list[dict]:
-    """The ``multiscales`` list for an image (``channel=True``: axes c, z, y, x) or a label image (z, y, x)."""
-    axes = ([{"name": "c", "type": "channel"}] if channel else []) + space_axes()
+    """The ``multiscales`` list for an image (``channel=True``: axes c, z, y, x; pyramid of means) or a label
+    image (z, y, x; pyramid of nearest voxels)."""
+    axes = [{"name": a, "type": "channel"} if a == "c" else {"name": a, "type": "space", "unit": "angstrom"}
+            for a in dimension_names(channel)]
     return [
         {
             "name": name,
             "axes": axes,
             "datasets": [
                 {"path": str(level),
-                 "coordinateTransformations": level_transforms(voxel_size, level, channel, step, offset)}
+                 "coordinateTransformations": level_transforms(voxel_size, level, channel, step, offset,
+                                                               nearest=not channel)}
                 for level in range(n_levels)
             ],
             "type": "mean" if channel else "nearest",
