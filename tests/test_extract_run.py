@@ -103,3 +103,25 @@ def test_an_interrupted_extraction_is_not_a_dataset_and_refuses_to_overwrite(tmp
         open_dataset(tmp_path / "d.zarr")
     with pytest.raises(OutputError, match="exists already"):
         extract_dataset([t], [table], tmp_path / "d.zarr", ExtractSettings(box=BOX), workers=1)
+
+
+def test_an_ome_zarr_tomogram_gives_the_boxes_of_the_same_volume_as_mrc(tmp_path):
+    import zarr
+
+    volume = np.random.default_rng(3).standard_normal((30, 40, 44)).astype(np.float32)
+    (tmp_path / "mrc").mkdir()
+    mrc = write_mrc(tmp_path / "mrc" / "TS_01.mrc", volume, voxel_size=10.0)
+    image = tmp_path / "ome" / "TS_01.ome.zarr"
+    root = zarr.open_group(str(image), mode="w", zarr_format=3)
+    root.create_array("0", data=volume, chunks=(8, 8, 8))
+    axes = [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{
+        "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale",
+                                                                                "scale": [10.0] * 3}]}]}]}
+    table = _table(tmp_path / "t.csv", [("TS_01", "a", 200.0, 200.0, 150.0), ("TS_01", "b", 240.0, 180.0, 140.0)])
+    settings = ExtractSettings(box=BOX, per_particle=2, max_shift=3, seed=2)
+    for name, path in (("mrc", mrc), ("ome", image)):
+        extract_dataset([path], [table], tmp_path / f"{name}.zarr", settings, workers=1)
+    a, b = open_dataset(tmp_path / "mrc.zarr"), open_dataset(tmp_path / "ome.zarr")
+    assert a.tomograms == b.tomograms == ["TS_01"] and len(a) == 4
+    np.testing.assert_array_equal(np.asarray(a.volumes[:]), np.asarray(b.volumes[:]))
