@@ -66,15 +66,19 @@ class ExtractSettings:
             raise InputError(f"--background must be a count (e.g. 200) or a ratio to the particle boxes (e.g. 1x), "
                              f"found {self.background!r}") from None
 
+    @property
+    def wants_background(self) -> bool:
+        """Whether any tomogram gets background boxes (a positive count or ratio)."""
+        return self.background_count(10 ** 6) > 0
+
     def check(self) -> None:
         """Raise :class:`InputError` for settings that cannot make a dataset."""
         if self.box < 4 or self.per_particle < 1 or self.max_shift < 0:
             raise InputError(f"--box must be >= 4, --per-particle >= 1 and --max-shift >= 0, found {self.box}, "
                              f"{self.per_particle}, {self.max_shift}")
-        if self.background_count(1) < 0:
+        if self.background_count(10 ** 6) < 0:
             raise InputError(f"--background must not be negative, found {self.background!r}")
-        wants_background = self.background_count(1) > 0 or self.background_count(10 ** 6) > 0
-        if wants_background and not (self.radius is not None and self.radius > 0):
+        if self.wants_background and not (self.radius is not None and self.radius > 0):
             raise InputError("background boxes need --radius (angstrom): the distance their centres keep from "
                              "every annotated particle")
 
@@ -134,8 +138,7 @@ def plan_boxes(tomograms: dict[str, Tomogram], particles: pd.DataFrame, tables: 
     classes = sorted(set(kept["class"]))
     if not classes:
         raise InputError("the tables hold no particle of a kept class")
-    background = any(settings.background_count(n) > 0 for n in (1, 10 ** 6))
-    classes = classes + ([BACKGROUND] if background else [])
+    classes = classes + ([BACKGROUND] if settings.wants_background else [])
     index = {c: i for i, c in enumerate(classes)}
     table_index = {str(p): i for i, p in enumerate(tables)}
     rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 0xB0C5]))
