@@ -71,6 +71,10 @@ def test_simulate_tomogram_extract_train_records_tomograms_tables_and_split(tomo
     assert [t["name"] for t in p["dataset_attrs"]["tomograms"]] == ["tomo1", "tomo2", "tomo3"]
     assert p["dataset_attrs"]["tables"] == ds.attrs["tables"] and meta.classes == ds.classes
     assert meta.input_size == 16 and meta.voxel_size == 20.0 and len(p["history"]) == 2
+    code, out, err = run(monkeypatch, capsys, "info", str(model))
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "test tomograms tomo2" in text and "tomo1 (" in text and "tomo1_particles.csv" in text
 
 
 def _bad(tmp: Path, tomo: Path) -> dict[str, tuple[list[str], str]]:
