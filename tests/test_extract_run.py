@@ -17,6 +17,7 @@ from tomocam.particles import particle_table, write_particles
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.plan import make_plan
 from tomocam.simulate import open_dataset
+from tomocam.tile import TileGrid
 
 MODEL_VOXEL, BOX = 20.0, 16
 
@@ -43,9 +44,10 @@ def test_a_box_at_a_particle_is_the_tile_explain_cuts_there(tmp_path, tomo_voxel
     model = _checkpoint(tmp_path / "m.pt")
     plan = make_plan(ExplainConfig(tomogram=str(tomo), output=str(tmp_path / "o.zarr"), model=str(model),
                                    invert=invert, device="cpu"), str(tmp_path / "o.zarr"))
-    grid, spec = plan.grid, plan.input_spec
+    spec = plan.input_spec
+    grid = TileGrid.build(volume.shape, spec.tile)  # explain's grid of these tiles, at its default stride
     picks = [tuple(int(s[i]) for s, i in zip(grid.starts, index)) for index in [(0, 0, 0), (1, 2, 1), (1, 1, 3)]]
-    centres = [(np.asarray(s) + (np.asarray(grid.tile) - 1) / 2) * tomo_voxel for s in picks]  # z, y, x angstrom
+    centres = [(np.asarray(s) + (np.asarray(spec.tile) - 1) / 2) * tomo_voxel for s in picks]  # z, y, x angstrom
     table = _table(tmp_path / "tomo_particles.csv", [("tomo", "a", c[2], c[1], c[0]) for c in centres])
     extract_dataset([tomo], [table], tmp_path / "d.zarr", ExtractSettings(box=BOX, voxel_size=MODEL_VOXEL,
                                                                           invert=invert), workers=1)
@@ -54,7 +56,7 @@ def test_a_box_at_a_particle_is_the_tile_explain_cuts_there(tmp_path, tomo_voxel
     theirs = model_inputs(torch.from_numpy(volume), picks, spec)
     assert ours.shape == theirs.shape == (3, 1, BOX, BOX, BOX)
     assert torch.equal(ours, theirs)  # exact: the same voxels through the same preparation
-    assert ds.attrs["tomograms"][0]["tile"] == list(grid.tile)
+    assert ds.attrs["tomograms"][0]["tile"] == list(spec.tile)
 
 
 def test_the_dataset_records_where_each_box_came_from(tmp_path):
