@@ -93,18 +93,36 @@ def test_the_dataset_records_where_each_box_came_from(tmp_path):
         np.testing.assert_array_equal(ds.volumes[i], vol[tuple(slice(a, a + BOX) for a in start)])
 
 
-def test_an_interrupted_extraction_is_not_a_dataset_and_refuses_to_overwrite(tmp_path, monkeypatch):
+def test_an_interrupted_extraction_is_not_a_dataset_and_a_rerun_finishes_it(tmp_path, monkeypatch):
     import tomocam.extract.run as run
 
-    t = write_mrc(tmp_path / "t.mrc", np.zeros((20, 40, 40), np.float32), voxel_size=10.0)
-    table = _table(tmp_path / "t.csv", [("t", "a", 200.0, 200.0, 100.0), ("t", "b", 100.0, 100.0, 100.0)])
-    monkeypatch.setattr(run, "cut_boxes", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    volume = np.random.default_rng(5).standard_normal((20, 40, 40)).astype(np.float32)
+    tomos = [write_mrc(tmp_path / f"t{i}.mrc", volume * (i + 1), voxel_size=10.0) for i in range(3)]
+    table = _table(tmp_path / "t.csv", [(f"t{i}", c, x, 200.0, 100.0) for i in range(3)
+                                        for c, x in (("a", 200.0), ("b", 100.0))])
+    settings = ExtractSettings(box=BOX, per_particle=2, max_shift=2, seed=1)
+    extract_dataset(tomos, [table], tmp_path / "whole.zarr", settings, workers=1)
+    cut, calls = run.cut_boxes, []
+
+    def failing(job, dataset):
+        calls.append(job.name)
+        if job.name == "t1" and len(calls) == 2:
+            raise KeyboardInterrupt
+        return cut(job, dataset)
+
+    monkeypatch.setattr(run, "cut_boxes", failing)
     with pytest.raises(KeyboardInterrupt):
-        extract_dataset([t], [table], tmp_path / "d.zarr", ExtractSettings(box=BOX), workers=1)
+        extract_dataset(tomos, [table], tmp_path / "d.zarr", settings, workers=1)
     with pytest.raises(InputError, match="incomplete"):
         open_dataset(tmp_path / "d.zarr")
-    with pytest.raises(OutputError, match="exists already"):
-        extract_dataset([t], [table], tmp_path / "d.zarr", ExtractSettings(box=BOX), workers=1)
+    with pytest.raises(OutputError, match="other inputs"):  # another plan does not finish it
+        extract_dataset(tomos, [table], tmp_path / "d.zarr", ExtractSettings(box=BOX, seed=2), workers=1)
+    extract_dataset(tomos, [table], tmp_path / "d.zarr", settings, workers=1)  # the same plan finishes it
+    assert calls == ["t0", "t1", "t1", "t2"]  # t0 was not cut again
+    whole, resumed = open_dataset(tmp_path / "whole.zarr"), open_dataset(tmp_path / "d.zarr")
+    np.testing.assert_array_equal(np.asarray(whole.volumes[:]), np.asarray(resumed.volumes[:]))
+    with pytest.raises(OutputError, match="finished dataset"):
+        extract_dataset(tomos, [table], tmp_path / "d.zarr", settings, workers=1)
 
 
 def test_an_ome_zarr_tomogram_gives_the_boxes_of_the_same_volume_as_mrc(tmp_path):

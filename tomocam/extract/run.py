@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from tomocam.extract.selection import (
 from tomocam.extract.tables import read_table
 from tomocam.models.inputs import InputSpec
 from tomocam.read import Tomogram, open_tomogram
+from tomocam.simulate.dataset import ATTR_KEY
 
 #: Boxes cut and written at a time by one worker.
 BATCH = 32
@@ -199,6 +200,36 @@ def cut_boxes(job: TomogramBoxes, dataset: str) -> int:
     return len(job)
 
 
+def _cut_all(jobs: list[TomogramBoxes], dataset: str, workers: int) -> Iterator[TomogramBoxes]:
+    """Cut every job (:func:`cut_boxes`), in this process or in ``workers`` processes; yields each job as it ends."""
+    if workers == 1:
+        for job in jobs:
+            cut_boxes(job, dataset)
+            yield job
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        futures = {pool.submit(cut_boxes, job, dataset): job for job in jobs}
+        for future in as_completed(futures):
+            future.result()
+            yield futures[future]
+
+
+def plan_sha256(extraction: Extraction) -> str:
+    """A hash of everything an extraction writes (settings, classes, tables, every tomogram's boxes): a rerun
+    with the same hash may finish an unfinished dataset."""
+    digest = hashlib.sha256(repr((asdict(extraction.settings), extraction.classes)).encode())
+    for table in extraction.tables:
+        digest.update(_sha256(table).encode())
+    for p in extraction.plans:
+        digest.update(repr((p.name, p.tomogram.path, p.spec)).encode())
+        for array in (p.starts, p.labels, p.rows, p.tables):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def _one_thread() -> None:
     import torch
 
@@ -245,9 +276,10 @@ def write_extraction(extraction: Extraction, out: Path, *, workers: int | None =
                      overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the dataset (:mod:`tomocam.simulate.dataset`) of a planned extraction, its completion marker last.
     ``workers`` processes (default: the CPU count, at most one a tomogram) cut the tomograms at once;
-    ``progress(done, total)`` as tomograms finish."""
+    ``progress(done, total)`` as tomograms finish. An unfinished dataset of the same plan (:func:`plan_sha256`) at
+    ``out`` is finished: the tomograms it records as written are not cut again."""
     from tomocam import __version__
-    from tomocam.simulate.dataset import create_dataset, mark_complete, write_origin
+    from tomocam.simulate.dataset import create_dataset, mark_complete, record_done, reopen_unfinished, write_origin
 
     plans, classes, settings = extraction.plans, extraction.classes, extraction.settings
     n = extraction.n_boxes
@@ -263,30 +295,26 @@ def write_extraction(extraction: Extraction, out: Path, *, workers: int | None =
         "tables": [{"path": str(t.resolve()), "sha256": _sha256(t)} for t in extraction.tables],
         "n_per_class": {c: int(sum((p.labels == i).sum() for p in plans)) for i, c in enumerate(classes)},
     }
-    group, _, labels = create_dataset(out, n, settings.box, attrs, overwrite=overwrite)
-    labels[:] = np.concatenate([p.labels for p in plans]).astype(np.int32)
-    write_origin(group, tomogram=np.concatenate([np.full(len(p), i) for i, p in enumerate(plans)]),
-                 table=np.concatenate([p.tables for p in plans]), row=np.concatenate([p.rows for p in plans]),
-                 centre=np.concatenate([box_centres(p.starts, p.spec.tile)[:, ::-1] * p.tomogram.voxel_size[::-1]
-                                        for p in plans]))
-    jobs = [p for p in plans if len(p)]
+    attrs["plan_sha256"] = plan_sha256(extraction)
+    group = None if overwrite else reopen_unfinished(out, attrs["plan_sha256"])
+    if group is None:
+        group, _, labels = create_dataset(out, n, settings.box, attrs, overwrite=overwrite)
+        labels[:] = np.concatenate([p.labels for p in plans]).astype(np.int32)
+        write_origin(group, tomogram=np.concatenate([np.full(len(p), i) for i, p in enumerate(plans)]),
+                     table=np.concatenate([p.tables for p in plans]), row=np.concatenate([p.rows for p in plans]),
+                     centre=np.concatenate([box_centres(p.starts, p.spec.tile)[:, ::-1] * p.tomogram.voxel_size[::-1]
+                                            for p in plans]))
+    finished = set(group.attrs[ATTR_KEY].get("done", []))
+    jobs = [p for p in plans if len(p) and p.name not in finished]
+    done = n - sum(len(p) for p in jobs)
+    if progress is not None:
+        progress(done, n)
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
-    done = 0
-    if workers == 1:
-        counts = map(cut_boxes, jobs, [str(out)] * len(jobs))
-        for count in counts:
-            done += count
-            if progress is not None:
-                progress(done, n)
-    else:
-        import multiprocessing
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            for count in pool.map(cut_boxes, jobs, [str(out)] * len(jobs)):
-                done += count
-                if progress is not None:
-                    progress(done, n)
+    for job in _cut_all(jobs, str(out), workers):
+        record_done(group, job.name)
+        done += len(job)
+        if progress is not None:
+            progress(done, n)
     mark_complete(group)
     return Path(out)
 

@@ -12,7 +12,8 @@ Layout::
                                  simulated: acquisition, sampling, sources; extracted: extract, tomograms, tables}
 
 The completion marker ``complete: true`` is written last; readers refuse a dataset without it, so an
-interrupted simulation never looks like a finished one.
+interrupted run never looks like a finished one. An extraction also records its plan's hash and the tomograms
+written so far (``plan_sha256``, ``done``): run again on the same inputs, it finishes the others.
 """
 
 from __future__ import annotations
@@ -82,6 +83,34 @@ def write_origin(group: Any, *, tomogram: np.ndarray, table: np.ndarray, row: np
                                    chunks=(max(n, 1), *np.shape(data)[1:]), dtype=dtype)
         if n:
             array[:] = np.asarray(data, dtype=dtype)
+
+
+def reopen_unfinished(path: Path, plan_sha256: str) -> Any | None:
+    """The group of the unfinished dataset at ``path`` written for the same plan (attribute ``plan_sha256``),
+    reopened to finish it; ``None`` when nothing is at ``path``. Raises :class:`OutputError` for anything else
+    there: a complete dataset, or an unfinished one of another plan (both replaced only with ``overwrite``)."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        group = zarr.open_group(str(path), mode="r+")
+        meta = dict(group.attrs.get(ATTR_KEY, {}))
+    except Exception:  # zarr raises several unrelated types for a non-zarr folder
+        meta = {}
+    if meta and not meta.get("complete") and meta.get("plan_sha256") == plan_sha256:
+        return group
+    what = "a finished dataset" if meta.get("complete") else "an unfinished dataset of other inputs" if meta else \
+        "something that is not an unfinished dataset of these inputs"
+    raise OutputError(f"output '{path}' exists already ({what}): choose another path or pass --overwrite")
+
+
+def record_done(group: Any, part: str) -> None:
+    """Record that ``part`` of an unfinished dataset is written (attribute ``done``), so a rerun skips it."""
+    meta = dict(group.attrs[ATTR_KEY])
+    meta["done"] = sorted({*meta.get("done", []), part})
+    group.attrs[ATTR_KEY] = meta
 
 
 def mark_complete(group: Any) -> None:
