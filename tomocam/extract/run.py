@@ -295,8 +295,8 @@ def write_extraction(extraction: Extraction, out: Path, *, workers: int | None =
         "tables": [{"path": str(t.resolve()), "sha256": _sha256(t)} for t in extraction.tables],
         "n_per_class": {c: int(sum((p.labels == i).sum() for p in plans)) for i, c in enumerate(classes)},
     }
-    attrs["plan_sha256"] = plan_sha256(extraction)
-    group = None if overwrite else reopen_unfinished(out, attrs["plan_sha256"])
+    digest = attrs["plan_sha256"] = plan_sha256(extraction)
+    group = None if overwrite else reopen_unfinished(out, digest)
     if group is None:
         group, _, labels = create_dataset(out, n, settings.box, attrs, overwrite=overwrite)
         labels[:] = np.concatenate([p.labels for p in plans]).astype(np.int32)
