@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,7 +86,12 @@ def _bad(tmp: Path, tomo: Path) -> dict[str, tuple[list[str], str]]:
     write_particles(particle_table(["tomo1", "TS_99"], "rod", [[300.0, 300.0, 200.0]] * 2), tmp / "named.csv",
                     "csv")
     t = [str(tomo)]
+    finer = tmp / "finer.mrc"
+    with mrcfile.new(finer) as mrc:
+        mrc.set_data(np.zeros((40, 40, 40), np.float32))
+        mrc.voxel_size = 10.0
     return {
+        "voxel sizes differ": ([*t, str(finer), "-p", str(tmp / "named.csv")], "--voxel-size"),
         "outside": ([*t, "-p", str(tmp / "outside.csv")], "row 3 of"),
         "class not in --classes": ([*t, "-p", str(tomo.with_name("tomo1_particles.csv")), "--classes", "rod,disc"],
                                    "row 1 of"),
@@ -95,7 +101,7 @@ def _bad(tmp: Path, tomo: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["outside", "class not in --classes", "unknown tomogram",
+@pytest.mark.parametrize("case", ["outside", "class not in --classes", "unknown tomogram", "voxel sizes differ",
                                   "background without radius", "bad background"])
 def test_bad_input_is_one_line_and_exit_2_naming_the_row(tomograms, tmp_path, monkeypatch, capsys, case):
     args, expected = _bad(tmp_path, tomograms[0])[case]

@@ -171,6 +171,8 @@ def plan_boxes(tomograms: dict[str, Tomogram], particles: pd.DataFrame, tables: 
     counts = np.bincount(np.concatenate([p.labels for p in plans]).astype(np.int64), minlength=len(classes))
     if (counts == 0).any():
         empty = classes[int(np.flatnonzero(counts == 0)[0])]
+        if empty == BACKGROUND:
+            raise InputError("no background box: --background asks for a ratio of no particle boxes")
         raise InputError(f"class '{empty}' has no box: every one of its particles lies within half a box of a face "
                          f"of its tomogram (boxes that cross a face are skipped); a smaller --box keeps more")
     return plans, classes
@@ -267,6 +269,10 @@ def plan_extraction(tomogram_paths: Sequence[Path], tables: Sequence[Path],
     if not tomogram_paths or not tables:
         raise InputError("give at least one tomogram and one particle table (--particles)")
     tomograms = open_tomograms(tomogram_paths, tomogram_voxel_size)
+    sizes = sorted({v for t in tomograms.values() for v in t.voxel_size})
+    if settings.voxel_size is None and len(sizes) > 1:
+        raise InputError(f"the tomograms' voxel sizes differ ({', '.join(f'{v:g}' for v in sizes)} A): give the "
+                         "boxes' voxel size with --voxel-size")
     particles = read_particles_of(tables, tomograms, settings.classes)
     plans, classes = plan_boxes(tomograms, particles, tables, settings)
     return Extraction(plans, classes, [Path(t) for t in tables], settings)
