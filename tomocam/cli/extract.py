@@ -40,7 +40,9 @@ def extract(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shifts and background positions.")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", "-j",
                                                 help="Processes, one tomogram each (default: all cores).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing dataset.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing dataset (an unfinished one of the same inputs is finished "
+        "without it).")] = False,
 ) -> None:
     """Cut boxes at annotated particles (and background boxes) from tomograms into a dataset for 'tomocam train'.
 
