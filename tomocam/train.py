@@ -220,6 +220,26 @@ def dataset_record(dataset: Dataset) -> dict[str, Any]:
     return {k: dataset.attrs[k] for k in keys if k in dataset.attrs}
 
 
+def training_record(dataset: Dataset, f: Fitting, *, command: str, settings: dict[str, Any],
+                    history: list[dict[str, float]], best_epoch: int, val_accuracy: float, test_accuracy: float,
+                    seconds: float) -> dict[str, Any]:
+    """The checkpoint's provenance: the command, the dataset (its tomograms and tables when extracted), the split,
+    the settings, the history and accuracies, the versions, and the inputs' statistics; plain types only, as
+    checkpoints load with ``weights_only=True``."""
+    fit = torch.from_numpy(f.split.fit[:4096]).to(f.x.device)
+    record = {
+        "command": command, "dataset": str(dataset.path), "dataset_attrs": dataset_record(dataset),
+        "labels_sha256": labels_digest(dataset.labels), "split": f.split.record(settings["seed"], TEST_FRACTION,
+                                                                                 VAL_FRACTION),
+        **settings, "epochs_run": len(history), "best_epoch": best_epoch, "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy, "history": history, "device": str(f.device), "train_seconds": round(seconds, 1),
+        "torch": str(torch.__version__), "python": platform.python_version(),
+        # what the model's inputs looked like, for explain's out-of-distribution warning (tomocam.models.input_stats)
+        "input_stats": summarise_inputs(f.x[fit].float().cpu().numpy()),
+    }
+    return json.loads(json.dumps(record))
+
+
 def train_model(
     dataset: Dataset,
     architecture: str = "cnn2",
@@ -270,22 +290,12 @@ def train_model(
     t0 = time.time()
     history, best_epoch, val_acc = fit_best(f, epochs, time_limit, progress)
     test_acc = score(f, split.test)[1]
-    provenance = {
-        "command": command,
-        "dataset": str(dataset.path),
-        "dataset_attrs": dataset_record(dataset),
-        "labels_sha256": labels_digest(dataset.labels),
-        "split": split.record(seed, TEST_FRACTION, VAL_FRACTION),
-        "augment": "flips" if flips else None,
-        "seed": seed, "epochs": epochs, "epochs_run": len(history), "time_limit_s": time_limit,
-        "best_epoch": best_epoch, "batch_size": batch_size, "lr": lr, "normalisation": normalisation,
-        "optimizer": "Adam", "init": init, "arch_kwargs": kwargs, "val_accuracy": val_acc, "test_accuracy": test_acc,
-        "history": history, "device": str(dev), "train_seconds": round(time.time() - t0, 1),
-        "torch": str(torch.__version__), "python": platform.python_version(),
-        # what the model's inputs looked like, for explain's out-of-distribution warning (tomocam.models.input_stats)
-        "input_stats": summarise_inputs(x[torch.from_numpy(split.fit[:4096]).to(x.device)].float().cpu().numpy()),
-    }
-    provenance = json.loads(json.dumps(provenance))  # plain types only: checkpoints load with weights_only=True
+    settings = {"seed": seed, "epochs": epochs, "time_limit_s": time_limit, "batch_size": batch_size, "lr": lr,
+                "normalisation": normalisation, "optimizer": "Adam", "init": init, "arch_kwargs": kwargs,
+                "augment": "flips" if flips else None}
+    provenance = training_record(dataset, f, command=command, settings=settings, history=history,
+                                 best_epoch=best_epoch, val_accuracy=val_acc, test_accuracy=test_acc,
+                                 seconds=time.time() - t0)
     path = None
     if out is not None:
         from tomocam.models import save_checkpoint
