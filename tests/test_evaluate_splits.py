@@ -70,3 +70,19 @@ def test_a_split_by_tomogram_names_what_it_cannot_do():
         split_by_tomogram(labels, tomograms, 0, test_tomograms=["a", "b"])
     with pytest.raises(InputError, match="at least two tomograms"):
         split_by_tomogram(labels, np.array(["a"] * 6), 0)
+
+
+def test_a_recorded_split_is_rebuilt_by_box_or_by_tomogram(tmp_path):
+    from tomocam.evaluate.splits import make_split, rebuild_split
+    from tomocam.simulate.dataset import Dataset
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=300)
+    ds = Dataset(tmp_path, None, labels, ["a", "b", "c"], 10.0, {}, rng.choice(["t1", "t2", "t3", "t4"], size=300))
+    for split in (make_split(ds, 7, by="tomogram", test_tomograms=["t2"]), make_split(ds, 7, by="box"),
+                  make_split(ds, 7, by="tomogram")):
+        again = rebuild_split(ds, split.record(7, 0.2, 0.2))
+        for part in ("fit", "val", "test"):
+            np.testing.assert_array_equal(getattr(again, part), getattr(split, part))
+    with pytest.raises(InputError, match="not made by 'tomocam extract'"):
+        make_split(Dataset(tmp_path, None, labels, ["a", "b", "c"], 10.0, {}), 7, by="tomogram")
