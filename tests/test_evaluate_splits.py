@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
-from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
+from tomocam.errors import InputError
+from tomocam.evaluate.splits import labels_digest, load_inputs, split_by_tomogram, split_indices
 from tomocam.simulate import Acquisition, Sampling, builtin_structures, open_dataset, simulate_subtomograms
 
 
@@ -41,3 +43,46 @@ def test_load_inputs_normalises_as_asked(tmp_path):
     torch.testing.assert_close(x.std(dim=(1, 2, 3, 4), unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
     raw = load_inputs(ds, np.array([1, 3]), normalisation="raw")
     np.testing.assert_array_equal(raw[:, 0].numpy(), ds.volumes.get_orthogonal_selection((np.array([1, 3]),)))
+
+
+def test_a_split_by_tomogram_never_shares_a_tomogram_between_training_and_test():
+    rng = np.random.default_rng(0)
+    tomograms = rng.choice([f"TS_{i:02d}" for i in range(7)], size=600)
+    labels = rng.integers(0, 3, size=600)
+    for seed in range(5):
+        s = split_by_tomogram(labels, tomograms, seed)
+        train, test = set(tomograms[np.concatenate([s.fit, s.val])]), set(tomograms[s.test])
+        assert not train & test and test == set(s.test_tomograms) and train == set(s.train_tomograms)
+        assert sorted(np.concatenate([s.fit, s.val, s.test]).tolist()) == list(range(600))  # disjoint, complete
+        assert len(s.test_tomograms) == 1  # a fifth of 7, at least one
+    chosen = split_by_tomogram(labels, tomograms, 0, test_tomograms=["TS_03", "TS_05"])
+    assert set(tomograms[chosen.test]) == {"TS_03", "TS_05"} and "TS_03" not in tomograms[chosen.fit]
+    assert chosen.record(0, 0.2, 0.2)["test_tomograms"] == ["TS_03", "TS_05"]
+
+
+def test_a_split_by_tomogram_names_what_it_cannot_do():
+    labels, tomograms = np.array([0, 0, 1, 1, 1, 0]), np.array(["a", "a", "a", "b", "b", "b"])
+    with pytest.raises(InputError, match="class 'ribosome' has 1 box"):
+        split_by_tomogram(labels, tomograms, 0, test_tomograms=["a"], classes=["ribosome", "membrane"])
+    with pytest.raises(InputError, match="'c' has no box"):
+        split_by_tomogram(labels, tomograms, 0, test_tomograms=["c"])
+    with pytest.raises(InputError, match="none is left"):
+        split_by_tomogram(labels, tomograms, 0, test_tomograms=["a", "b"])
+    with pytest.raises(InputError, match="at least two tomograms"):
+        split_by_tomogram(labels, np.array(["a"] * 6), 0)
+
+
+def test_a_recorded_split_is_rebuilt_by_box_or_by_tomogram(tmp_path):
+    from tomocam.evaluate.splits import make_split, rebuild_split
+    from tomocam.simulate.dataset import Dataset
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=300)
+    ds = Dataset(tmp_path, None, labels, ["a", "b", "c"], 10.0, {}, rng.choice(["t1", "t2", "t3", "t4"], size=300))
+    for split in (make_split(ds, 7, by="tomogram", test_tomograms=["t2"]), make_split(ds, 7, by="box"),
+                  make_split(ds, 7, by="tomogram")):
+        again = rebuild_split(ds, split.record(7, 0.2, 0.2))
+        for part in ("fit", "val", "test"):
+            np.testing.assert_array_equal(getattr(again, part), getattr(split, part))
+    with pytest.raises(InputError, match="not made by 'tomocam extract'"):
+        make_split(Dataset(tmp_path, None, labels, ["a", "b", "c"], 10.0, {}), 7, by="tomogram")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -103,3 +104,32 @@ def test_cli_train_writes_checkpoint_and_refuses_overwrite(small_dataset, tmp_pa
     assert stats["n"] == meta.provenance["split"]["n_fit"] and stats["skewness"][0] <= stats["skewness"][2]
     again = CliRunner().invoke(app, args)
     assert again.exit_code != 0 and "exists" in str(again.exception)
+
+
+def test_flips_keep_a_missing_wedge_symmetric_about_the_tilt_axis():
+    from tomocam.simulate.acquisition import missing_wedge_mask
+    from tomocam.train import flip_boxes
+
+    n = 16  # flipping axis a of a box takes |F| at k to |F| at k with k_a negated (modulo n): any n
+    wedge = _full_wedge(missing_wedge_mask((n, n, n), 60.0), n)  # (n, n, n) True where sampled
+    rng = np.random.default_rng(0)
+    spectrum = np.fft.fftn(rng.standard_normal((n, n, n))) * wedge
+    boxes = torch.from_numpy(np.real(np.fft.ifftn(spectrum))[None, None].repeat(16, 0).astype(np.float32))
+    flipped = flip_boxes(boxes, torch.Generator().manual_seed(0))
+    assert not torch.equal(flipped, boxes)
+    for box in flipped[:, 0].numpy():
+        power = np.abs(np.fft.fftn(box))
+        assert power[~wedge].max() < 1e-3 * power.max()  # nothing inside the missing wedge
+    # a 90-degree turn about y (z <-> x) moves the wedge: the test above can fail
+    turned = np.abs(np.fft.fftn(np.rot90(boxes[0, 0].numpy(), axes=(0, 2))))
+    assert turned[~wedge].max() > 0.1 * turned.max()
+
+
+def _full_wedge(half: np.ndarray, n: int) -> np.ndarray:
+    """The wedge mask on the full FFT grid ``(n, n, n)`` from its real-FFT half ``(n, n, n // 2 + 1)``."""
+    full = np.zeros((n, n, n), bool)
+    full[..., : half.shape[-1]] = half
+    kz, ky = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    for x in range(half.shape[-1], n):  # Hermitian symmetry: k -> -k
+        full[..., x] = half[(-kz) % n, (-ky) % n, (n - x) % n]
+    return full

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from tomocam import __version__
-from tomocam.cli import demo, evaluate, explain, export, info, picks, render, simulate, slurm, train
+from tomocam.cli import demo, evaluate, explain, export, extract, info, picks, render, simulate, slurm, train
 from tomocam.errors import Interrupted, OutputError, TomocamError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("info")(info.info)
 app.command("explain")(explain.explain)
 app.command("demo")(demo.demo)
 app.add_typer(simulate.app, name="simulate")
+app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("render")(render.render)

@@ -1,4 +1,4 @@
-"""`tomocam train`: train CNN-1, CNN-2 or a registered architecture on a simulated dataset."""
+"""`tomocam train`: train CNN-1, CNN-2 or a registered architecture on a simulated or extracted dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tomocam.device import DEVICE_HELP
 
 
 def train(
-    dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms'.")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset made by 'tomocam simulate subtomograms' or "
+                                            "'tomocam extract'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.pt).")],
     architecture: Annotated[str, typer.Option("--architecture", "-a",
                                               help="cnn1, cnn2 or a registered name.")] = "cnn2",
@@ -28,12 +29,23 @@ def train(
         help="Input per box: 'zscore' or 'raw' (as the authors); recorded in the checkpoint.")] = "zscore",
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", help="Minutes of training: stop after the epoch in which they run out.")] = None,
+    split_by: Annotated[str, typer.Option(
+        "--split-by", help="'box' (stratified by class) or 'tomogram': whole tomograms held out for test, so test "
+        "accuracy is accuracy on tomograms the network never saw (datasets of 'tomocam extract').")] = "box",
+    test_tomograms: Annotated[list[str] | None, typer.Option(
+        "--test-tomograms", help="Tomograms to hold out for test (repeat, or comma-separated; implies --split-by "
+        "tomogram). Default: a fifth of them, drawn from the seed.")] = None,
+    flips: Annotated[bool, typer.Option(
+        "--flips", help="Augment: flip each training box along random axes (flips keep the missing wedge).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
 ) -> None:
-    """Train a classifier (train/test 4:1, fit/validation 80/20) and save the best-validation checkpoint."""
+    """Train a classifier (train/test 4:1, fit/validation 80/20) and save the best-validation checkpoint.
+
+    The checkpoint records the dataset, its tomograms and tables (extracted datasets), the split and the history.
+    """
     import torch
 
     from tomocam.errors import OutputError
@@ -47,13 +59,18 @@ def train(
         torch.set_num_threads(threads)
     ds = open_dataset(dataset)
     kwargs = {k: v for k, v in (("fc_width", fc_width), ("dropout", dropout)) if v is not None}
+    held = [n.strip() for item in test_tomograms or [] for n in item.split(",") if n.strip()]
+    if held:
+        split_by = "tomogram"
     command = shlex.join(["tomocam", *sys.argv[1:]])
     with progress_bars("{task.fields[info]}") as bar:
-        task = bar.add_task("epoch 1", total=None, info="")
+        tasks: list = []  # the bar's task, added with the first batch: a run refused before has no bar to print
 
         def report(event: str, v: dict) -> None:
             if event == "batch":
-                bar.update(task, description=f"epoch {v['epoch']}/{epochs}", completed=v["step"], total=v["steps"],
+                if not tasks:
+                    tasks.append(bar.add_task("epoch 1", total=None, info=""))
+                bar.update(tasks[0], description=f"epoch {v['epoch']}/{epochs}", completed=v["step"], total=v["steps"],
                            info=f"loss {v['loss']:.3f} acc {v['accuracy']:.3f}")
             else:
                 bar.console.print(
@@ -63,8 +80,12 @@ def train(
 
         result = train_model(ds, architecture, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                              arch_kwargs=kwargs, init=init, normalisation=normalisation,
-                             time_limit=None if time_limit is None else 60 * time_limit, out=out, command=command,
-                             progress=report)
+                             time_limit=None if time_limit is None else 60 * time_limit, split_by=split_by,
+                             test_tomograms=held or None, flips=flips, out=out, command=command, progress=report)
+    split = result.provenance["split"]
+    if split["by"] == "tomogram":
+        typer.echo(f"trained on tomograms {', '.join(split['train_tomograms'])}; "
+                   f"test tomograms {', '.join(split['test_tomograms'])}")
     typer.echo(f"{len(result.history)} epochs; best epoch {result.best_epoch}: validation accuracy "
                f"{result.val_accuracy:.3f}, "
                f"test accuracy {result.test_accuracy:.3f}; wrote {result.checkpoint}")

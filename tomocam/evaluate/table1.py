@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from tomocam.errors import ClassError, InputError
-from tomocam.evaluate.splits import labels_digest, load_inputs, split_indices
+from tomocam.evaluate.splits import labels_digest, load_inputs, rebuild_split
 from tomocam.models import ModelMeta
 from tomocam.simulate.dataset import Dataset
 
@@ -35,8 +35,7 @@ def evaluation_indices(meta: ModelMeta, dataset: Dataset, split: str) -> np.ndar
             f"dataset '{dataset.path}' is not the one the model was trained on ({prov.get('dataset')}), so its "
             "test split is unknown: use that dataset, or --split all"
         )
-    s = prov["split"]
-    return split_indices(dataset.labels, int(s["seed"]), s["test_fraction"], s["val_fraction"]).test
+    return rebuild_split(dataset, prov["split"]).test
 
 
 def evaluate_model(

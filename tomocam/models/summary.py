@@ -83,17 +83,24 @@ def training_summary(provenance: dict[str, Any]) -> list[tuple[str, str]]:
     if "dataset" in p:
         attrs = p.get("dataset_attrs") or {}
         sampling = attrs.get("sampling") or {}
-        details = [f"{attrs['n_per_class']} boxes per class" if attrs.get("n_per_class") else "",
+        per_class = attrs.get("n_per_class")
+        details = [f"{per_class} boxes per class" if isinstance(per_class, int) else
+                   ", ".join(f"{n} {c}" for c, n in per_class.items()) if isinstance(per_class, dict) else "",
                    f"{attrs['box']}^3" if attrs.get("box") else "",
                    _acquisition(attrs.get("acquisition") or {}, sampling),
                    f"shift <= {sampling['max_shift']:g} voxels" if sampling.get("max_shift") is not None else "",
                    f"{sampling['distractors']:g} neighbours per box" if sampling.get("distractors") else ""]
         details = [d for d in details if d]
         rows.append(("data", p["dataset"] + (f" ({', '.join(details)})" if details else "")))
+        if attrs.get("tomograms"):  # cut from tomograms by tomocam extract
+            rows.append(("tomograms", ", ".join(f"{t['name']} ({t['boxes']} boxes)" for t in attrs["tomograms"])))
+        if attrs.get("tables"):
+            rows.append(("tables", ", ".join(str(t["path"]) for t in attrs["tables"])))
     split = p.get("split") or {}
     if {"n_fit", "n_val", "n_test"} <= split.keys():
+        held = (f"; test tomograms {', '.join(split['test_tomograms'])}" if split.get("test_tomograms") else "")
         rows.append(("split", f"fit {split['n_fit']}, validation {split['n_val']}, test {split['n_test']} boxes"
-                              + (f" (seed {split['seed']})" if "seed" in split else "")))
+                              + (f" (seed {split['seed']})" if "seed" in split else "") + held))
     if p.get("command"):
         rows.append(("command", str(p["command"])))
     return rows
