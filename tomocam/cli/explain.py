@@ -1,4 +1,9 @@
-"""``tomocam explain TOMOGRAM``: Respond-CAM (and Grad-CAM) heatmaps of every class over a whole tomogram."""
+"""``tomocam explain TOMOGRAM...``: Respond-CAM (and Grad-CAM) heatmaps of every class over whole tomograms.
+
+One tomogram path is today's run into one store (default ``<tomogram>.zarr``); several paths, a folder, a quoted
+glob pattern or a list file make a dataset (:mod:`tomocam.dataset`): one store per tomogram in the output folder
+and an index beside them, on one cluster.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Annotated
 import typer
 
 from tomocam.device import DEVICE_HELP
-from tomocam.errors import Interrupted, OutputError
+from tomocam.errors import InputError, Interrupted, OutputError
 from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
@@ -27,9 +32,20 @@ class Cluster(str, Enum):
 
 
 def explain(
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram to explain (MRC, read lazily).")],
+    tomograms: Annotated[
+        list[str],
+        typer.Argument(help="Tomogram to explain (MRC, read lazily), or a dataset: several tomograms, a folder (its "
+                            "*.mrc and *.rec files), a quoted glob pattern ('data/TS_*/*.mrc') or a list file "
+                            "(.txt, one path a line).", metavar="TOMOGRAM..."),
+    ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr.")
+        Path | None,
+        typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr. For a dataset: the "
+                                            "folder of its stores (<name>.zarr) and index (tomocam-dataset.csv)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="File-name pattern left out of folders and glob patterns (repeat). Default: *_mask.mrc."),
     ] = None,
     model: Annotated[
         Path | None, typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
@@ -64,8 +80,9 @@ def explain(
         Path | None, typer.Option(help="Join a running Dask cluster through its scheduler file.")
     ] = None,
     cluster: Annotated[Cluster, typer.Option(help="local, or slurm to submit worker jobs.")] = Cluster.local,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store (a dataset: keep "
+                                               "its complete stores, continue the others).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store (a dataset: its stores).")] = False,
     voxel_size: Annotated[
         float | None, typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
     ] = None,
@@ -87,18 +104,26 @@ def explain(
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Explain a whole tomogram: class-wise heatmaps of every class into one OME-Zarr store.
+    """Explain whole tomograms: class-wise heatmaps of every class into one OME-Zarr store per tomogram.
 
     Tiles the tomogram, computes all-class CAMs of every tile on Dask workers and stitches them into one store
-    (heatmaps in score units, per-tile scores, a label image, provenance).
+    (heatmaps in score units, per-tile scores, a label image, provenance). A dataset runs on one cluster whose
+    workers stay warm; a tomogram that fails is recorded in the index with its reason while the others go on.
+    Exit code 0 only when every tomogram succeeded, 2 when an input was bad, 130 when interrupted.
     """
     from rich.console import Console
 
     from tomocam.cli.report import print_summary, warn_if_collapsed
+    from tomocam.dataset import DEFAULT_EXCLUDE, is_dataset
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
 
     console = Console(stderr=True)
+    dataset = is_dataset(tomograms)
+    if dataset and output is None:
+        raise InputError("a dataset (several tomograms, a folder, a glob pattern or a list file) needs an output "
+                         "folder: pass --output FOLDER")
+    tomogram = Path(tomograms[0])
     config = ExplainConfig(
         tomogram=str(tomogram),
         output=str(output if output is not None else tomogram.with_suffix(".zarr")),
@@ -121,6 +146,15 @@ def explain(
         overwrite=overwrite,
         command=" ".join(["tomocam", *sys.argv[1:]]),
     )
+    if dataset:
+        from tomocam.cli.explain_dataset import explain_dataset_command
+
+        explain_dataset_command(
+            tomograms, config, exclude=tuple(exclude) if exclude is not None else DEFAULT_EXCLUDE, workers=workers,
+            scheduler_file=str(scheduler_file) if scheduler_file else None, cluster=cluster.value, progress=progress,
+            dry_run=dry_run,
+        )
+        return
     if dry_run:
         typer.echo(make_plan(config, str(Path(config.output).absolute())).describe())
         refusal = output_refusal(Path(config.output), resume=resume, overwrite=overwrite)
