@@ -3,10 +3,10 @@
 A tomogram's name is its file name without the extension (``TS_01.mrc`` -> ``TS_01``), the name users know and
 the one ``tomocam explain TOMOGRAM`` gives its store. Tomograms that share it (``TS_01/tomo.mrc`` and
 ``TS_02/tomo.mrc``, the usual layout of a data-portal download) get their parent folders' names in front, as many
-as it takes (``TS_01_tomo``, ``TS_02_tomo``); files in one folder that differ only by extension get every folder and the
-extension (``data_tomo_mrc``, ``data_tomo_rec``). Names depend on the set of paths only, never on their order, and names already
-given (from the dataset index of an earlier run) are kept, so adding tomograms to a dataset never renames a
-store that exists.
+as it takes (``TS_01_tomo``, ``TS_02_tomo``); files in one folder that differ only by extension get every folder
+and the extension (``data_tomo_mrc``, ``data_tomo_rec``). Names depend on the set of paths only, never on their
+order, and names already given (from the dataset index of an earlier run) are kept, so adding tomograms to a
+dataset never renames a store that exists.
 """
 
 from __future__ import annotations

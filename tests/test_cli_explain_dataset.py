@@ -1,0 +1,111 @@
+"""``tomocam explain`` of a dataset through the real entry point: exit codes (0 all done, 2 a bad input while the
+others complete, 3 stores in the way, 130 interrupted with the command that continues), the per-tomogram log
+lines, and one tomogram path keeping today's single-store behaviour."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
+
+import tomocam.pipeline.run as pipeline_run
+from tomocam.cli.main import main
+from tomocam.dataset import INDEX_NAME, read_index
+from tomocam.store import open_store
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("cli-dataset")
+    model = matched_filter_checkpoint(root / "mf.pt")
+    folder = root / "tomograms"
+    folder.mkdir()
+    for i, name in enumerate(["a", "b"]):
+        write_mrc(folder / f"{name}.mrc", particles_volume((32, 32, 32), n=2, seed=i)[0])
+    return {"model": model, "folder": folder}
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["tomocam", "explain", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_bad_tomogram_exits_2_after_the_others_complete(data, tmp_path, monkeypatch, capsys):
+    junk = tmp_path / "junk.mrc"
+    junk.write_bytes(b"junk" * 200)
+    out = tmp_path / "out"
+    code, stdout, err = run(monkeypatch, capsys, str(data["folder"]), str(junk), "--model", str(data["model"]),
+                            "-o", str(out), "--workers", "1", "--no-progress")
+    assert code == 2
+    reasons = f"their reasons are in {out / INDEX_NAME}"
+    assert err.strip().splitlines() == [f"Error: 1 of 3 tomograms failed (junk); {reasons}"]
+    lines = stdout.splitlines()
+    assert lines[1].startswith("[1/3] a: complete, 27 tiles") and lines[2].startswith("[2/3] b: complete")
+    assert lines[3].startswith("[3/3] junk: failed: tomogram") and "cannot be read as an MRC file" in lines[3]
+    assert any(line.split()[:2] == ["failed", "junk"] for line in lines)  # the summary lists what failed
+    assert [r.status for r in read_index(out)] == ["complete", "complete", "failed"]
+    open_store(out / "a.zarr")
+
+
+def test_interrupted_dataset_exits_130_with_the_command_that_continues_it(data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    finalize = pipeline_run.finalize
+
+    def interrupt_second(plan, *args):
+        if plan.store.endswith("b.zarr"):
+            raise KeyboardInterrupt
+        return finalize(plan, *args)
+
+    monkeypatch.setattr(pipeline_run, "finalize", interrupt_second)
+    args = [f"{data['folder']}/*.mrc", "--model", str(data["model"]), "-o", str(out), "--workers", "1",
+            "--no-progress", "--overwrite"]
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 130
+    message = err.strip().splitlines()[0]
+    assert message.startswith(f"Interrupted: dataset '{out}' is incomplete (1 of 2 tomograms complete")
+    command = shlex.split(message.split("continue with: ")[1])
+    assert command[:2] == ["tomocam", "explain"] and command[-1] == "--resume" and "--overwrite" not in command
+    assert [r.status for r in read_index(out)] == ["complete", "interrupted"]
+
+    monkeypatch.setattr(pipeline_run, "finalize", finalize)
+    code, stdout, err = run(monkeypatch, capsys, *command[2:])
+    assert code == 0, err
+    assert "2 of 2 complete (1 kept from an earlier run), 0 failed" in stdout
+    assert [r.status for r in read_index(out)] == ["complete", "complete"]
+
+
+def test_existing_stores_refuse_a_new_run_and_a_dataset_needs_an_output_folder(data, tmp_path, monkeypatch, capsys):
+    (tmp_path / "out" / "a.zarr").mkdir(parents=True)
+    code, _, err = run(monkeypatch, capsys, str(data["folder"]), "--model", str(data["model"]), "-o",
+                       str(tmp_path / "out"))
+    assert code == 3 and "holds stores of this dataset already (a.zarr)" in err
+    assert not (tmp_path / "out" / INDEX_NAME).exists()
+    code, _, err = run(monkeypatch, capsys, str(data["folder"]), "--model", str(data["model"]))
+    assert code == 2 and "needs an output folder" in err
+
+
+def test_dry_run_lists_the_dataset_and_writes_nothing(data, tmp_path, monkeypatch, capsys):
+    code, stdout, _ = run(monkeypatch, capsys, str(data["folder"]), "--model", str(data["model"]), "-o",
+                          str(tmp_path / "out"), "--dry-run")
+    assert code == 0
+    assert "a.zarr" in stdout and str(data["folder"] / "b.mrc") in stdout and "27 tiles" in stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_tomogram_path_keeps_the_single_store_beside_it_and_no_index(data, tmp_path, monkeypatch, capsys):
+    mrc = tmp_path / "t.mrc"
+    mrc.write_bytes((data["folder"] / "a.mrc").read_bytes())
+    code, stdout, err = run(monkeypatch, capsys, str(mrc), "--model", str(data["model"]), "--workers", "1",
+                            "--no-progress")
+    assert code == 0, err
+    open_store(tmp_path / "t.zarr")
+    assert "dataset" not in stdout and not list(tmp_path.rglob(INDEX_NAME))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mrc", "t.zarr"]
