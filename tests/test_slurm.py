@@ -107,6 +107,32 @@ def test_array_input_by_folder_or_glob_with_excludes_and_a_limit(tmp_path, given
     assert f"ARG {array}" in out.stdout.splitlines()
 
 
+@pytest.mark.parametrize(("per_task", "array"), [("2", "--array=0-1"), ("3", "--array=0-0"), ("1", "--array=0-2")])
+def test_array_per_task_submits_one_task_per_n_tomograms_of_the_frozen_list(tmp_path, per_task, array):
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("a.mrc", "b.mrc", "c.mrc"):
+        (folder / name).write_text("")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# relative to the submitting folder\ntomograms/a.mrc\n\ntomograms/b.mrc\ntomograms/c.mrc\n")
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), "list.txt", str(tmp_path / "out"), "--model",
+                          "m.pt", "--per-task", per_task, "--block", "2"], capture_output=True, text=True,
+                         env=login_env(tmp_path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "tomograms.txt").read_text().split() == [str(folder / f"{n}.mrc") for n in "abc"]
+    args = [line.removeprefix("ARG ") for line in out.stdout.splitlines() if line.startswith("ARG ")]
+    assert array in args
+    script = args.index(str(SCRIPTS / "explain-array.sbatch"))
+    assert args[script + 1:] == [str(tmp_path / "out" / "tomograms.txt"), str(tmp_path / "out"), "--per-task",
+                                 per_task, "--model", "m.pt", "--block", "2"]
+
+
+def test_array_per_task_must_be_a_positive_number(tmp_path):
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), str(tmp_path), str(tmp_path / "out"), "--per-task",
+                          "0"], capture_output=True, text=True, env=login_env(tmp_path))
+    assert out.returncode == 2 and "--per-task needs a positive number, found: '0'" in out.stderr
+
+
 # --- on SLURM --------------------------------------------------------------------------------------------------
 
 
@@ -337,6 +363,22 @@ def test_array_job_explains_each_tomogram_of_a_folder(data, job_env, tmp_path):
     assert (outdir / "tomograms.txt").read_text().split() == [str(p) for p in data["tomograms"]]
     for tomogram, reference in zip(data["tomograms"], data["references"]):
         assert_same_store(outdir / f"{tomogram.stem}.zarr", reference)
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_array_job_with_several_tomograms_per_task_writes_the_same_stores_and_one_index(data, job_env, tmp_path):
+    outdir = tmp_path / "heatmaps"
+    job = submit("explain-array.sbatch", str(data["tomograms"][0].parent), str(outdir), "--per-task", "2",
+                 "--model", str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    assert wait_for(job) == ["COMPLETED"]  # one task for both tomograms
+    log = job_log(tmp_path, f"tomocam-array-{job}_*.out")
+    assert "[2/2] tomo1: complete" in log and log.count("all 1 worker(s) joined") == 1, log[-3000:]
+    for tomogram, reference in zip(data["tomograms"], data["references"]):
+        assert_same_store(outdir / f"{tomogram.stem}.zarr", reference)
+    index = (outdir / "tomocam-dataset.csv").read_text().splitlines()
+    assert [line.split(",")[:3] for line in index[1:]] == [[p.stem, str(p), "complete"] for p in data["tomograms"]]
 
 
 @needs_slurm
