@@ -44,7 +44,7 @@ def config(data, **kw) -> ExplainConfig:
 
 def test_dataset_stores_equal_single_run_stores_and_the_index_says_what_each_gave(data, client, tmp_path):
     out = tmp_path / "out"
-    summary = explain_dataset(data["tomograms"], out, config(data), client=client)
+    summary = explain_dataset(data["tomograms"], out, config(data), client=client, store_size=disk_usage)
     rows = read_index(out)
     assert [r.name for r in rows] == ["TS_1_tomo", "TS_2_tomo", "TS_3"]
     assert summary.rows == rows and not summary.failed and summary.tiles == sum(r.tiles for r in rows)

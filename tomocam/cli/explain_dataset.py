@@ -34,6 +34,7 @@ def explain_dataset_command(
     from rich.console import Console
 
     from tomocam.cli.explain import resume_command
+    from tomocam.cli.report import disk_usage
     from tomocam.dataset import INDEX_NAME, explain_dataset, read_index, resolve_dataset
 
     console = Console(stderr=True)
@@ -59,7 +60,8 @@ def explain_dataset_command(
     typer.echo(f"dataset: {len(tomograms)} tomograms -> {folder.absolute()}")
     try:
         summary = explain_dataset(tomograms, folder, config, workers=workers, scheduler_file=scheduler_file,
-                                  cluster=cluster, progress=progress, on_plan=on_plan, log=typer.echo)
+                                  cluster=cluster, progress=progress, on_plan=on_plan, log=typer.echo,
+                                  store_size=disk_usage)
     except KeyboardInterrupt:
         rows = read_index(folder) if folder.is_dir() else []
         done = sum(r.status == "complete" for r in rows)

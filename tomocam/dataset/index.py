@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,25 +84,28 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 class DatasetIndex:
-    """This run's rows of the index in ``folder``, written through at every :meth:`update`."""
+    """This run's rows of the index in ``folder``, written through at every :meth:`update` (from any thread)."""
 
     def __init__(self, folder: str | Path, rows: list[IndexRow]) -> None:
         self.folder = Path(folder)
         self.rows = {r.name: r for r in rows}
-        self._write()
+        self._lock = threading.Lock()
+        with self._lock:
+            self._write()
 
     def update(self, name: str, **fields: object) -> IndexRow:
         """Change the fields of tomogram ``name``'s row and rewrite the index; returns the new row."""
-        self.rows[name] = dataclasses.replace(self.rows[name], **fields)  # type: ignore[arg-type]
-        self._write()
-        return self.rows[name]
+        with self._lock:
+            row = self.rows[name] = dataclasses.replace(self.rows[name], **fields)  # type: ignore[arg-type]
+            self._write()
+        return row
 
     def _write(self) -> None:
         """Merge this run's rows into the index on disk (others' rows kept, in their order) and replace it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with _locked(self.folder):
             merged = {r.name: r for r in read_index(self.folder)} | self.rows
-            tmp = self.folder / f".{INDEX_NAME}.{os.getpid()}.tmp"
+            tmp = self.folder / f".{INDEX_NAME}.{os.getpid()}.tmp"  # one writer per process at a time (the lock)
             with tmp.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=COLUMNS)
                 writer.writeheader()

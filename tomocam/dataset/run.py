@@ -115,6 +115,7 @@ def explain_dataset(
     progress: bool = False,
     on_plan: Callable[[str, Plan], Sequence[str]] | None = None,
     log: Callable[[str], None] | None = None,
+    store_size: Callable[[str], int] | None = None,
 ) -> DatasetSummary:
     """Explain every tomogram of ``tomograms`` (absolute paths, see :func:`tomocam.dataset.resolve_dataset`) into
     the folder ``output`` with the settings of ``config`` (its ``tomogram`` and ``output`` are ignored; its
@@ -123,9 +124,10 @@ def explain_dataset(
     With ``client`` given it is used as is; otherwise one cluster is started or joined for the whole dataset
     (:func:`tomocam.deploy.cluster.connect`) while the first tomogram is prepared. ``on_plan(name, plan)`` is
     called once per planned tomogram and returns the warnings to record beside the plan's own; ``log(line)``
-    gets one line per finished tomogram. The index ``output/tomocam-dataset.csv`` is rewritten at every change
-    of a tomogram's status. Ctrl-C (``KeyboardInterrupt``) marks the running tomogram ``interrupted`` and is
-    raised on.
+    gets one line per finished tomogram; ``store_size(store)`` gives the bytes a finished store occupies (the
+    CLI measures them as ``du`` does), else that column stays empty. The index ``output/tomocam-dataset.csv`` is
+    rewritten at every change of a tomogram's status. Ctrl-C (``KeyboardInterrupt``) marks the running tomogram
+    ``interrupted`` and is raised on.
     """
     t0 = time.perf_counter()
     known = {r.path: r.name for r in read_index(output)} if Path(output).is_dir() else {}
@@ -187,13 +189,12 @@ def explain_dataset(
                         ahead.cancel()
                     raise
                 else:
-                    from tomocam.cli.report import disk_usage
-
                     summary.tiles += result.n_tiles
                     bars.advance(tiles_bar, result.n_tiles)
                     row = index.update(name, status="complete", tiles=result.n_tiles,
                                        seconds=round(result.seconds["total"], 3),
-                                       store_bytes=disk_usage(result.store), top_classes=_top(result),
+                                       store_bytes=store_size(result.store) if store_size else None,
+                                       top_classes=_top(result),
                                        warnings=" | ".join(warnings))
                     line = (f"{name}: complete, {row.tiles} tiles in {row.seconds:.1f} s "
                             f"({result.tiles_per_second:.0f} tiles/s) -> {result.store}")
