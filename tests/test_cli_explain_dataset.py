@@ -10,7 +10,7 @@ import sys
 import pytest
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 
-import tomocam.pipeline.run as pipeline_run
+import tomocam.pipeline.schedule as pipeline_schedule
 from tomocam.cli.main import main
 from tomocam.dataset import INDEX_NAME, read_index
 from tomocam.store import open_store
@@ -48,8 +48,10 @@ def test_a_bad_tomogram_exits_2_after_the_others_complete(data, tmp_path, monkey
     reasons = f"their reasons are in {out / INDEX_NAME}"
     assert err.strip().splitlines() == [f"Error: 1 of 3 tomograms failed (junk); {reasons}"]
     lines = stdout.splitlines()
-    assert lines[1].startswith("[1/3] a: complete, 27 tiles") and lines[2].startswith("[2/3] b: complete")
-    assert lines[3].startswith("[3/3] junk: failed: tomogram") and "cannot be read as an MRC file" in lines[3]
+    assert [line[:6] for line in lines[1:4]] == ["[1/3] ", "[2/3] ", "[3/3] "]  # in the order they finished
+    done = {line.split(":")[0][6:]: line[6:] for line in lines[1:4]}
+    assert done["a"].startswith("a: complete, 27 tiles") and done["b"].startswith("b: complete")
+    assert done["junk"].startswith("junk: failed: tomogram") and "cannot be read as an MRC file" in done["junk"]
     assert any(line.split()[:2] == ["failed", "junk"] for line in lines)  # the summary lists what failed
     assert [r.status for r in read_index(out)] == ["complete", "complete", "failed"]
     open_store(out / "a.zarr")
@@ -57,14 +59,14 @@ def test_a_bad_tomogram_exits_2_after_the_others_complete(data, tmp_path, monkey
 
 def test_interrupted_dataset_exits_130_with_the_command_that_continues_it(data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    finalize = pipeline_run.finalize
+    finalize = pipeline_schedule.finalize
 
-    def interrupt_second(plan, *args):
-        if plan.store.endswith("b.zarr"):
+    def interrupt_second(writer, *args):
+        if writer.path.endswith("b.zarr"):
             raise KeyboardInterrupt
-        return finalize(plan, *args)
+        return finalize(writer, *args)
 
-    monkeypatch.setattr(pipeline_run, "finalize", interrupt_second)
+    monkeypatch.setattr(pipeline_schedule, "finalize", interrupt_second)
     args = [f"{data['folder']}/*.mrc", "--model", str(data["model"]), "-o", str(out), "--workers", "1",
             "--no-progress", "--overwrite"]
     code, _, err = run(monkeypatch, capsys, *args)
@@ -75,7 +77,7 @@ def test_interrupted_dataset_exits_130_with_the_command_that_continues_it(data, 
     assert command[:2] == ["tomocam", "explain"] and command[-1] == "--resume" and "--overwrite" not in command
     assert [r.status for r in read_index(out)] == ["complete", "interrupted"]
 
-    monkeypatch.setattr(pipeline_run, "finalize", finalize)
+    monkeypatch.setattr(pipeline_schedule, "finalize", finalize)
     code, stdout, err = run(monkeypatch, capsys, *command[2:])
     assert code == 0, err
     assert "2 of 2 complete (1 kept from an earlier run), 0 failed" in stdout

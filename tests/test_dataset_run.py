@@ -11,7 +11,7 @@ import pytest
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
 from test_resume_faults import assert_same_store
 
-import tomocam.pipeline.run as pipeline_run
+import tomocam.pipeline.schedule as pipeline_schedule
 from tomocam.cli.report import disk_usage
 from tomocam.dataset import explain_dataset, read_index
 from tomocam.errors import InputError, OutputError
@@ -78,28 +78,28 @@ def test_a_bad_tomogram_is_recorded_with_its_reason_and_the_others_complete(data
 
 def test_resume_keeps_complete_stores_and_finishes_partial_ones(data, client, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    finalize = pipeline_run.finalize
+    finalize = pipeline_schedule.finalize
     calls = []
 
-    def stop_at_second(plan, *args):  # Ctrl-C during the second tomogram's finalize
-        calls.append(plan.store)
+    def stop_at_second(writer, *args):  # Ctrl-C during the second tomogram's finalize
+        calls.append(writer.path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return finalize(plan, *args)
+        return finalize(writer, *args)
 
-    monkeypatch.setattr(pipeline_run, "finalize", stop_at_second)
+    monkeypatch.setattr(pipeline_schedule, "finalize", stop_at_second)
     with pytest.raises(KeyboardInterrupt):
         explain_dataset(data["tomograms"], out, config(data), client=client)
-    assert [r.status for r in read_index(out)] == ["complete", "interrupted", "pending"]
+    # the third tomogram's phase 1 had started beside the second's phase 2 and finalize (two in flight)
+    assert [r.status for r in read_index(out)] == ["complete", "interrupted", "interrupted"]
     with pytest.raises(OutputError, match="pass --resume to continue the dataset or --overwrite"):
         explain_dataset(data["tomograms"], out, config(data), client=client)
 
-    monkeypatch.setattr(pipeline_run, "finalize", finalize)
+    monkeypatch.setattr(pipeline_schedule, "finalize", finalize)
     first = (out / "TS_1_tomo.zarr" / "zarr.json").stat().st_mtime_ns
     runs = []
-    run_plan = pipeline_run.run_plan
-    monkeypatch.setattr(pipeline_run, "run_plan", lambda plan, *a, **k: runs.append(run_plan(plan, *a, **k))
-                        or runs[-1])
+    finish = pipeline_schedule.TomogramRun.finish
+    monkeypatch.setattr(pipeline_schedule.TomogramRun, "finish", lambda self: runs.append(finish(self)) or runs[-1])
     summary = explain_dataset(data["tomograms"], out, config(data, resume=True), client=client)
     assert [r.status for r in summary.rows] == ["complete"] * 3 and summary.reused == 1
     assert (out / "TS_1_tomo.zarr" / "zarr.json").stat().st_mtime_ns == first  # kept, not reopened for writing

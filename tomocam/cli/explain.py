@@ -46,6 +46,12 @@ def explain(
         list[str] | None,
         typer.Option(help="File-name pattern left out of folders and glob patterns (repeat). Default: *_mask.mrc."),
     ] = None,
+    in_flight: Annotated[
+        int,
+        typer.Option(min=1, help="A dataset's tomograms started and not finished at once: the next one's phase 1 "
+                                 "starts when the previous one's is done, beside its stitching and finalize. "
+                                 "Memory grows with it."),
+    ] = 2,
     model: Annotated[
         Path | None, typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
     ] = None,
@@ -152,7 +158,7 @@ def explain(
         explain_dataset_command(
             tomograms, config, exclude=tuple(exclude) if exclude is not None else DEFAULT_EXCLUDE, workers=workers,
             scheduler_file=str(scheduler_file) if scheduler_file else None, cluster=cluster.value, progress=progress,
-            dry_run=dry_run,
+            dry_run=dry_run, in_flight=in_flight,
         )
         return
     if dry_run:

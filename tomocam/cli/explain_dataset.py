@@ -26,6 +26,7 @@ def explain_dataset_command(
     cluster: str,
     progress: bool,
     dry_run: bool,
+    in_flight: int,
 ) -> None:
     """Resolve ``inputs`` into a dataset and explain it into the folder ``config.output``; print a line per finished
     tomogram and a summary on stdout. Raises :class:`InputError` (exit 2) when a tomogram failed on its input,
@@ -61,7 +62,7 @@ def explain_dataset_command(
     try:
         summary = explain_dataset(tomograms, folder, config, workers=workers, scheduler_file=scheduler_file,
                                   cluster=cluster, progress=progress, on_plan=on_plan, log=typer.echo,
-                                  store_size=disk_usage)
+                                  store_size=disk_usage, in_flight=in_flight)
     except KeyboardInterrupt:
         rows = read_index(folder) if folder.is_dir() else []
         done = sum(r.status == "complete" for r in rows)
