@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from tomocam.device import DEVICE_HELP
-from tomocam.errors import Interrupted, OutputError, TomocamError, os_fault
+from tomocam.errors import ClusterError, Interrupted, OutputError, TomocamError, os_fault
 from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
@@ -152,6 +152,8 @@ def explain(
         )
     except KeyboardInterrupt:
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
+    except ClusterError as err:  # the worker jobs are gone: what they finished is kept
+        raise ClusterError(f"{err}; {interrupted_message(Path(config.output), sys.argv[1:])}") from None
     except Exception as err:  # a full disk or an I/O error mid-run: what failed, and how to continue once fixed
         fault = None if isinstance(err, TomocamError) else os_fault(err)
         if fault is None:

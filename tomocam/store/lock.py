@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import socket
-import subprocess
 import time
 import uuid
 import warnings
@@ -94,16 +93,11 @@ def _process_exists(pid: int) -> bool:
 
 
 def slurm_job_running(job_id: str) -> bool | None:
-    """Whether SLURM still has job ``job_id`` pending or running (``squeue``): None when SLURM cannot be asked."""
-    try:
-        out = subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:  # "Invalid job id specified": the job ended long enough ago to be purged
-        return False if "invalid job id" in out.stderr.lower() else None
-    states = out.stdout.split()
-    return any(state not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
-                             "BOOT_FAIL", "DEADLINE") for state in states)
+    """Whether SLURM still has job ``job_id`` pending or running: None when SLURM cannot be asked."""
+    from tomocam.deploy.slurm import active_jobs
+
+    active = active_jobs([job_id])
+    return None if active is None else job_id in active
 
 
 def why_stale(holder: Holder | None, lock: Path, me: Holder) -> str | None:
