@@ -105,15 +105,15 @@ def test_a_dead_holder_on_this_host_is_taken_over_with_a_warning(tmp_path):
 def test_a_holder_on_another_host_is_judged_by_its_slurm_job(tmp_path, monkeypatch, running, taken):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     asked = []
-    monkeypatch.setattr(lock_module, "slurm_job_running", lambda job: asked.append(job) or running)
     other = replace(Holder.this_process(), host="node-17", pid=1, slurm_job="777")
     write_holder(tmp_path / "t.zarr", other)
+    lock = StoreLock(tmp_path / "t.zarr", job_running=lambda job: asked.append(job) or running)
     if taken:
         with pytest.warns(UserWarning, match="SLURM job 777 no longer runs"):
-            StoreLock(tmp_path / "t.zarr").acquire()
+            lock.acquire()
     else:
         with pytest.raises(StoreLocked, match=r"pid 1 on host node-17 \(SLURM job 777\)"):
-            StoreLock(tmp_path / "t.zarr").acquire()
+            lock.acquire()
     assert asked and set(asked) == {"777"}
 
 
@@ -179,14 +179,23 @@ def test_of_runs_racing_for_a_stale_lock_exactly_one_wins(tmp_path):
 
 
 @pytest.mark.slurm
-def test_slurm_job_running_asks_squeue():
+def test_a_lock_of_a_cancelled_slurm_job_is_taken_over(tmp_path, monkeypatch):
+    """Against the real SLURM: a holder in a running job on another host is refused; once the job is cancelled,
+    its lock is taken over."""
+    from tomocam.deploy.slurm import job_running
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     job = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 120"], capture_output=True, text=True, check=True)
     job_id = job.stdout.strip().split(";")[0]
+    write_holder(tmp_path / "t.zarr", replace(Holder.this_process(), host="node-9", slurm_job=job_id))
     try:
-        assert lock_module.slurm_job_running(job_id) is True
+        with pytest.raises(StoreLocked, match=f"SLURM job {job_id}"):
+            StoreLock(tmp_path / "t.zarr", job_running=job_running).acquire()
     finally:
         subprocess.run(["scancel", job_id], check=True)
     deadline = time.monotonic() + 30
-    while lock_module.slurm_job_running(job_id) and time.monotonic() < deadline:
+    while job_running(job_id) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert lock_module.slurm_job_running(job_id) is False
+    assert job_running(job_id) is False and job_running("99999999") is False
+    with pytest.warns(UserWarning, match=f"SLURM job {job_id} no longer runs"):
+        StoreLock(tmp_path / "t.zarr", job_running=job_running).acquire()

@@ -376,3 +376,9 @@ def active_jobs(job_ids: list[str]) -> set[str] | None:
     if out.returncode != 0:  # every job ended long enough ago to be purged ("Invalid job id"), or no controller
         return set() if "invalid job id" in out.stderr.lower() else None
     return set(out.stdout.split()) & set(job_ids)
+
+
+def job_running(job_id: str) -> bool | None:
+    """Whether SLURM still has job ``job_id`` pending or running; None when SLURM cannot be asked."""
+    active = active_jobs([job_id])
+    return None if active is None else job_id in active

@@ -6,7 +6,8 @@ filesystems and on NFS v3+ and the parallel filesystems clusters use, so of two 
 gets it. The other refuses with :class:`tomocam.errors.StoreLocked`, one line naming the holder.
 
 A lock whose holder is gone is taken over with a warning: the holder ran on this host and its process no longer
-exists, or it ran in a SLURM job that SLURM no longer lists as pending or running (``squeue``), or in an earlier
+exists, or it ran in a SLURM job that SLURM no longer lists as pending or running (asked through the
+``job_running`` given, :func:`tomocam.deploy.slurm.job_running`), or in an earlier
 run of this same SLURM job before it was requeued. A holder on another host without a SLURM job cannot be
 checked from here: the message says which file to remove once that run is known to be gone. Two runs that find
 the same stale lock at once take turns through a second, short-lived file (``<lock>.break``), so that only one of
@@ -28,7 +29,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,16 +93,18 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def slurm_job_running(job_id: str) -> bool | None:
-    """Whether SLURM still has job ``job_id`` pending or running: None when SLURM cannot be asked."""
-    from tomocam.deploy.slurm import active_jobs
-
-    active = active_jobs([job_id])
-    return None if active is None else job_id in active
+#: Whether SLURM still has a job pending or running (True/False), or None when it cannot tell: the caller passes
+#: :func:`tomocam.deploy.slurm.job_running` (the store's room does not import the deploy room).
+JobRunning = Callable[[str], "bool | None"]
 
 
-def why_stale(holder: Holder | None, lock: Path, me: Holder) -> str | None:
-    """Why ``holder`` no longer holds ``lock`` (a sentence for the warning), or None while it may still run."""
+def _unknown(job_id: str) -> bool | None:  # noqa: ARG001
+    return None
+
+
+def why_stale(holder: Holder | None, lock: Path, me: Holder, job_running: JobRunning = _unknown) -> str | None:
+    """Why ``holder`` no longer holds ``lock`` (a sentence for the warning), or None while it may still run;
+    ``job_running`` tells whether a SLURM job still runs."""
     if holder is None:
         try:
             age = time.time() - lock.stat().st_mtime
@@ -113,19 +116,22 @@ def why_stale(holder: Holder | None, lock: Path, me: Holder) -> str | None:
     if holder.slurm_job:
         if holder.slurm_job == me.slurm_job and holder.slurm_restart < me.slurm_restart:
             return f"SLURM job {holder.slurm_job} has been requeued since"
-        if holder.slurm_job != me.slurm_job and slurm_job_running(holder.slurm_job) is False:
+        if holder.slurm_job != me.slurm_job and job_running(holder.slurm_job) is False:
             return f"SLURM job {holder.slurm_job} no longer runs"
     return None
 
 
 class StoreLock:
     """The writer lock of the store at ``store`` (its folder is made if missing, and removed again at release if
-    the lock was all it held). :meth:`acquire` and :meth:`release`, or use it as a context manager."""
+    the lock was all it held). :meth:`acquire` and :meth:`release`, or use it as a context manager.
+    ``command`` is recorded for the user; ``job_running`` asks SLURM about a holder's job (default: nobody can
+    tell, so only a dead process on this host or an earlier run of this requeued job is stale)."""
 
-    def __init__(self, store: str | os.PathLike[str], command: str = "") -> None:
+    def __init__(self, store: str | os.PathLike[str], command: str = "", job_running: JobRunning = _unknown) -> None:
         self.store = Path(store).expanduser().absolute()
         self.path = self.store / LOCK_NAME
         self.command = command
+        self.job_running = job_running
         self.holder: Holder | None = None
         self._made_folder = False
 
@@ -159,7 +165,7 @@ class StoreLock:
 
     def _take_over_if_stale(self, me: Holder) -> None:
         holder = read_holder(self.path)
-        reason = why_stale(holder, self.path, me)
+        reason = why_stale(holder, self.path, me, self.job_running)
         if reason is None:
             if holder is None:  # being written this instant by a run starting beside this one: look again
                 time.sleep(0.2)
