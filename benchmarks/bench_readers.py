@@ -34,7 +34,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
 
     from tomocam.store.create import create_root
     from tomocam.store.layout import n_levels_for
-    from tomocam.store.manifest import mark_complete, record_whole
+    from tomocam.store.manifest import record_whole, write_completion_marker
     from tomocam.store.ome import image_metadata, label_metadata
     from tomocam.store.pyramid import heatmap_pyramid, label_block, label_pyramid
 
@@ -86,7 +86,7 @@ def build(path: Path, shape: tuple[int, int, int], k: int, chunk: int = 64) -> N
     group.attrs["ome"] = image_metadata("respond", vs, levels, classes, (-1.0, 1.0))
     labels.attrs["ome"] = label_metadata("segmentation", vs, levels, classes, "../../respond")
     record_whole(str(path), *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])
-    mark_complete(str(path))
+    write_completion_marker(str(path))
 
 
 def child(task: str, store_path: str, out: str) -> dict:

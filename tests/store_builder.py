@@ -14,7 +14,7 @@ import numpy as np
 import zarr
 
 from tomocam.store.create import create_root
-from tomocam.store.manifest import mark_complete, record_whole
+from tomocam.store.manifest import record_whole, write_completion_marker
 from tomocam.store.ome import image_metadata, label_metadata
 from tomocam.store.pyramid import heatmap_pyramid, label_block, label_pyramid
 
@@ -78,7 +78,7 @@ def build_store(
     labels_root.attrs["ome"] = {"version": "0.5", "labels": ["segmentation"]}
     record_whole(path, *[name for name, node in root.members(max_depth=None) if isinstance(node, zarr.Array)])
     if complete:
-        mark_complete(path)
+        write_completion_marker(path)
     return Path(path)
 
 

@@ -108,7 +108,7 @@ def test_good_run_prints_summary_and_writes_a_complete_store(tmp_path, model, mo
 def test_full_disk_is_one_line_exit_3_and_no_complete_store(tmp_path, model, monkeypatch, capsys):
     import errno
 
-    import tomocam.pipeline.run as run_module
+    import tomocam.pipeline.schedule as run_module
 
     def disk_full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o.zarr"))

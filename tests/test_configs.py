@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tomocam.deploy.slurm import load_slurm_config, sbatch_options, worker_device
+from tomocam.deploy.slurm import job_device_type, load_slurm_config, sbatch_options
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -18,7 +18,7 @@ def test_gpu_site_file_asks_for_four_gpus_and_one_worker_per_gpu():
     assert "--partition=gpu" in options and "--gpus-per-node=4" in options
     assert "--ntasks-per-node=4" in options and "--cpus-per-task=8" in options
     assert "--mem=131072M" in options  # 32G per worker, 4 workers on the node
-    assert worker_device(config) == "cuda"
+    assert job_device_type(config) == "cuda"
 
 
 def test_cpu_site_file_asks_for_no_gpu():
@@ -26,7 +26,7 @@ def test_cpu_site_file_asks_for_no_gpu():
     options = sbatch_options(config, "explain")
     assert "--partition=cpu" in options and not any(o.startswith("--gpus") for o in options)
     assert "--ntasks-per-node=1" in options and "--cpus-per-task=32" in options
-    assert worker_device(config) == "cpu"
+    assert job_device_type(config) == "cpu"
 
 
 @pytest.mark.parametrize("name", ["slurm-gpu.yaml", "slurm-cpu.yaml"])

@@ -20,7 +20,7 @@ def _visible_devices(_task: int = 0) -> str:
 def _warm() -> bool:
     import sys
 
-    return {"torch", "tomocam.pipeline.phase1", "tomocam.pipeline.phase2"} <= set(sys.modules)
+    return {"torch", "tomocam.pipeline.explain_tiles", "tomocam.pipeline.stitch_boxes"} <= set(sys.modules)
 
 
 @pytest.mark.slow

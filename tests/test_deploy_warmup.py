@@ -35,7 +35,7 @@ print(warm_up())
 model = build_model("cnn2", num_classes=5)
 before = set(sys.modules)
 from tomocam import compute_cams
-import tomocam.pipeline.phase1, tomocam.pipeline.phase2
+import tomocam.pipeline.explain_tiles, tomocam.pipeline.stitch_boxes
 result = compute_cams(model, torch.zeros(2, 1, 40, 40, 40), "features.pool2")
 print(json.dumps(sorted(set(sys.modules) - before)))
 """

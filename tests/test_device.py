@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from tomocam.device import map_on_threads, one_torch_thread, resolve_device, worker_device
+from tomocam.device import local_worker_device, map_on_threads, one_torch_thread, resolve_device
 from tomocam.errors import InputError
 
 HAS_CUDA = torch.cuda.is_available()
@@ -15,11 +15,11 @@ HAS_CUDA = torch.cuda.is_available()
 
 def test_auto_is_a_gpu_when_one_is_visible_else_the_cpu():
     assert resolve_device("auto") == torch.device("cuda" if HAS_CUDA else "cpu")
-    assert worker_device("auto") == ("cuda:0" if HAS_CUDA else "cpu")
+    assert local_worker_device("auto") == ("cuda:0" if HAS_CUDA else "cpu")
 
 
 def test_cpu():
-    assert resolve_device("cpu") == torch.device("cpu") and worker_device("cpu") == "cpu"
+    assert resolve_device("cpu") == torch.device("cpu") and local_worker_device("cpu") == "cpu"
 
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:x", "", "meta"])
@@ -40,10 +40,10 @@ def test_a_cuda_device_that_is_not_there_is_refused():
 def test_train_takes_any_visible_gpu_and_explain_workers_use_their_own():
     last = torch.cuda.device_count() - 1
     assert resolve_device(f"cuda:{last}") == torch.device("cuda", last)
-    assert worker_device("cuda") == worker_device("cuda:0") == "cuda:0"
+    assert local_worker_device("cuda") == local_worker_device("cuda:0") == "cuda:0"
     if last > 0:
         with pytest.raises(InputError, match="CUDA_VISIBLE_DEVICES"):
-            worker_device(f"cuda:{last}")
+            local_worker_device(f"cuda:{last}")
 
 
 def test_one_torch_thread_inside_the_block_and_the_count_restored_after_it_even_on_error():

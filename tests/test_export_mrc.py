@@ -9,7 +9,7 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 
 from tomocam.errors import ClassError, OutputError
 from tomocam.store import open_store
-from tomocam.store.grid import Grid
+from tomocam.store.space import VoxelSpace
 from tomocam.write.export_mrc import export_store, write_mrc
 
 SHAPE = (20, 24, 28)
@@ -56,12 +56,12 @@ def test_coarse_level_keeps_its_voxel_size_and_offset(store, tmp_path):
 
 def test_write_mrc_streams_in_blocks_and_refuses_to_overwrite(tmp_path):
     vol = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
-    path = write_mrc(vol, tmp_path / "v.mrc", Grid((2.0, 3.0, 4.0)), block=(2, 4, 3))
+    path = write_mrc(vol, tmp_path / "v.mrc", VoxelSpace((2.0, 3.0, 4.0)), block=(2, 4, 3))
     with mrcfile.open(path) as mrc:
         np.testing.assert_array_equal(mrc.data, vol)
         assert tuple(mrc.voxel_size.tolist()) == (4.0, 3.0, 2.0)  # x, y, z
     with pytest.raises(OutputError, match="exists already"):
-        write_mrc(vol, path, Grid((1.0, 1.0, 1.0)))
+        write_mrc(vol, path, VoxelSpace((1.0, 1.0, 1.0)))
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -75,7 +75,7 @@ def test_failure_midway_leaves_no_file_that_looks_complete(tmp_path):
             return np.zeros((2, 4, 4), np.float32)
 
     with pytest.raises(RuntimeError):
-        write_mrc(Failing(), tmp_path / "x.mrc", Grid((1.0, 1.0, 1.0)))
+        write_mrc(Failing(), tmp_path / "x.mrc", VoxelSpace((1.0, 1.0, 1.0)))
     assert list(tmp_path.iterdir()) == []
 
 

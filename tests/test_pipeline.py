@@ -17,6 +17,7 @@ import tomocam
 from tomocam.models import load_checkpoint, normalise
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.store import open_store
+from tomocam.store.writer import StoreWriter
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_phase1_bar_counts_every_batch_of_tiles_also_those_before_it_is_shown(cl
     """Phase-1 tasks start before the progress display exists; the tiles their batches report meanwhile are
     counted and added when it appears, so the bar reaches the total from events alone (not from the final
     update)."""
-    from tomocam.pipeline import run as run_module
+    from tomocam.pipeline import schedule as run_module
     from tomocam.progress import progress_bars
 
     seen = {}
@@ -122,7 +123,7 @@ def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, 
     """A phase-2 task holds at most ``MAPS_BYTES`` of maps: with a budget of one class's maps (one group per
     class, labels keeping the largest value so far between groups, heatmaps blended class by class) the heatmaps
     and labels equal those of a run that reads and blends every class at once."""
-    from tomocam.pipeline import phase2
+    from tomocam.pipeline import stitch_boxes as phase2
     blend = importlib.import_module("tomocam.stitch.blend")  # the package exports the function blend
 
     volume, _ = particles_volume((40, 36, 44), n=8, seed=5)
@@ -143,7 +144,7 @@ def test_phase2_reading_maps_class_group_by_class_group_stores_the_same(client, 
 def test_label_bounds_and_labels_that_need_no_maps(client, tmp_path, models, monkeypatch):
     """Phase 1 stores each tile's and class's largest value and magnitude of the label method's maps; phase 2
     reads no maps for a box where no class may exceed the threshold, and labels it 0."""
-    from tomocam.pipeline import phase2
+    from tomocam.pipeline import stitch_boxes as phase2
     from tomocam.pipeline.plan import make_plan
     from tomocam.stitch.labels import map_bounds
 
@@ -154,12 +155,13 @@ def test_label_bounds_and_labels_that_need_no_maps(client, tmp_path, models, mon
     np.testing.assert_array_equal(tiles["label_bounds"][...], map_bounds(maps, 3).numpy())
     plan = make_plan(ExplainConfig(tomogram=str(tmp_path / "out.mrc"), output=summary.store,
                                    model=str(models["matched"])), summary.store)
+    writer = StoreWriter(plan.store_spec)
 
     def no_reading(*args, **kwargs):
         raise AssertionError("maps were read")
 
     monkeypatch.setattr(phase2, "_box_maps", no_reading)
-    phase2.write_labels(plan, (0, 0, 0), threshold=2 * float(maps.abs().max()))  # above every voxel's value
+    phase2.write_labels(plan, writer, (0, 0, 0), threshold=2 * float(maps.abs().max()))  # above every voxel's value
     assert not store.labels()[...].any()
 
 
@@ -167,7 +169,7 @@ def test_workers_run_3d_models_channels_last_on_a_cpu_too(tmp_path, models):
     """3-D convolutions run 1.4x faster channels-last on a CPU as well (oneDNN; CNN-1 and CNN-2, 2-core machine),
     so a CPU worker converts the model as a GPU worker does; the maps are the same to float rounding (the
     one-tile test above, and tests/test_explain_cam.py)."""
-    from tomocam.pipeline.phase1 import _model
+    from tomocam.pipeline.explain_tiles import _model
     from tomocam.pipeline.plan import make_plan
 
     mrc = write_mrc(tmp_path / "v.mrc", np.zeros((16, 16, 16), np.float32))

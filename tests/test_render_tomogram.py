@@ -9,7 +9,7 @@ from store_builder import build_store, gaussian_blobs, write_tomogram
 from tomocam.errors import ClassError
 from tomocam.render.tomogram import read_plane, render_montage, render_store
 from tomocam.store import open_store
-from tomocam.store.grid import Grid, choose_level
+from tomocam.store.space import VoxelSpace, choose_level
 
 SHAPE = (32, 40, 48)
 VOXEL = 10.0
@@ -120,7 +120,7 @@ def test_read_plane_reads_only_that_plane():
             return np.zeros((6, 7, 8))[key]
 
     vol = Recording()
-    plane = read_plane(vol, Grid((2.0, 2.0, 2.0)), "xz", np.array([0.0, 6.2, 0.0]))
+    plane = read_plane(vol, VoxelSpace((2.0, 2.0, 2.0)), "xz", np.array([0.0, 6.2, 0.0]))
     assert vol.keys == [(slice(None, None, 1), 3, slice(None, None, 1))]
     assert plane.values.shape == (6, 8)
     assert plane.extent == (-1.0, 15.0, -1.0, 11.0)

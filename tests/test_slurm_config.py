@@ -26,7 +26,7 @@ from tomocam.deploy.slurm import (
     sbatch_options,
     shell_assignments,
     slurm_cluster,
-    slurm_device,
+    slurm_worker_device,
     walltime_seconds,
     worker_lifetime_seconds,
 )
@@ -269,10 +269,10 @@ def test_worker_jobs_ask_sbatch_for_exactly_the_memory_set():
 
 def test_cluster_slurm_device_follows_the_settings_not_this_node():
     gpus, cpus = config_with(gpus_per_node=4), config_with(gpus_per_node=0)
-    assert slurm_device("auto", gpus) == "cuda:0" and slurm_device("cuda", gpus) == "cuda:0"
-    assert slurm_device("auto", cpus) == "cpu" and slurm_device("cpu", gpus) == "cpu"
+    assert slurm_worker_device("auto", gpus) == "cuda:0" and slurm_worker_device("cuda", gpus) == "cuda:0"
+    assert slurm_worker_device("auto", cpus) == "cpu" and slurm_worker_device("cpu", gpus) == "cpu"
     with pytest.raises(InputError, match="gpus_per_node 0"):
-        slurm_device("cuda", cpus)
+        slurm_worker_device("cuda", cpus)
 
 
 def test_a_job_slurm_would_refuse_is_one_clear_error(tmp_path, monkeypatch):

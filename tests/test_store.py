@@ -10,7 +10,7 @@ from tomocam.errors import InputError, OutputError
 from tomocam.store import open_store
 from tomocam.store.create import create_root, prepare_output
 from tomocam.store.layout import TILE_CHUNK_BYTES, n_levels_for, tile_chunk_shape
-from tomocam.store.manifest import forget_whole, is_whole, mark_complete, record_whole, whole_arrays
+from tomocam.store.manifest import forget_whole, is_whole, record_whole, whole_arrays, write_completion_marker
 from tomocam.store.ome import level_transforms
 from tomocam.store.pyramid import (
     downsample_mean,
@@ -45,7 +45,7 @@ def test_reader_refuses_incomplete_and_foreign_stores(tmp_path):
                        "levels": 1})
     with pytest.raises(InputError, match="incomplete"):
         open_store(path)
-    mark_complete(path)
+    write_completion_marker(path)
     store = open_store(path)
     assert store.voxel_size == (1, 2, 3) and store.classes == ["a"] and store.input_path == "t.mrc"
 
@@ -125,11 +125,11 @@ def test_manifest_records_whole_arrays_and_the_reader_refuses_disagreement(tmp_p
     root.create_array("extra", shape=(3,), dtype="uint8")
     assert not is_whole(path, ["respond/0"])
     with pytest.raises(OutputError, match="'respond/0' is not known to be whole"):
-        mark_complete(path)  # the marker needs every array recorded
+        write_completion_marker(path)  # the marker needs every array recorded
     record_whole(path, "respond/0", "extra")
     assert is_whole(path, ["respond/0", "extra"]) and whole_arrays(path)["respond/0"] == {
         "shape": [1, 4, 4, 4], "dtype": "float32"}
-    mark_complete(path)
+    write_completion_marker(path)
     open_store(path)
     forget_whole(path, "extra")  # e.g. being rewritten
     assert not is_whole(path, ["extra"]) and is_whole(path, ["respond/0"])

@@ -13,8 +13,8 @@ from explain_models import tiny_cnn_checkpoint, write_mrc
 from tomocam.pipeline import ExplainConfig, explain_tomogram
 from tomocam.stitch import stitch_region
 from tomocam.store import layout, open_store
-from tomocam.store.grid import level_grid
-from tomocam.store.layout import Sampling, native_step
+from tomocam.store.layout import HeatmapSampling, native_step
+from tomocam.store.space import level_space
 from tomocam.tile import TileGrid
 from tomocam.write.export_mrc import FULL, export_store
 
@@ -55,7 +55,7 @@ def test_full_grid_and_native_level_equal_the_full_resolution_stitch(client, tmp
     store = open_store(explain_tomogram(config, client=client).store)
     a = store.attrs
     step = tuple(native_step(t, s, f) for t, s, f in zip(a["tile"], a["stride"], a["feature_shape"]))
-    assert store.sampling == Sampling(shape, step) and max(step) > 1
+    assert store.sampling == HeatmapSampling(shape, step) and max(step) > 1
     for method in ("respond", "gradcam"):
         oracle = _oracle(store, method)
         full = store.full_grid(method, chunk=7)  # blocks that cut across tiles and chunks
@@ -66,7 +66,7 @@ def test_full_grid_and_native_level_equal_the_full_resolution_stitch(client, tmp
         level0 = store.heatmap(method, 0)[...]
         np.testing.assert_allclose(level0, native, rtol=1e-5, atol=1e-6 * np.abs(oracle).max())
         # the OME transforms place sample i at voxel offset + i * step (angstrom: times the voxel size)
-        grid = level_grid(store, method, 0)
+        grid = level_space(store, method, 0)
         last = np.array([[n - 1 for n in store.sampling.sample_shape]])
         np.testing.assert_allclose(grid.to_space(last)[0], [p[-1] * voxel for p in positions])
         if store.n_levels > 1:  # the last case's level 0 fits one chunk: no pyramid above it

@@ -1,7 +1,8 @@
 """The ``--device`` option of every command (explain, train, evaluate): one help text and one resolver.
 
-:func:`resolve_device` turns the option into a torch device; :func:`worker_device` maps it to what each worker of
-``tomocam explain`` uses (workers see one GPU each).
+:func:`resolve_device` turns the option into a torch device; :func:`local_worker_device` maps it to what each
+worker of ``tomocam explain`` on this machine uses (workers see one GPU each); SLURM workers:
+:func:`tomocam.deploy.slurm.slurm_worker_device`.
 
 torch is imported inside :func:`resolve_device`, so the CLI can show :data:`DEVICE_HELP` without loading it.
 """
@@ -48,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def worker_device(name: str) -> str:
+def local_worker_device(name: str) -> str:
     """The device an explain worker uses for ``--device name``: ``cpu``, or ``cuda:0`` for a GPU.
 
     Every GPU worker sees only its own GPU (``CUDA_VISIBLE_DEVICES``), as ``cuda:0``; which GPUs a run uses is
@@ -71,9 +72,7 @@ def one_torch_thread() -> Iterator[None]:
 
     For small side computations (the plan's probe, a worker's warm-up) in a thread other than the one that runs
     the tasks: torch's CPU kernels run on an OpenMP team per calling thread, and once two threads of a process
-    have teams, the second's work slows down (measured on the project's 2-core machine: a 23-class blend 1.9 ms
-    from the first thread, 2.5-2.8 ms from the second, whichever runs first; a whole CNN-2 explain with both
-    methods 9.2-10.7 s against 9.7-11.3 s with the probe on two threads, three interleaved pairs).
+    have teams, the second's work slows down.
     """
     import torch
 
@@ -95,8 +94,7 @@ def map_on_threads(work: Callable[[T], object], items: Iterable[T], threads: int
     """Call ``work(item)`` for every item, on ``threads`` threads each running torch on itself alone.
 
     For a task made of many small independent pieces (the labels' sub-boxes): ops of that size leave torch's own
-    threads mostly waiting, while pieces side by side keep every core busy (measured on the project's 2-core
-    machine: the labels of CNN-2's 96x320x320 tomogram 0.41-0.47 s against 0.51-0.62 s). ``threads <= 1`` runs
+    threads mostly waiting, while pieces side by side keep every core busy. ``threads <= 1`` runs
     them in the calling thread, with its torch threads. An error in any piece is raised here.
     """
     if threads <= 1:

@@ -28,9 +28,9 @@ def table1(
     import json
 
     import torch
-    from rich.console import Console
     from rich.table import Table
 
+    from tomocam.cli.console import results_console
     from tomocam.device import resolve_device
     from tomocam.evaluate.table1 import evaluate_model
     from tomocam.models import load_checkpoint
@@ -46,7 +46,7 @@ def table1(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
         return
-    console = Console()
+    console = results_console()
     console.print(f"{model} on {dataset}: {result['split']} split, n = {result['n']}, layer {result['layer']}")
     table = Table(title="Sum-to-score (Table 1)")
     table.add_column("metric")
@@ -90,9 +90,9 @@ def localisation(
     """Measure how well heatmaps find known particles: pointing game, class at the centre, picks F1."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
+    from tomocam.cli.console import results_console
     from tomocam.errors import InputError
     from tomocam.evaluate.localisation import evaluate_localisation
     from tomocam.read.mrc import open_tomogram
@@ -115,7 +115,7 @@ def localisation(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
         return
-    console = Console()
+    console = results_console()
     console.print(f"{store}: {result['n']} particles of {len(result['classes'])} classes from {particles}")
     out = Table(title=f"Localisation (cube {cube}^3, hit within {radius:g} voxels)")
     for col in ("", "pointing", "any", "class", "P", "R", "F1", "best F1", "at t"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from enum import Enum
@@ -97,6 +96,7 @@ def explain(
     from tomocam.cli.report import print_summary, warn_if_collapsed
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
+    from tomocam.store.create import check_output
 
     console = Console(stderr=True)
     config = ExplainConfig(
@@ -123,12 +123,12 @@ def explain(
     )
     if dry_run:
         typer.echo(make_plan(config, str(Path(config.output).absolute())).describe())
-        refusal = output_refusal(Path(config.output), resume=resume, overwrite=overwrite)
-        if refusal:
-            raise OutputError(f"a real run would stop here: {refusal}")
-        exists = Path(config.output).exists()
-        what = ("--resume continues the existing store" if exists and resume else
-                "--overwrite replaces the existing output" if exists else "the output folder is writable")
+        try:  # the check every real run makes first
+            action = check_output(config.output, resume=resume, overwrite=overwrite)
+        except OutputError as err:
+            raise OutputError(f"a real run would stop here: {err}") from None
+        what = {"resume": "--resume continues the existing store", "overwrite": "--overwrite replaces the existing "
+                "output", "create": "the output folder is writable"}[action]
         typer.echo(f"{'checks':<7} passed: {what}")
         return
 
@@ -139,7 +139,7 @@ def explain(
         drift = input_drift(plan, load_checkpoint(plan.model_path)[1].provenance.get("input_stats"))
         for warning in (*plan.warnings, *([drift] if drift else [])):
             console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
-        typer.echo(f"{plan.grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}")
+        typer.echo(f"{plan.tile_grid.describe()}; {len(plan.blocks)} blocks; device {plan.device}")
 
     try:
         summary = explain_tomogram(
@@ -161,21 +161,6 @@ def explain(
         raise OutputError(f"{fault}; {interrupted_message(Path(config.output), sys.argv[1:])}") from err
     print_summary(summary)
     warn_if_collapsed(summary)
-
-
-def output_refusal(path: Path, *, resume: bool, overwrite: bool) -> str | None:
-    """Why a real run would refuse to write ``path`` (``None`` if it would not), found without touching the disk:
-    the checks of :func:`tomocam.store.create.prepare_output`, for ``--dry-run``."""
-    path = path.expanduser().absolute()
-    if path.exists():
-        if resume and not (path / "zarr.json").is_file():
-            return f"cannot resume '{path}': it is not a zarr store"
-        if not resume and not overwrite:
-            return f"output '{path}' exists already; pass --resume to continue it or --overwrite to replace it"
-    folder = next(p for p in path.parents if p.exists())  # prepare_output creates the missing ones below it
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot write output '{path}': folder '{folder}' is not writable"
-    return None
 
 
 def resume_command(argv: list[str]) -> str:

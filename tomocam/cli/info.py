@@ -18,15 +18,15 @@ def info(
     ] = False,
 ) -> None:
     """Show a model's classes, input, training summary and every layer with its output shape."""
-    from rich.console import Console
     from rich.table import Table
 
+    from tomocam.cli.console import results_console
     from tomocam.models import bundled_model_path, load_checkpoint
     from tomocam.models.summary import HISTORY_COLUMNS, history_rows, layer_shapes, training_summary
 
     path = model or bundled_model_path()
     net, meta = load_checkpoint(path)
-    console = Console()
+    console = results_console()
 
     def row(label: str, text: str) -> None:
         console.print(f"{label:<14} {text}", markup=False, highlight=False)

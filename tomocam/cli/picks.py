@@ -50,10 +50,10 @@ def picks(
     Local maxima of each class heatmap above a threshold, one per particle radius, written as a RELION/Warp
     STAR file (rlnCoordinateX/Y/Z in voxels, plus angstrom, class and score) and a CSV.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from tomocam.classes import is_background
+    from tomocam.cli.console import results_console
     from tomocam.errors import InputError, OutputError
     from tomocam.picking import evaluate_picks, pick_store
     from tomocam.store import open_store
@@ -75,7 +75,7 @@ def picks(
                        exclusive=exclusive)
     write_csv(table, csv_path, overwrite=overwrite)
     write_star(table, star_path, overwrite=overwrite)
-    console = Console()
+    console = results_console()
     rule = "given" if threshold is not None else "median + 3 robust sd of the class's peaks"
     console.print(f"threshold ({rule}): " + ", ".join(f"{name} {t:.3g}" for name, t in
                                                       table.attrs["thresholds"].items()), highlight=False)

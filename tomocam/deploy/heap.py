@@ -3,10 +3,9 @@
 glibc's malloc serves every block above its mmap threshold (128 KiB at first, raised as blocks are freed) with
 fresh pages from the kernel and gives them back on ``free``; each Dask worker thread also gets a heap of its own
 (an arena, at most 64 MiB a block, larger blocks mmapped). A phase-2 task allocates tens of MB of tile maps and
-matrix products, so every task paid a page fault on each 4 KiB page of them. Measured on the project's 2-core
-machine, stitching one ceiling-model box (784 tiles of 23 x 10^3 maps) four times in a worker thread: 114-136 ms
-each with glibc's defaults, 53-80 ms with freed memory kept, and a lower peak RSS (549 -> 470 MB: one arena
-instead of one per thread). The machine's noise (20-40% between runs) hides finer choices of the thresholds.
+matrix products, so every task paid a page fault on each 4 KiB page of them; keeping freed memory halves a
+phase-2 task's time and lowers the peak (one arena instead of one per thread; measured: docs/architecture.md,
+"Design decisions").
 
 Dask's Nanny starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` (give memory back early) for the same
 reason the defaults exist: long-lived workers whose memory should shrink between jobs. An explain worker lives for
@@ -21,9 +20,8 @@ import sys
 from distributed import WorkerPlugin
 
 #: mallopt(3) parameters and tomocam's values: one arena for all threads; blocks up to 64 MiB from the heap (a
-#: phase-2 task reads maps in groups of at most 48 MiB, :data:`tomocam.pipeline.phase2.MAPS_BYTES`); free memory
-#: at the top of the heap returned beyond 64 MiB, so a run's memory still follows its largest task (keeping up to
-#: 128 MiB, the 8x-volume ceiling run rose 1.25x in peak memory instead of 1.07-1.15x).
+#: phase-2 task reads maps in groups of at most 48 MiB, :data:`tomocam.pipeline.stitch_boxes.MAPS_BYTES`); free
+#: memory at the top of the heap returned beyond 64 MiB, so a run's memory still follows its largest task.
 _SETTINGS = {
     -8: 1,  # M_ARENA_MAX
     -3: 64 << 20,  # M_MMAP_THRESHOLD

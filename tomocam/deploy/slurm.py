@@ -254,7 +254,7 @@ def shell_assignments(config: Mapping[str, Any]) -> str:
 QUIET_DASK = "export DASK_LOGGING__DISTRIBUTED=warning"
 
 
-def worker_device(config: Mapping[str, Any]) -> str:
+def job_device_type(config: Mapping[str, Any]) -> str:
     """The device of the settings' worker jobs: ``cuda`` when they ask for GPUs, else ``cpu``."""
     return "cuda" if config["gpus_per_node"] else "cpu"
 
@@ -322,12 +322,12 @@ def slurm_cluster(
     return cluster
 
 
-def slurm_device(requested: str, config: Mapping[str, Any]) -> str:
+def slurm_worker_device(requested: str, config: Mapping[str, Any]) -> str:
     """The device of ``--cluster slurm``'s worker jobs for ``--device requested``, whatever the login node has:
     ``auto`` follows the settings (``cuda:0`` when ``gpus_per_node`` > 0), ``cpu`` makes CPU workers, and
     ``cuda`` needs settings that ask for GPUs."""
     if requested == "auto":
-        return "cuda:0" if worker_device(config) == "cuda" else "cpu"
+        return "cuda:0" if job_device_type(config) == "cuda" else "cpu"
     if requested == "cpu":
         return "cpu"
     if requested.startswith("cuda"):

@@ -2,9 +2,7 @@
 
 A fresh worker process pays, on its first phase-1 task, for importing torch, zarr and the pipeline (the task is
 unpickled on the worker's event loop, which then stalls), creating its CUDA context and loading cuDNN and cuBLAS,
-and the lazy imports of torch's first batched backward pass. Measured on an H200 machine (16 cores, py-spy of
-``tomocam explain`` with CNN-2 on a 256x928x928 tomogram): 6.5 s of a stalled event loop, 2.6 s in the first
-CAM pass's imports, 0.9 s loading the model, so phase 1 took 12.8 s against 2.7 s in a warm process.
+and the lazy imports of torch's first batched backward pass (measured: docs/architecture.md, "Design decisions").
 
 This preload does that work as the worker process starts, before it registers with the scheduler, while the
 client is still checking the inputs and creating the store (:func:`tomocam.pipeline.run.explain_tomogram` starts
@@ -26,6 +24,10 @@ logger = logging.getLogger(__name__)
 #: This module's name, as a Dask worker preload.
 PRELOAD = "tomocam.deploy.warmup"
 
+#: The modules whose functions the workers' tasks run, imported by name: ``deploy`` sits below the pipeline in the
+#: import layers (docs/architecture.md), so it names them rather than importing them.
+TASK_MODULES = ("tomocam.pipeline.explain_tiles", "tomocam.pipeline.stitch_boxes")
+
 #: A warning torch prints when autograd's GPU thread first runs cuBLAS: it sets the primary context itself, so the
 #: warning tells the user nothing (the maps are the same), but it would show on every GPU run.
 CUBLAS_CONTEXT_WARNING = "Attempting to run cuBLAS, but there was no current CUDA context"
@@ -44,14 +46,16 @@ def worker_preloads() -> list[str]:
 def warm_up() -> str:
     """Import what the pipeline's tasks use and run one tiny all-class CAM pass on this process's device (a GPU
     when one is visible); returns that device."""
+    import importlib
+
     import torch
     from torch import nn
 
-    import tomocam.pipeline.phase1
-    import tomocam.pipeline.phase2  # noqa: F401  (zarr, zarrs and the stitching, as the tasks import them)
     from tomocam import compute_cams
     from tomocam.device import one_torch_thread
 
+    for name in TASK_MODULES:  # zarr, zarrs and the stitching, as the tasks import them
+        importlib.import_module(name)
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     model = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4**3, 3)).to(device)
     with one_torch_thread():  # on a CPU, no OpenMP team in this thread beside the task threads' (tomocam.device)

@@ -17,8 +17,8 @@ from tomocam.picking.peaks import find_peaks
 from tomocam.picking.scoring import PickScore, score_picks
 from tomocam.picking.threshold import SIGMAS, robust_threshold
 from tomocam.store import ExplainStore
-from tomocam.store.grid import Grid, level_grid
 from tomocam.store.select import ChannelView, select_classes
+from tomocam.store.space import VoxelSpace, level_space
 from tomocam.write.picks_table import picks_frame
 
 
@@ -45,8 +45,8 @@ def pick_store(
     ["thresholds"]`` holds the threshold used for each class.
     """
     array = store.heatmap(method, level)  # (c, z, y, x)
-    grid = level_grid(store, method, level)
-    base = Grid(store.voxel_size)
+    grid = level_space(store, method, level)
+    base = VoxelSpace(store.voxel_size)
     radius_vox = radius / min(grid.voxel_size)
     block = tuple(array.chunks[1:])
     frames, thresholds = [], {}

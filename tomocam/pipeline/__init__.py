@@ -1,5 +1,7 @@
-"""Explaining a whole tomogram on Dask: plan, phase 1 (CAMs per block of tiles), phase 2 (stitching per output
-chunk), finalize (pyramid, labels, scores, provenance, completion marker)."""
+"""Explaining a whole tomogram on Dask: plan (:mod:`.plan`), phase 1 explaining the tiles block by block
+(:mod:`.explain_tiles`), phase 2 stitching boxes of heatmaps and labels (:mod:`.stitch_boxes`), finalize
+(:mod:`.finalize`), driven by a streaming scheduler (:mod:`.schedule`); the store is written through
+:class:`tomocam.store.writer.StoreWriter`."""
 
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.plan import Plan, make_plan

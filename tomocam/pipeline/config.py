@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tomocam.errors import InputError
+from tomocam.explain.methods import AUTOCAST_DTYPES
+from tomocam.store.layout import HEATMAP_DTYPES
+
 
 @dataclass(frozen=True)
 class ExplainConfig:
@@ -40,3 +44,15 @@ class ExplainConfig:
     resume: bool = False
     overwrite: bool = False
     command: str = ""
+
+    def validate(self) -> None:
+        """Check the settings that need no input file: :class:`InputError` naming the first one out of range."""
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise InputError(f"unknown --autocast '{self.autocast}'; expected one of {', '.join(AUTOCAST_DTYPES)}")
+        if self.chunk < 2 or self.chunk % 2:
+            raise InputError(f"output chunk size must be even (pyramid level 1 uses half chunks); got {self.chunk}")
+        if self.heatmap_dtype not in HEATMAP_DTYPES:
+            raise InputError(f"unknown heatmap dtype '{self.heatmap_dtype}'; expected one of "
+                             f"{', '.join(HEATMAP_DTYPES)}")
+        if self.heatmap_step is not None and self.heatmap_step < 1:
+            raise InputError(f"heatmap step must be at least 1 voxel; got {self.heatmap_step}")

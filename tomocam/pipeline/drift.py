@@ -20,11 +20,11 @@ def sample_inputs(plan: Plan, n: int = 64) -> np.ndarray:
 
     from tomocam.models.inputs import prepare
 
-    indices = list(np.ndindex(*plan.grid.grid_shape))
+    indices = list(np.ndindex(*plan.tile_grid.grid_shape))
     chosen = [indices[i] for i in np.unique(np.linspace(0, len(indices) - 1, min(n, len(indices))).astype(int))]
     volume = plan.tomogram.array()
-    tiles = np.stack([np.asarray(volume[tuple(slice(a, a + t) for a, t in zip(plan.grid.tile_start(i),
-                                                                                 plan.grid.tile))], np.float32)
+    tiles = np.stack([np.asarray(volume[tuple(slice(a, a + t) for a, t in zip(plan.tile_grid.tile_start(i),
+                                                                                 plan.tile_grid.tile))], np.float32)
                       for i in chosen])  # (m, *tile), read tile by tile
     return prepare(torch.from_numpy(tiles), plan.input_spec)[:, 0].numpy()
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tomocam.classes import class_indices
-from tomocam.device import one_torch_thread, worker_device
+from tomocam.device import local_worker_device, one_torch_thread
 from tomocam.errors import InputError, LayerError
-from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.models.inputs import InputSpec, prepare
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
-from tomocam.store.layout import HEATMAP_DTYPES, Sampling, native_step
+from tomocam.store.layout import HeatmapSampling, native_step
+from tomocam.store.spec import StoreSpec
 from tomocam.tile import Block, TileGrid, make_blocks, release_pages
+
+if TYPE_CHECKING:
+    from tomocam.models.checkpoint import ModelMeta
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,9 @@ class Plan:
     """What every task needs to know (picklable). Shapes are ``(z, y, x)``; ``k`` = explained classes."""
 
     tomogram: Tomogram
-    grid: TileGrid
+    tile_grid: TileGrid
     block: tuple[int, ...]
-    store: str
+    output: str
     model_path: str
     model_sha256: str
     layer: str
@@ -48,7 +52,7 @@ class Plan:
     autocast: str | None
     window: str
     chunk: int
-    sampling: Sampling
+    sampling: HeatmapSampling
     heatmap_dtype: str
     torch_threads: int | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -61,17 +65,30 @@ class Plan:
     @property
     def input_spec(self) -> InputSpec:
         """How this run's tiles become model inputs."""
-        return InputSpec(self.grid.tile, self.model_input, self.normalisation, self.invert)
+        return InputSpec(self.tile_grid.tile, self.model_input, self.normalisation, self.invert)
+
+    @property
+    def store_spec(self) -> StoreSpec:
+        """What this run's store at :attr:`output` holds (what :class:`tomocam.store.writer.StoreWriter` needs)."""
+        t = self.tomogram
+        return StoreSpec(
+            path=self.output, input_path=t.path, shape=t.shape, voxel_size=t.voxel_size, input_dtype=t.dtype,
+            tile_grid=self.tile_grid, block=self.block, methods=self.methods, class_indices=self.class_indices,
+            class_names=self.class_names, model_classes=self.model_classes, feature_shape=self.feature_shape,
+            chunk=self.chunk, sampling=self.sampling, heatmap_dtype=self.heatmap_dtype, model_path=self.model_path,
+            model_sha256=self.model_sha256, layer=self.layer, model_input=self.model_input,
+            normalisation=self.normalisation, invert=self.invert, window=self.window, autocast=self.autocast,
+        )
 
     @property
     def blocks(self) -> list[Block]:
         """Phase-1 tasks: boxes of tiles, in C order of block index."""
-        return make_blocks(self.grid, self.block)
+        return make_blocks(self.tile_grid, self.block)
 
     @property
     def block_grid(self) -> tuple[int, ...]:
         """Number of blocks per axis."""
-        return tuple(math.ceil(g / b) for g, b in zip(self.grid.grid_shape, self.block))
+        return tuple(math.ceil(g / b) for g, b in zip(self.tile_grid.grid_shape, self.block))
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
@@ -91,14 +108,14 @@ class Plan:
             [
                 f"input   {self.tomogram.path}: {self.tomogram.shape} (z, y, x) {self.tomogram.dtype}, "
                 f"voxel {self.tomogram.voxel_size} A",
-                f"tiles   {self.grid.describe()}",
+                f"tiles   {self.tile_grid.describe()}",
                 f"blocks  {' x '.join(map(str, self.block_grid))} = {nb} blocks of up to "
                 f"{' x '.join(map(str, self.block))} tiles",
                 f"model   {self.model_path} (layer {self.layer}, feature maps {self.feature_shape}), "
                 f"methods {', '.join(self.methods)}, {len(self.class_indices)} classes",
                 f"device  {self.device}, batch {self.batch_size}"
                 + (f", autocast {self.autocast}" if self.autocast else ""),
-                f"output  {self.store}: heatmaps every {'x'.join(map(str, self.sampling.step))} voxels "
+                f"output  {self.output}: heatmaps every {'x'.join(map(str, self.sampling.step))} voxels "
                 f"{self.sampling.sample_shape} {self.heatmap_dtype}, chunks {self.chunk}^3, "
                 f"{int(np.prod(self.chunk_grid))} chunks per class",
             ]
@@ -118,7 +135,7 @@ def polarity_skew(volume: np.ndarray, max_samples: int = 2_000_000) -> float:
 def block_edge(requested: int, grid: TileGrid, per_tile_out: int, budget: int) -> int:
     """Largest block edge <= ``requested`` (at least 1) whose phase-1 task fits ``budget`` bytes: its float32 slab,
     its results (``per_tile_out`` bytes a tile) and the two copies of them that zarr may make while encoding the
-    block's chunks (measured with tracemalloc: 90 MiB for 45 MiB of maps)."""
+    block's chunks."""
     nd = len(grid.tile)
     for edge in range(max(1, requested), 1, -1):
         slab = 4 * math.prod(min((edge - 1) * s + t, n) for s, t, n in zip(grid.stride, grid.tile, grid.shape))
@@ -130,53 +147,82 @@ def block_edge(requested: int, grid: TileGrid, per_tile_out: int, budget: int) -
 def default_batch_size(device: str) -> int:
     """Tiles per forward pass when none is asked for: 256 on a GPU, 32 on a CPU.
 
-    On an H200 the all-class CAM pass of CNN-2 costs 1.1-1.2x a forward pass at batch 256 but 1.7-3x at 64
-    (launch-bound; docs/gpu.md); on a CPU 32 tiles already keep the cores busy.
+    On a GPU smaller batches leave the all-class CAM pass launch-bound; on a CPU 32 tiles already keep the cores
+    busy (measured: docs/architecture.md, "Design decisions").
     """
     return 256 if device.startswith("cuda") else 32
 
 
-def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = None) -> Plan:
-    """Check the inputs and settings of ``config`` and return the run's :class:`Plan` (no voxels read but a
-    sparse sample for the polarity check)."""
-    import torch
+@dataclass(frozen=True)
+class OpenedInputs:
+    """A run's inputs, opened: the tomogram (header only), the model on the CPU and its metadata, and what they
+    resolve: the CAM layer, methods, explained class indices, the tile grid and the model's input grid."""
 
-    from tomocam import compute_cams
+    tomogram: Tomogram
+    model: Any  # torch.nn.Module
+    meta: ModelMeta
+    layer: str
+    methods: tuple[str, ...]
+    class_indices: tuple[int, ...]
+    tile_grid: TileGrid
+    model_input: tuple[int, ...]
+
+    def input_spec(self, invert: bool) -> InputSpec:
+        """How the tiles become model inputs."""
+        return InputSpec(self.tile_grid.tile, self.model_input, self.meta.normalisation, invert)
+
+
+def open_inputs(config: ExplainConfig) -> OpenedInputs:
+    """Open the tomogram's header and the model, and resolve layer, methods, classes and the tile grid.
+
+    Tiles cover the model's field of view in angstrom: at another voxel size they are resampled to the model's
+    input grid (binned when the tomogram is finer), and the heatmaps land on the tomogram's own grid.
+    """
     from tomocam.models import load_checkpoint
 
     tomo = open_tomogram(config.tomogram, voxel_size=config.voxel_size)
-    with one_torch_thread():  # copying the weights in is parallel: no OpenMP team here (see below)
+    with one_torch_thread():  # copying the weights in is parallel: no OpenMP team here (see probe_feature_shape)
         model, meta = load_checkpoint(config.model, device="cpu")
     layer = config.layer or meta.cam_layer or getattr(model, "default_cam_layer", "")
     if not layer:
         raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")
-    methods = tuple(dict.fromkeys(config.methods))
-    indices = class_indices(config.classes, meta.classes)
-    # Tiles cover the model's field of view in angstrom: at another voxel size they are resampled to the
-    # model's input grid (binned when the tomogram is finer), and the heatmaps land on the tomogram's own grid.
     ratio = tuple(meta.voxel_size / v for v in tomo.voxel_size)  # tomogram voxels per model voxel, (z, y, x)
     tile = config.tile or tuple(max(1, round(meta.input_size * r)) for r in ratio)
     grid = TileGrid.build(tomo.shape, tile, config.stride)
     model_input = tuple(max(1, round(t / r)) for t, r in zip(grid.tile, ratio))
-    spec = InputSpec(grid.tile, model_input, meta.normalisation, config.invert)
+    return OpenedInputs(tomo, model, meta, layer, tuple(dict.fromkeys(config.methods)),
+                        class_indices(config.classes, meta.classes), grid, model_input)
+
+
+def probe_feature_shape(config: ExplainConfig, inputs: OpenedInputs) -> tuple[int, ...]:
+    """The shape of the layer's maps for one tile, from one zero tile through the model; :class:`InputError`
+    when the model cannot take the tiles (an unknown layer is a :class:`LayerError` of the CAM pass)."""
+    import torch
+
+    from tomocam import compute_cams
+
     try:
         with torch.no_grad(), one_torch_thread():  # no second OpenMP team beside an in-process worker's
-            probe = prepare(torch.zeros((1, *grid.tile)), spec)  # (1, 1, *model_input)
-            result = compute_cams(model, probe, layer, methods=methods)
+            probe = prepare(torch.zeros((1, *inputs.tile_grid.tile)), inputs.input_spec(config.invert))
+            result = compute_cams(inputs.model, probe, inputs.layer, methods=inputs.methods)  # probe (1, 1, *input)
     except RuntimeError as err:
         raise InputError(
-            f"model '{config.model}' cannot take inputs of {model_input} voxels (it was trained on "
-            f"{meta.input_size}^3): {str(err).splitlines()[0]}"
+            f"model '{config.model}' cannot take inputs of {inputs.model_input} voxels (it was trained on "
+            f"{inputs.meta.input_size}^3): {str(err).splitlines()[0]}"
         ) from None
-    feature_shape = tuple(result.maps[methods[0]].shape[2:])
-    per_tile_out = 4 * (len(meta.classes) + len(indices) * int(np.prod(feature_shape)) * len(methods))
-    edge = block_edge(config.block, grid, per_tile_out, config.block_memory)
+    return tuple(result.maps[inputs.methods[0]].shape[2:])
+
+
+def input_warnings(config: ExplainConfig, inputs: OpenedInputs) -> list[str]:
+    """What the user should know before the run: tiles resampled to the model's voxel size, and a tomogram whose
+    contrast (skewness of a sparse sample of voxels) is the opposite of the model's particles."""
+    tomo, meta, grid = inputs.tomogram, inputs.meta, inputs.tile_grid
     warnings = []
-    if model_input != grid.tile:
+    if inputs.model_input != grid.tile:
         warnings.append(
             f"the tomogram's voxel size {'x'.join(f'{v:.3g}' for v in tomo.voxel_size)} A differs from the model's "
             f"{meta.voxel_size:.3g} A: tiles of {'x'.join(map(str, grid.tile))} voxels are resampled to the model's "
-            f"{'x'.join(map(str, model_input))} (heatmaps stay on the tomogram's grid)"
+            f"{'x'.join(map(str, inputs.model_input))} (heatmaps stay on the tomogram's grid)"
         )
     skew = polarity_skew(tomo.array())
     bright = skew > 0
@@ -186,40 +232,45 @@ def make_plan(config: ExplainConfig, store: str, torch_threads: int | None = Non
             f"the tomogram looks {'bright' if bright else 'dark'}-on-background (skewness {skew:+.2f}) but the model "
             f"expects {meta.polarity} particles" + (" and --invert is set" if config.invert else "; consider --invert")
         )
-    if config.autocast is not None and config.autocast not in AUTOCAST_DTYPES:
-        raise InputError(f"unknown --autocast '{config.autocast}'; expected one of {', '.join(AUTOCAST_DTYPES)}")
-    if config.chunk < 2 or config.chunk % 2:
-        raise InputError(f"output chunk size must be even (pyramid level 1 uses half chunks); got {config.chunk}")
-    if config.heatmap_dtype not in HEATMAP_DTYPES:
-        raise InputError(f"unknown heatmap dtype '{config.heatmap_dtype}'; expected one of {', '.join(HEATMAP_DTYPES)}")
-    if config.heatmap_step is not None and config.heatmap_step < 1:
-        raise InputError(f"heatmap step must be at least 1 voxel; got {config.heatmap_step}")
+    return warnings
+
+
+def make_plan(config: ExplainConfig, output: str, torch_threads: int | None = None) -> Plan:
+    """Check the inputs and settings of ``config`` and return the run's :class:`Plan` writing to ``output`` (no
+    voxels read but a sparse sample for the polarity check)."""
+    inputs = open_inputs(config)
+    feature_shape = probe_feature_shape(config, inputs)
+    config.validate()
+    grid, meta, indices = inputs.tile_grid, inputs.meta, inputs.class_indices
+    per_tile_out = 4 * (len(meta.classes) + len(indices) * int(np.prod(feature_shape)) * len(inputs.methods))
+    edge = block_edge(config.block, grid, per_tile_out, config.block_memory)
     step = tuple(
         config.heatmap_step or native_step(t, s, f) for t, s, f in zip(grid.tile, grid.stride, feature_shape)
     )
+    device = local_worker_device(config.device)
     return Plan(
-        tomogram=tomo,
-        grid=grid,
+        tomogram=inputs.tomogram,
+        tile_grid=grid,
         block=(edge,) * len(grid.tile),
-        store=store,
+        output=output,
         model_path=str(Path(config.model).absolute()),
         model_sha256=meta.sha256,
-        layer=layer,
-        methods=methods,
+        layer=inputs.layer,
+        methods=inputs.methods,
         class_indices=indices,
         class_names=tuple(meta.classes[i] for i in indices),
         model_classes=tuple(meta.classes),
         feature_shape=feature_shape,
-        model_input=model_input,
+        model_input=inputs.model_input,
         normalisation=meta.normalisation,
         invert=config.invert,
-        batch_size=max(1, config.batch_size or default_batch_size(worker_device(config.device))),
-        device=worker_device(config.device),
+        batch_size=max(1, config.batch_size or default_batch_size(device)),
+        device=device,
         autocast=config.autocast,
         window=config.window,
         chunk=config.chunk,
-        sampling=Sampling(tomo.shape, step),
+        sampling=HeatmapSampling(inputs.tomogram.shape, step),
         heatmap_dtype=config.heatmap_dtype,
         torch_threads=torch_threads,
-        warnings=tuple(warnings),
+        warnings=tuple(input_warnings(config, inputs)),
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from tomocam.errors import CheckpointError, OutputError
+from tomocam.pipeline import RunSummary, explain_tomogram
 from tomocam.pipeline.config import ExplainConfig
-from tomocam.pipeline.run import RunSummary, explain_tomogram
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Figures of an explain store: orthogonal slices with heatmap overlays, and a class montage.
 
 Only what is drawn is read: one plane per panel, from the coarsest pyramid level that still has the figure's
-resolution (:func:`tomocam.store.grid.choose_level`), and the tomogram (the store's input MRC, memory-mapped)
+resolution (:func:`tomocam.store.space.choose_level`), and the tomogram (the store's input MRC, memory-mapped)
 read with a stride to the same resolution. Planes are placed in angstrom, so heatmap and tomogram overlay
 exactly whatever their levels. Heatmaps are shown in score units, never normalised: colour limits are
 symmetric around zero; in an overview each (class, method) group of panels shares one, in a montage each class
@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from tomocam.explain.methods import METHOD_TITLES
 from tomocam.render.overlay import CMAP, Extent, draw_overlay, extent, norm, symmetric_limit
 from tomocam.store import ExplainStore
-from tomocam.store.grid import Grid, choose_level, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
+from tomocam.store.space import VoxelSpace, choose_level, level_space
 
 #: Plane name -> (the fixed axis, (row axis, column axis)) in (z, y, x) order.
 PLANES: dict[str, tuple[int, tuple[int, int]]] = {"xy": (0, (1, 2)), "xz": (1, (0, 2)), "yz": (2, (0, 1))}
@@ -37,7 +37,7 @@ class Plane:
     extent: Extent
 
 
-def read_plane(volume, grid: Grid, plane: str, position: np.ndarray, step: int = 1) -> Plane:
+def read_plane(volume, grid: VoxelSpace, plane: str, position: np.ndarray, step: int = 1) -> Plane:
     """The ``plane`` (``"xy"``, ``"xz"``, ``"yz"``) of a `(z, y, x)` volume through ``position`` (angstrom).
 
     Reads only that plane (every ``step``-th voxel of it); the fixed index is the voxel nearest
@@ -57,12 +57,12 @@ def read_plane(volume, grid: Grid, plane: str, position: np.ndarray, step: int =
 def centre(store: ExplainStore) -> np.ndarray:
     """Position (angstrom, z, y, x) of the tomogram's central voxel."""
     shape = np.asarray(store.heatmap(store.methods[0], 0).shape[1:])
-    return Grid(store.voxel_size).to_space(shape // 2)
+    return VoxelSpace(store.voxel_size).to_space(shape // 2)
 
 
 def position_of(store: ExplainStore, at: Sequence[int] | None) -> np.ndarray:
     """``at`` (level-0 voxel z, y, x) as a position in angstrom; the centre when None."""
-    return centre(store) if at is None else Grid(store.voxel_size).to_space(np.asarray(at, dtype=np.float64))
+    return centre(store) if at is None else VoxelSpace(store.voxel_size).to_space(np.asarray(at, dtype=np.float64))
 
 
 def pick_level(store: ExplainStore, method: str, pixels: int) -> int:
@@ -86,7 +86,7 @@ class _Background:
             return
         self.volume = tomo.array()
         self.step = max(1, math.floor(max(tomo.shape) / pixels))
-        self.grid = Grid(store.voxel_size)
+        self.grid = VoxelSpace(store.voxel_size)
 
     def plane(self, plane: str, position: np.ndarray) -> Plane | None:
         if self.volume is None:
@@ -96,7 +96,7 @@ class _Background:
 
 def _index_label(store: ExplainStore, plane: str, position: np.ndarray) -> str:
     fixed = PLANES[plane][0]
-    index = int(np.rint(Grid(store.voxel_size).to_index(position)[fixed]))
+    index = int(np.rint(VoxelSpace(store.voxel_size).to_index(position)[fixed]))
     return f"{plane}, {AXIS_NAMES[fixed]}={index}"
 
 
@@ -128,7 +128,7 @@ def render_store(
         c = store.classes.index(name)
         for j, method in enumerate(methods):
             level = levels[method]
-            array, grid = store.heatmap(method, level), level_grid(store, method, level)
+            array, grid = store.heatmap(method, level), level_space(store, method, level)
             heats = {p: read_plane(ChannelView(array, c), grid, p, position) for p in PLANES}
             limit = symmetric_limit(*(h.values for h in heats.values()))
             group = axes[row, 3 * j : 3 * j + 3]
@@ -166,7 +166,7 @@ def render_montage(
     classes = select_classes(store, classes)
     position = position_of(store, at)
     level = pick_level(store, method, pixels)
-    array, grid = store.heatmap(method, level), level_grid(store, method, level)
+    array, grid = store.heatmap(method, level), level_space(store, method, level)
     back = _Background(store, pixels).plane("xy", position)
     heats = [read_plane(ChannelView(array, store.classes.index(n)), grid, "xy", position) for n in classes]
     n_cols = math.ceil(math.sqrt(len(classes)))

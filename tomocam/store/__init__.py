@@ -1,6 +1,6 @@
 """The explain store's one owner: schema and sampling (:mod:`.layout`), creation and provenance (:mod:`.create`),
 OME-Zarr metadata (:mod:`.ome`), pyramid, labels and scores (:mod:`.pyramid`), and the reader (:mod:`.reader`,
-:mod:`.grid`, :mod:`.select`)."""
+:mod:`.space`, :mod:`.select`)."""
 
 from tomocam.store.layout import use_fast_pipeline
 from tomocam.store.reader import ExplainStore, open_store

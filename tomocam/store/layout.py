@@ -27,15 +27,8 @@ block (:meth:`tomocam.store.ExplainStore.full_grid`).
 (about 1 MB) that tile each phase-1 block, so a block's task is the one writer of its chunks (a block's maps are
 written whole or recomputed on ``--resume``: its ``done`` marker comes last), and phase 2 and the reader, whose
 boxes of tiles straddle blocks, decode only the tiles they need. Chunks are stored uncompressed
-(:data:`TILE_CODEC`). Measured (2-core machine, load 3-5, 900 tiles of 23 classes, 4 phase-2 boxes; write + read
-seconds, bytes): CNN-2 maps (5^3 cells) 0.032 + 0.050 s, 11.9 MB uncompressed; 0.040 + 0.057 s, 9.4 MB with lz4 +
-shuffle; 0.042 + 0.059 s, 9.1 MB with lz4 + bitshuffle; the ceiling model's maps (10^3 cells): 0.21 + 0.15 s,
-94 MB uncompressed against 0.22 + 0.30 s, 78 MB with lz4 + shuffle and 0.4-0.8 s for zstd-1 + shuffle. One chunk
-per block (the layout before that) took 0.07 + 0.05 s (CNN-2) and 0.85 + 0.8 s (ceiling): every box read decoded
-whole blocks. Layout 2 held the same chunks as the inner chunks of one shard per block (fewer files); with the
-zarrs pipeline (:data:`FAST_PIPELINE`) writing a 47 MB block as 2^3-tile chunks takes 70 ms against 179 ms as a
-shard of them, and a whole explain's phase 1 1.08-1.23 s against 1.29-1.75 s (ceiling model, 900 tiles, three
-runs each). Stores of the earlier layouts read the same (zarr hides the chunking).
+(:data:`TILE_CODEC`). Stores of the earlier layouts read the same (zarr hides the chunking). Why these chunks and
+codecs (measured): docs/architecture.md, "Design decisions".
 """
 
 from __future__ import annotations
@@ -66,10 +59,8 @@ STORE_LAYOUT = 4
 LABEL_BOUNDS = "label_bounds"
 
 #: zarr-python's own codec pipeline, and the one tomocam reads and writes its stores with: zarrs (Rust, the same
-#: format byte for byte). zarr-python hands every chunk through asyncio and a thread pool, about 1-2 ms per chunk
-#: on the project's 2-core machine whatever its size; zarrs does the chunk loop natively. Measured there (median
-#: of 20, 900-tile ceiling store): a phase-2 box of 192 tiles' maps (24 MB) read in 46 -> 7.4 ms, one task's 23
-#: heatmap chunks written in 53 -> 28 ms; a whole explain's phase 2 took 0.70-0.83 s instead of 1.73-2.11 s.
+#: format byte for byte). zarr-python hands every chunk through asyncio and a thread pool, a fixed cost per chunk
+#: whatever its size; zarrs does the chunk loop natively.
 DEFAULT_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 FAST_PIPELINE = "zarrs.ZarrsCodecPipeline"
 
@@ -92,12 +83,11 @@ def atomic_writes() -> AbstractContextManager:
 
 
 #: Heatmaps (and the per-tile maps) are smooth float fields: byte shuffling + lz4 writes them ~5x faster than
-#: zarr's default codec (zstd, no shuffle) and stores them as small (measured: 242 MB vs 243 MB for 23 classes of
-#: 96x192x192).
+#: zarr's default codec (zstd, no shuffle) and stores them as small.
 HEATMAP_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 #: Codec of the chunks of ``tiles/<method>``: none. Maps of trained or untrained models are dense floats that
-#: compress by 10-20% at most, and decoding costs phase 2 more than the bytes (measured: module docstring).
+#: compress by 10-20% at most, and decoding costs phase 2 more than the bytes.
 TILE_CODEC = None
 
 #: Bytes of one chunk of ``tiles/<method>`` to aim for: large enough that zarr's per-chunk cost (about
@@ -132,7 +122,7 @@ def label_dtype(n_classes: int) -> str:
 
 
 @dataclass(frozen=True)
-class Sampling:
+class HeatmapSampling:
     """Level 0 of the heatmaps: the field at voxels ``offset + i * step`` of a tomogram of ``shape``, per axis."""
 
     shape: tuple[int, ...]

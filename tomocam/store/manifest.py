@@ -3,8 +3,9 @@
 The root ``tomocam`` attributes hold ``"arrays"``: path -> shape and dtype of every array recorded whole. A
 writer records an array right after its last chunk is written (:func:`record_whole`) and forgets it before
 writing it again (:func:`forget_whole`), so on ``--resume`` every array is either proven whole or rebuilt. The
-completion marker may only be set when every array of the store is in the manifest (:func:`mark_complete`), and
-the reader refuses a store whose arrays disagree with it (:func:`manifest_problems`).
+completion marker may only be set when every array of the store is in the manifest
+(:func:`write_completion_marker`), and the reader refuses a store whose arrays disagree with it
+(:func:`manifest_problems`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def manifest_problems(root: zarr.Group) -> list[str]:
     return problems
 
 
-def mark_complete(path: str) -> None:
+def write_completion_marker(path: str) -> None:
     """Write the completion marker: the last write of a run, allowed only once every array is recorded whole."""
     problems = manifest_problems(zarr.open_group(path, mode="r"))
     if problems:

@@ -76,8 +76,7 @@ def write_scores(tile_logits: zarr.Array, scores: zarr.Group) -> None:
     """Per-tile ``logits`` and softmax ``probabilities`` ``(k, gz, gy, gx)`` from phase-1 logits ``(gz, gy, gx, k)``.
 
     Plain numpy, one slab of the source's chunks along the first grid axis at a time (one writer per chunk, memory
-    bounded by a slab): the values are few (k per tile), and a dask graph of them cost 4-5x the work (measured:
-    0.09-0.26 s against 0.42-1.2 s for 8649 tiles of 23 classes, 2-core machine at load 4-5).
+    bounded by a slab): the values are few (k per tile), and a dask graph of them costs several times the work.
     """
     k = tile_logits.shape[-1]
     shape, chunks = (k, *tile_logits.shape[:-1]), (k, *tile_logits.chunks[:-1])

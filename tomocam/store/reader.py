@@ -17,7 +17,7 @@ import zarr
 
 from tomocam.errors import InputError
 from tomocam.stitch import stitch_region
-from tomocam.store.layout import ATTRS_KEY, Sampling
+from tomocam.store.layout import ATTRS_KEY, HeatmapSampling
 from tomocam.store.manifest import manifest_problems
 from tomocam.tile import TileGrid
 
@@ -63,10 +63,10 @@ class ExplainStore:
         return tuple(int(n) for n in self.attrs["input"]["shape"])
 
     @property
-    def sampling(self) -> Sampling:
+    def sampling(self) -> HeatmapSampling:
         """Where level 0 of the heatmaps samples the field (step 1: the tomogram's grid)."""
         step = self.attrs.get("sampling", {}).get("step", [1] * len(self.shape))
-        return Sampling(self.shape, tuple(int(s) for s in step))
+        return HeatmapSampling(self.shape, tuple(int(s) for s in step))
 
     @property
     def n_levels(self) -> int:
@@ -76,7 +76,7 @@ class ExplainStore:
     def heatmap(self, method: str = "respond", level: int = 0) -> zarr.Array:
         """The stored heatmaps of ``method`` at pyramid ``level``: ``(c, *samples)`` in score units (float32, or
         float16 when the run asked for it). Level 0 is the field on :attr:`sampling`'s grid; where its samples
-        sit in space: :func:`tomocam.store.grid.level_grid`."""
+        sit in space: :func:`tomocam.store.space.level_space`."""
         self._check_method(method)
         return self._level(method, level)
 

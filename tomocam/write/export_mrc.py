@@ -18,8 +18,8 @@ import numpy as np
 from tomocam.errors import InputError, OutputError
 from tomocam.picking.peaks import ArrayLike, blocks
 from tomocam.store import ExplainStore
-from tomocam.store.grid import Grid, level_grid
 from tomocam.store.select import ChannelView, select_classes, select_methods
+from tomocam.store.space import VoxelSpace, level_space
 
 #: MRC modes for the dtypes tomocam exports: float32 heatmaps, uint16 labels.
 MRC_MODES = {np.dtype(np.float32): 2, np.dtype(np.uint16): 6}
@@ -36,7 +36,7 @@ FULL = "full"
 def write_mrc(
     volume: ArrayLike,
     path: Path,
-    grid: Grid,
+    grid: VoxelSpace,
     *,
     block: Sequence[int] | None = None,
     overwrite: bool = False,
@@ -126,19 +126,19 @@ def export_store(
         raise InputError(f"export level must be a pyramid level number or '{FULL}'; got {level!r}")
     number = level if isinstance(level, int) else 0  # the level read (labels: 0 for the full grid)
     tag = FULL if full else f"level{level}"
-    jobs: list[tuple[ArrayLike, Path, Grid]] = []
+    jobs: list[tuple[ArrayLike, Path, VoxelSpace]] = []
     for method in select_methods(store, methods):
         if full:
-            array, grid = store.full_grid(method), Grid(store.voxel_size)  # (c, z, y, x) lazy
+            array, grid = store.full_grid(method), VoxelSpace(store.voxel_size)  # (c, z, y, x) lazy
         else:
-            array, grid = store.heatmap(method, number), level_grid(store, method, number)  # (c, *samples)
-        placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
+            array, grid = store.heatmap(method, number), level_space(store, method, number)  # (c, *samples)
+        placed = VoxelSpace(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
         for name in select_classes(store, classes):
             c = store.classes.index(name)
             jobs.append((ChannelView(array, c), out_dir / f"{stem}_{method}_{_safe(name)}_{tag}.mrc", placed))
     if labels:
-        grid = level_grid(store, "labels/segmentation", number)
-        placed = Grid(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
+        grid = level_space(store, "labels/segmentation", number)
+        placed = VoxelSpace(grid.voxel_size, tuple(base + np.asarray(grid.origin)))
         jobs.append((store.labels(number), out_dir / f"{stem}_labels_{tag}.mrc", placed))
     existing = [str(p) for _, p, _ in jobs if p.exists()]
     if existing and not overwrite:

@@ -1,11 +1,11 @@
-"""Phase 1: CAMs of every tile, one Dask task per block of tiles.
+"""Phase 1, explaining the tiles: CAMs of every tile, one Dask task per block of tiles.
 
 A task reads its block's voxels in one slab, checks them for NaN/Inf, moves the slab to the device once, cuts and
 normalises tiles there batch by batch (:mod:`tomocam.models.inputs`), runs them through :func:`tomocam.compute_cams`
-(all classes from one pass) and writes the block's logits, feature-resolution maps and the label method's map
-bounds into the chunk (logits, bounds) and chunks (maps, :mod:`tomocam.store.layout`) of the ``tiles/`` arrays
-that are the block's own, then sets the block's ``done`` marker. The marker is written last, so a
-block is either done (and skipped on ``--resume``) or recomputed in full.
+(all classes from one pass) and hands the block's logits, feature-resolution maps and the label method's map
+bounds to the store writer (:meth:`tomocam.store.writer.StoreWriter.write_block`), which writes the chunks that
+are the block's own and then the block's ``done`` marker: a block is either done (and skipped on ``--resume``)
+or recomputed in full.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
-import zarr
-
 from tomocam.explain.methods import AUTOCAST_DTYPES
 from tomocam.pipeline.plan import Plan
 from tomocam.read import check_finite
-from tomocam.store.layout import LABEL_BOUNDS, atomic_writes
+from tomocam.store.writer import StoreWriter
 from tomocam.tile import Block, read_slab, slab_starts
 
 _MODELS: dict[tuple, tuple] = {}
@@ -36,23 +33,6 @@ class BlockResult:
     n_tiles: int
     seconds: float
     peak: float
-
-
-def block_peak(plan: Plan, block: Block) -> float:
-    """The largest value of the label method's maps in ``block``, read back from ``tiles/label_bounds`` (for
-    blocks done before a ``--resume``)."""
-    return float(np.asarray(tiles_group(plan)[LABEL_BOUNDS][block.grid_slices])[..., 0].max())
-
-
-def tiles_group(plan: Plan) -> zarr.Group:
-    """The store's ``tiles/`` group (opened per call: cheap, and safe in any worker process)."""
-    return zarr.open_group(plan.store, mode="r+")["tiles"]
-
-
-def done_blocks(plan: Plan) -> set[tuple[int, ...]]:
-    """Indices of the blocks whose ``done`` marker is set."""
-    done = np.asarray(tiles_group(plan)["done"][...])
-    return {tuple(int(i) for i in idx) for idx in np.argwhere(done == 1)}
 
 
 #: Topic of the per-batch progress events phase-1 tasks send to the client (:func:`report_tiles`).
@@ -87,14 +67,14 @@ def _model(plan: Plan):
     with _MODELS_LOCK:
         if key not in _MODELS:
             model, _ = load_checkpoint(plan.model_path, device=plan.device)
-            if len(plan.grid.tile) == 3:  # 3-D convolutions run faster channels-last on GPUs and CPUs alike
+            if len(plan.tile_grid.tile) == 3:  # 3-D convolutions run faster channels-last on GPUs and CPUs alike
                 model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # not in stubs
             _MODELS[key] = (model, threading.Lock())
         return _MODELS[key]
 
 
-def explain_block(plan: Plan, block: Block) -> BlockResult:
-    """Phase-1 task: CAMs of every tile of ``block``, written into its part of ``tiles/``, then marked done.
+def explain_block(plan: Plan, writer: StoreWriter, block: Block) -> BlockResult:
+    """Phase-1 task: CAMs of every tile of ``block``, written through ``writer`` (which marks the block done).
 
     The block's slab is read once and moved to the device once; tiles are cut, resampled and normalised there
     batch by batch (:func:`tomocam.models.inputs.model_inputs`), and the results stay on the device until the
@@ -108,12 +88,12 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
 
     t0 = time.perf_counter()
     model, lock = _model(plan)
-    slab, origin = read_slab(plan.tomogram.array(), plan.grid, block)
+    slab, origin = read_slab(plan.tomogram.array(), plan.tile_grid, block)
     check_finite(slab, plan.tomogram, origin)
     pin = plan.device.startswith("cuda")
     volume = torch.from_numpy(slab)
     volume = volume.pin_memory().to(plan.device, non_blocking=True) if pin else volume  # (*slab)
-    starts = torch.from_numpy(slab_starts(plan.grid, block, origin)).to(plan.device)  # (n, nd), on the device once
+    starts = torch.from_numpy(slab_starts(plan.tile_grid, block, origin)).to(plan.device)  # (n, nd), on the device once
     spec = plan.input_spec
     autocast = getattr(torch, AUTOCAST_DTYPES[plan.autocast]) if plan.autocast else None
     every_class = plan.class_indices == tuple(range(len(plan.model_classes)))  # the default: no selection copy
@@ -131,18 +111,7 @@ def explain_block(plan: Plan, block: Block) -> BlockResult:
             for m in plan.methods:
                 maps[m][a:b] = result.maps[m] if select is None else result.maps[m].index_select(1, select)
             report_tiles(b - a)
-    tiles = tiles_group(plan)
-    region = block.grid_slices
-    # The block's chunks are written whole: zarr's check for all-zero (fill-value) chunks, to skip them, would
-    # only cost a pass over the maps (measured: 86-203 -> 48-80 ms per 47 MB block).
-    whole = {"write_empty_chunks": True}
     bounds = map_bounds(maps[plan.label_method], len(plan.feature_shape)).cpu().numpy()  # (n, k, 2)
-    tiles["logits"].with_config(whole)[region] = logits.cpu().numpy().reshape(*block.shape, -1)
-    tiles[LABEL_BOUNDS].with_config(whole)[region] = bounds.reshape(*block.shape, *bounds.shape[1:])
-    for m in plan.methods:
-        tiles[m].with_config(whole)[region] = maps[m].cpu().numpy().reshape(*block.shape, *maps[m].shape[1:])
-    with atomic_writes():  # the marker's chunk is whole or absent, whatever kills the run
-        done = tiles["done"]
-    done[tuple(slice(i, i + 1) for i in block.index)] = 1
+    writer.write_block(block, logits.cpu().numpy(), bounds, {m: maps[m].cpu().numpy() for m in plan.methods})
     return BlockResult(index=block.index, n_tiles=n, seconds=time.perf_counter() - t0,
                        peak=float(bounds[..., 0].max()))

@@ -16,7 +16,7 @@ from tomocam.store.reader import ExplainStore
 
 
 @dataclass(frozen=True)
-class Grid:
+class VoxelSpace:
     """Voxel size and centre of voxel (0, 0, 0), both `(z, y, x)` angstrom."""
 
     voxel_size: tuple[float, ...]
@@ -31,8 +31,8 @@ class Grid:
         return (np.asarray(position, dtype=np.float64) - np.asarray(self.origin)) / np.asarray(self.voxel_size)
 
 
-def level_grid(store: ExplainStore, group: str, level: int) -> Grid:
-    """The grid of ``level`` of the multiscale image ``group`` (``"respond"``, ``"gradcam"`` or
+def level_space(store: ExplainStore, group: str, level: int) -> VoxelSpace:
+    """The voxel space of ``level`` of the multiscale image ``group`` (``"respond"``, ``"gradcam"`` or
     ``"labels/segmentation"``), from its ``coordinateTransformations``; space axes only."""
     group = group
     ms = store.root[group].attrs["ome"]["multiscales"][0]
@@ -45,7 +45,7 @@ def level_grid(store: ExplainStore, group: str, level: int) -> Grid:
             scale = t["scale"][-n_space:]
         elif t["type"] == "translation":
             shift = t["translation"][-n_space:]
-    return Grid(tuple(float(s) for s in scale), tuple(float(s) for s in shift))
+    return VoxelSpace(tuple(float(s) for s in scale), tuple(float(s) for s in shift))
 
 
 def choose_level(shapes: list[tuple[int, ...]], pixels: int) -> int:

@@ -1,8 +1,8 @@
-"""Phase 2: from the per-tile maps to every stored level of the heatmaps and labels, Dask tasks per level-0
-heatmap chunk.
+"""Phase 2, stitching boxes: from the per-tile maps to every stored level of the heatmaps and labels, Dask tasks
+per level-0 heatmap chunk (a box of voxels).
 
 The stitching runs on the plan's device (on a GPU worker the matrix products cost next to nothing).
-A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.Sampling`) stands for a box of
+A chunk of level 0 (``chunk`` samples per axis, :class:`tomocam.store.layout.HeatmapSampling`) stands for a box of
 voxels. Each task reads the feature-resolution maps of the tiles covering that box once (only those tiles; in
 groups of classes of about :data:`MAPS_BYTES`, so a task's memory does not grow with the maps' size) and writes
 every pyramid level of its box from memory, so nothing reads level 0 back:
@@ -19,7 +19,8 @@ every pyramid level of its box from memory, so nothing reads level 0 back:
   value of any tile map, so it runs once phase 1 is complete.
 
 Every array is chunked so that a task owns whole chunks at every level (:mod:`tomocam.store.create`): no two
-tasks write the same chunk, and a chunk's value depends only on the tiles covering it.
+tasks write the same chunk, and a chunk's value depends only on the tiles covering it. Tasks read and write
+through the run's :class:`tomocam.store.writer.StoreWriter`.
 """
 
 from __future__ import annotations
@@ -28,33 +29,26 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
-import zarr
 
 from tomocam.classes import background_indices
 from tomocam.pipeline.plan import Plan
 from tomocam.stitch import stitch_samples
 from tomocam.stitch.labels import label_region_by_classes, live_classes
 from tomocam.store.create import heatmap_levels, label_levels
-from tomocam.store.layout import LABEL_BOUNDS, label_dtype
+from tomocam.store.layout import label_dtype
 from tomocam.store.pyramid import heatmap_pyramid, label_pyramid
+from tomocam.store.writer import StoreWriter
 
 
 def chunk_tiles(plan: Plan, index: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[slice, ...]]:
     """The voxel box ``[lo, hi)`` of level-0 chunk ``index`` and the grid ranges of the tiles covering it."""
     vlo, vhi = plan.sampling.voxel_box(*plan.chunk_box(index))
-    return vlo, vhi, plan.grid.covering(vlo, vhi)
-
-
-def _level_box(lo: tuple[int, ...], shape: tuple[int, ...], level: int) -> tuple[slice, ...]:
-    """Where a box ``[lo, lo + shape)`` of level 0 (``lo`` a multiple of ``2**level``) lands at ``level``."""
-    return tuple(slice(a >> level, (a >> level) + (n >> level)) for a, n in zip(lo, shape))
+    return vlo, vhi, plan.tile_grid.covering(vlo, vhi)
 
 
 #: Bytes of tile maps a phase-2 task holds at once: it reads its box's maps in groups of classes of about this size
 #: (all classes when they fit), so its memory is set by this and the box, not by the number of classes or the size
-#: of the maps. Measured (ceiling model, 10^3 maps, 192x640x640): a box's 2744 tiles hold 252 MB of maps; read
-#: whole, with the stitch's permuted copy and first product, a heatmap task took the run's RSS to 896 MB, in groups
-#: to 583-644 MB (the whole run 1.11-1.23x the peak of the 96x320x320 run instead of 1.57x).
+#: of the maps (measured: docs/architecture.md, "Design decisions").
 MAPS_BYTES = 48 << 20
 
 
@@ -71,51 +65,43 @@ def _box_groups(plan: Plan, ranges: tuple[slice, ...]) -> list[slice]:
     return class_groups(len(plan.class_indices), 4 * n_tiles * math.prod(plan.feature_shape))
 
 
-def _box_maps(plan: Plan, root: zarr.Group, method: str, ranges: tuple[slice, ...],
+def _box_maps(plan: Plan, writer: StoreWriter, method: str, ranges: tuple[slice, ...],
               groups: list[slice] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first, maps (*t, g, *feat))`` of the tiles ``ranges`` of ``tiles/<method>``, group by group of
-    ``groups`` (default :func:`_box_groups`), ``first`` the group's first class among those read; zarr decodes
-    only the classes asked for."""
-    array = root["tiles"][method]
+    """``(first, maps (*t, g, *feat))`` of ``method``'s maps of the tiles ``ranges``, group by group of
+    ``groups`` (default :func:`_box_groups`), ``first`` the group's first class among those read."""
     first = 0
     for classes in _box_groups(plan, ranges) if groups is None else groups:
-        yield first, np.asarray(array[ranges + (classes,)])
+        yield first, writer.tile_maps(method, ranges, classes)
         first += classes.stop - classes.start
 
 
-def stitch_heatmaps(plan: Plan, index: tuple[int, ...]) -> tuple[int, ...]:
+def stitch_heatmaps(plan: Plan, writer: StoreWriter, index: tuple[int, ...]) -> tuple[int, ...]:
     """Phase-2 task: every heatmap level of every method in level-0 chunk ``index``; returns ``index``."""
-    root = zarr.open_group(plan.store, mode="r+")
-    grid, sampling = plan.grid, plan.sampling
+    grid, sampling = plan.tile_grid, plan.sampling
     lo, hi = plan.chunk_box(index)  # samples
     _, _, ranges = chunk_tiles(plan, index)
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
     positions = [sampling.positions(d, a, b) for d, (a, b) in enumerate(zip(lo, hi))]
-    shape = tuple(b - a for a, b in zip(lo, hi))
+    levels = heatmap_levels(writer.spec)
     for method in plan.methods:
-        # A heatmap chunk is all zeros only for a class whose maps are: zarr's all-fill check before each
-        # chunk write would cost as much as compressing it (14 MB of level 0: 0.31 -> 0.17 s CPU without it).
-        levels = [root[method][str(n)].with_config({"write_empty_chunks": True}) for n in range(heatmap_levels(plan))]
-        for first, maps in _box_maps(plan, root, method, ranges):  # (*t, g, *feat)
+        for first, maps in _box_maps(plan, writer, method, ranges):  # (*t, g, *feat)
             samples = stitch_samples(positions, starts, maps, grid.tile, plan.window, plan.device)  # (g, *n)
             classes = slice(first, first + samples.shape[0])
-            for array, (level, values) in zip(levels, enumerate(heatmap_pyramid(samples.cpu().numpy(), len(levels)))):
-                array[(classes,) + _level_box(lo, shape, level)] = values.astype(plan.heatmap_dtype, copy=False)
+            writer.write_heatmaps(method, classes, lo, heatmap_pyramid(samples.cpu().numpy(), levels))
     return index
 
 
-def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
+def write_labels(plan: Plan, writer: StoreWriter, index: tuple[int, ...], threshold: float) -> tuple[int, ...]:
     """Phase-2 task: every label level of the voxels of level-0 chunk ``index``, from the full-grid field of
     :attr:`Plan.label_method` above ``threshold``; returns ``index``.
 
     Only the class groups holding a class that may exceed the threshold in the box are read (from the tiles' map
     bounds, :func:`tomocam.stitch.labels.live_classes`): where no class may label a voxel, the box's labels are 0
     and no map is read."""
-    root = zarr.open_group(plan.store, mode="r+")
-    grid = plan.grid
+    grid = plan.tile_grid
     vlo, vhi, ranges = chunk_tiles(plan, index)
     starts = [grid.starts[d][r] for d, r in enumerate(ranges)]
-    bounds = np.asarray(root["tiles"][LABEL_BOUNDS][ranges])  # (*t, k, 2)
+    bounds = writer.tile_bounds(ranges)  # (*t, k, 2)
     live = live_classes(vlo, vhi, starts, bounds, grid.tile, plan.feature_shape, plan.window, threshold)
     background = background_indices(plan.class_names)
     dtype = label_dtype(len(plan.class_indices))
@@ -123,11 +109,9 @@ def write_labels(plan: Plan, index: tuple[int, ...], threshold: float) -> tuple[
     if np.isin(live, background).all():  # no class that labels voxels may exceed the threshold here
         labels = np.zeros(tuple(b - a for a, b in zip(vlo, vhi)), dtype)
     else:
-        labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, root, plan.label_method, ranges, groups),
+        labels = label_region_by_classes(vlo, vhi, starts, _box_maps(plan, writer, plan.label_method, ranges, groups),
                                          len(plan.class_indices), grid.tile, plan.window, threshold, background,
                                          dtype, device=plan.device,
                                          classes=np.concatenate([np.arange(g.start, g.stop) for g in groups]))
-    seg = root["labels/segmentation"]
-    for level, values in enumerate(label_pyramid(labels, label_levels(plan))):
-        seg[str(level)][_level_box(vlo, labels.shape, level)] = values
+    writer.write_labels(vlo, label_pyramid(labels, label_levels(writer.spec)))
     return index
