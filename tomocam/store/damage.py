@@ -53,17 +53,6 @@ def damaged_chunks(array: zarr.Array) -> list[ChunkIndex]:
     return damaged
 
 
-def damaged_arrays(group: zarr.Group) -> dict[str, list[ChunkIndex]]:
-    """``{path: damaged chunk indices}`` of every array of ``group`` and its subgroups that holds one."""
-    found = {}
-    for name, node in group.members(max_depth=None):
-        if isinstance(node, zarr.Array):
-            damaged = damaged_chunks(node)
-            if damaged:
-                found[name] = damaged
-    return found
-
-
 def remove_chunks(array: zarr.Array, indices: list[ChunkIndex]) -> None:
     """Delete the chunks ``indices`` of ``array``: they read as the fill value from now on."""
     for index in indices:

@@ -38,6 +38,9 @@ from tomocam.errors import StoreLocked
 #: The lock file's name inside the store folder.
 LOCK_NAME = ".tomocam.lock"
 
+#: The files of the lock (the lock, and the one a stale lock's taker holds a moment): not part of the store.
+LOCK_FILES = frozenset({LOCK_NAME, LOCK_NAME + ".break"})
+
 #: Seconds after which a half-written lock (empty or not JSON: its writer died or the disk filled while writing
 #: it) or a leftover ``.break`` file counts as stale.
 UNREADABLE_STALE_SECONDS = 60.0
@@ -183,7 +186,7 @@ class StoreLock:
     @contextlib.contextmanager
     def _breaking(self) -> Iterator[bool]:
         """Hold ``<lock>.break`` while removing a stale lock; yields False when another run holds it now."""
-        brk = self.path.with_name(self.path.name + ".break")
+        brk = self.store / (LOCK_NAME + ".break")
         try:
             os.close(os.open(brk, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
