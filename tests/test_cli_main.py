@@ -81,6 +81,19 @@ def test_input_and_output_errors_exit_2_and_3(tmp_path):
     assert result.returncode == 3 and "exists already" in one_red_line(result.stderr)
 
 
+def test_a_nan_tomogram_is_one_line_without_bars_of_phases_that_never_ran(tmp_path):
+    """Progress bars on (the default): the NaN block stops phase 1 before it computed a tile, so no bar is drawn,
+    neither for phase 1 nor for phase 2, and stderr holds the error alone."""
+    volume = particles_volume((32, 32, 32), n=2)[0]
+    volume[0, 0, 0] = np.nan
+    mrc = write_mrc(tmp_path / "nan.mrc", volume)
+    model = matched_filter_checkpoint(tmp_path / "mf.pt")
+    result = tomocam("explain", str(mrc), "--model", str(model), "-o", str(tmp_path / "nan.zarr"), "--workers", "1")
+    assert result.returncode == 2
+    line = one_red_line(result.stderr)
+    assert "NaN or Inf voxels" in line and "phase" not in result.stderr
+
+
 def _done_blocks(store: Path) -> int:
     try:
         return int(np.asarray(zarr.open_array(str(store / "tiles" / "done"), mode="r")[...]).sum())

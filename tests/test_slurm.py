@@ -133,6 +133,18 @@ def test_array_per_task_must_be_a_positive_number(tmp_path):
     assert out.returncode == 2 and "--per-task needs a positive number, found: '0'" in out.stderr
 
 
+def test_array_template_has_the_settings_resources_and_no_array_range(tmp_path):
+    env = login_env(tmp_path, TOMOCAM_GPUS_PER_NODE="0", TOMOCAM_TIME="15", TOMOCAM_ARRAY_LIMIT="2")
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), "--template"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    header = [line for line in out.stdout.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --output=tomocam-array-%A_%a.out" in header and "#SBATCH --time=15" in header
+    assert not any("--array" in line for line in header)  # the range depends on the list: given at sbatch
+    assert "sbatch --array=0-9%4 THIS_FILE tomograms.txt OUTDIR" in " ".join(w for w in out.stdout.split() if w != "#")
+    assert not any(line.startswith("ARG") for line in out.stdout.splitlines()), "the template submitted a job"
+
+
 # --- on SLURM --------------------------------------------------------------------------------------------------
 
 
@@ -384,6 +396,25 @@ def test_array_job_with_several_tomograms_per_task_writes_the_same_stores_and_on
 @needs_slurm
 @pytest.mark.slurm
 @pytest.mark.timeout(400)
+def test_array_template_submitted_with_plain_sbatch_explains_each_listed_tomogram(data, job_env, tmp_path):
+    template = run(str(SCRIPTS / "explain-array.sbatch"), "--template", env=job_env, cwd=tmp_path).stdout
+    script = tmp_path / "my-array.sbatch"
+    script.write_text(template)
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{path}\n" for path in data["tomograms"]))
+    env = {k: v for k, v in job_env.items() if not k.startswith("TOMOCAM_")}
+    env |= {"TOMOCAM_SHARED_DIR": job_env["TOMOCAM_SHARED_DIR"], "TOMOCAM_MEM_PER_WORKER": "600MB"}
+    submitted = run("sbatch", "--array=0-1", str(script), str(listing), str(tmp_path / "out"), "--model",
+                    str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=env, cwd=tmp_path)
+    job = int(re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1))
+    assert wait_for(job) == ["COMPLETED", "COMPLETED"]
+    for tomogram, reference in zip(data["tomograms"], data["references"]):
+        assert_same_store(tmp_path / "out" / f"{tomogram.stem}.zarr", reference)
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
 def test_multinode_job_runs_scheduler_workers_and_client_as_separate_tasks(data, job_env, tmp_path):
     """Submitted with plain sbatch (no self-submission): the job finds its helpers and settings by itself."""
     out = tmp_path / "tomo0.zarr"
@@ -478,6 +509,44 @@ def test_cluster_slurm_fails_in_bounded_time_with_one_line(data, job_env, tmp_pa
     assert out.stderr.strip().count("\n") == 0 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and time.monotonic() - start < 120
     assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_cluster_slurm_stops_when_its_worker_jobs_are_lost_and_resumes(data, job_env, tmp_path):
+    """The worker job is cancelled after it joined and computed a block: the client stops in bounded time with one
+    line naming the jobs and the --resume command (not a wait forever), and the resumed store is the reference's."""
+    from tomocam.deploy.cluster import WORKER_JOBS_POLL_SECONDS
+
+    out = tmp_path / "tomo0.zarr"
+    before = set(run("squeue", "-h", "-o", "%i").stdout.split())
+    args = [str(data["tomograms"][0]), "--model", str(data["checkpoint"]), "-o", str(out), "--device", "cpu",
+            "--workers", "1", "--block", BLOCK, "--no-progress"]
+    tomocam_cli = str(Path(sys.executable).parent / "tomocam")
+    client = subprocess.Popen([tomocam_cli, "explain", *args, "--cluster", "slurm"], env=job_env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while blocks_done(out) == 0 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = set(run("squeue", "-h", "-o", "%i").stdout.split()) - before
+        assert workers and client.poll() is None, "the run ended before its worker job could be cancelled"
+        run("scancel", *workers)
+        cancelled = time.monotonic()
+        _, stderr = client.communicate(timeout=4 * WORKER_JOBS_POLL_SECONDS + 60)
+    finally:
+        client.kill()
+    assert time.monotonic() - cancelled < 3 * WORKER_JOBS_POLL_SECONDS + 20
+    assert client.returncode == 4, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "every SLURM worker job" in lines[0] and "continue with: tomocam explain" in lines[0]
+    assert "--resume" in lines[0]
+    assert zarr.open_group(out, mode="r").attrs["tomocam"].get("complete") is not True
+    resumed = run(tomocam_cli, "explain", *args, "--resume", env=job_env, cwd=tmp_path)
+    assert "blocks computed" in resumed.stdout and " 0 resumed" not in resumed.stdout
+    assert_same_store(out, data["references"][0])
 
 
 @needs_slurm

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from tomocam.device import DEVICE_HELP
-from tomocam.errors import InputError, Interrupted, OutputError
+from tomocam.errors import ClusterError, InputError, Interrupted, OutputError, TomocamError, os_fault
 from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
@@ -192,6 +192,13 @@ def explain(
         )
     except KeyboardInterrupt:
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
+    except ClusterError as err:  # the worker jobs are gone: what they finished is kept
+        raise ClusterError(f"{err}; {interrupted_message(Path(config.output), sys.argv[1:])}") from None
+    except Exception as err:  # a full disk or an I/O error mid-run: what failed, and how to continue once fixed
+        fault = None if isinstance(err, TomocamError) else os_fault(err)
+        if fault is None:
+            raise
+        raise OutputError(f"{fault}; {interrupted_message(Path(config.output), sys.argv[1:])}") from err
     print_summary(summary)
     warn_if_collapsed(summary)
 
