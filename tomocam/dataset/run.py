@@ -18,10 +18,10 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tomocam.dataset.index import DatasetIndex, IndexRow, read_index
 from tomocam.dataset.names import store_names
@@ -32,6 +32,7 @@ from tomocam.progress import progress_bars
 if TYPE_CHECKING:
     from tomocam.pipeline import ExplainConfig, Plan, RunSummary
     from tomocam.pipeline.schedule import TomogramRun
+    from tomocam.store.lock import StoreLock
     from tomocam.store.writer import StoreWriter
 
 
@@ -148,115 +149,142 @@ def explain_dataset(
         else:
             rows.append(IndexRow(name, path))
             todo.append(name)
-    index = DatasetIndex(folder, rows)
-    by_name = {n: p for p, n in names.items()}
     summary = DatasetSummary(folder=folder, rows=[], seconds=0.0, reused=len(rows) - len(todo))
-    warnings: dict[str, tuple[str, ...]] = {}
+    dataset = _DatasetRun(config, DatasetIndex(folder, rows), summary, todo, {n: p for p, n in names.items()},
+                          stores, cluster=cluster, on_plan=on_plan, log=log, store_size=store_size)
+    try:
+        if client is not None:
+            dataset.run(client, None, progress=progress, in_flight=in_flight)
+        elif todo:
+            from tomocam.deploy.cluster import connect
+            from tomocam.pipeline.run import worker_device
 
-    def prepare(name: str) -> tuple[Plan, StoreWriter, ExplainConfig]:
-        from tomocam.pipeline.run import prepare_run
-
-        cfg = dataclasses.replace(config, tomogram=by_name[name], output=stores[name])
-        plan, writer = prepare_run(cfg, stores[name], cluster)
-        warnings[name] = (*plan.warnings, *(on_plan(name, plan) if on_plan is not None else ()))
-        return plan, writer, cfg
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-dataset-plan") as pool:
-        # tomograms are prepared one ahead of the scheduler, in order, on this thread beside the loop
-        prepared = {name: pool.submit(prepare, name) for name in todo[:1]}
-
-        def start(client, torch_threads: int | None) -> Callable[[str], TomogramRun]:
-            from tomocam.deploy.cluster import phase1_resources
-            from tomocam.pipeline.schedule import TomogramRun
-
-            resources = phase1_resources(client)
-
-            def open_run(name: str) -> TomogramRun:
-                i = todo.index(name)
-                if i + 1 < len(todo):
-                    prepared[todo[i + 1]] = pool.submit(prepare, todo[i + 1])
-                index.update(name, status="running", error="")
-                plan, writer, cfg = prepared.pop(name).result()
-                plan = dataclasses.replace(plan, torch_threads=torch_threads)
-                return TomogramRun(plan, writer, client, resume=cfg.resume, label_fraction=cfg.label_fraction,
-                                   resources=resources)
-
-            return open_run
-
-        def run_all(client, torch_threads: int | None) -> None:
-            run_tomograms(client, todo, start(client, torch_threads), index, summary, progress=progress,
-                          in_flight=in_flight, done_before=len(rows) - len(todo), warnings=warnings, log=log,
-                          store_size=store_size)
-
-        try:
-            if client is not None:
-                run_all(client, None)
-            elif todo:
-                from tomocam.deploy.cluster import connect
-                from tomocam.pipeline.run import worker_device
-
-                device = worker_device(config, cluster)
-                with connect(device=device, workers=workers, scheduler_file=scheduler_file,
-                             cluster=cluster) as (cl, info):
-                    run_all(cl, info.torch_threads)
-        except BaseException:
-            for name in todo:
-                if index.rows[name].status == "running":
-                    index.update(name, status="interrupted")
-            for future in prepared.values():
-                future.cancel()
-            raise
-    summary.rows = list(index.rows.values())
+            dataset.prepare_ahead(todo[0])  # beside the cluster's start
+            device = worker_device(config, cluster)
+            with connect(device=device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl,
+                                                                                                             info):
+                dataset.run(cl, info.torch_threads, progress=progress, in_flight=in_flight)
+    finally:
+        dataset.close()
+    summary.rows = list(dataset.index.rows.values())
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def run_tomograms(client, names: Sequence[str], open_run: Callable[[str], TomogramRun], index: DatasetIndex,
-                  summary: DatasetSummary, *, progress: bool, in_flight: int, done_before: int,
-                  warnings: dict[str, tuple[str, ...]], log: Callable[[str], None] | None,
-                  store_size: Callable[[str], int] | None) -> None:
-    """Run the tomograms ``names`` on ``client`` through the pipelined scheduler (:class:`Pipeline`), recording
-    each one's outcome in ``index`` and ``summary``, with the dataset's bars: tomograms, tiles (per batch, as
-    phase-1 tasks report them) and the phases of the tomograms in flight."""
-    from tomocam.deploy.heap import KeepFreedMemory
-    from tomocam.pipeline.explain_tiles import PROGRESS_TOPIC
+class _DatasetRun:
+    """The tomograms ``todo`` of a dataset on one client: each prepared one ahead on a thread (its store locked,
+    planned, created), run by the pipelined scheduler, recorded in the index as it ends (lock released)."""
 
-    client.register_plugin(KeepFreedMemory())  # before the first task: every worker keeps the memory tasks free
-    total = len(index.rows)
-    with progress_bars(enabled=progress) as bars:
-        dataset_bar = bars.add_task("dataset: tomograms", total=total)
-        bars.update(dataset_bar, completed=done_before)
-        tiles_bar = bars.add_task("tiles", total=0)
-        phases = bars.add_task("", total=None)
+    def __init__(self, config: ExplainConfig, index: DatasetIndex, summary: DatasetSummary, todo: list[str],
+                 paths: dict[str, str], stores: dict[str, str], *, cluster: str | None,
+                 on_plan: Callable[[str, Plan], Sequence[str]] | None, log: Callable[[str], None] | None,
+                 store_size: Callable[[str], int] | None) -> None:
+        self.config, self.index, self.summary, self.todo = config, index, summary, todo
+        self.paths, self.stores, self.cluster = paths, stores, cluster
+        self.on_plan, self.log, self.store_size = on_plan, log, store_size
+        self.warnings: dict[str, tuple[str, ...]] = {}
+        self.locks: dict[str, StoreLock] = {}
+        self.prepared: dict[str, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-dataset-plan")
+        self.bars: Any = None
 
-        def opened(name: str) -> TomogramRun:
-            run = open_run(name)
-            bars.update(tiles_bar, total=(bars.tasks[tiles_bar].total or 0) + sum(b.n_tiles for b in run.todo))
-            return run
+    def prepare(self, name: str) -> tuple[Plan, StoreWriter, ExplainConfig]:
+        """Lock tomogram ``name``'s store, plan it and create (or reopen) the store (see
+        :func:`tomocam.pipeline.run.prepare_run`). The lock is held until :meth:`release`."""
+        from tomocam.deploy.slurm import job_running
+        from tomocam.pipeline.run import prepare_run
+        from tomocam.store.create import check_output
+        from tomocam.store.lock import StoreLock
 
-        def report(line: str) -> None:
-            bars.advance(dataset_bar, 1)
-            if log is not None:
-                log(f"[{int(bars.tasks[dataset_bar].completed)}/{total}] {line}")
+        config = dataclasses.replace(self.config, tomogram=self.paths[name], output=self.stores[name])
+        check_output(config.output, resume=config.resume, overwrite=config.overwrite)  # before the lock's folder
+        lock = StoreLock(config.output, command=config.command, job_running=job_running)
+        lock.acquire()
+        self.locks[name] = lock
+        plan, writer = prepare_run(config, config.output, self.cluster)
+        self.warnings[name] = (*plan.warnings, *(self.on_plan(name, plan) if self.on_plan is not None else ()))
+        return plan, writer, config
 
-        def done(name: str, result: RunSummary) -> None:
-            summary.tiles += result.n_tiles
-            row = index.update(name, status="complete", tiles=result.n_tiles,
-                               seconds=round(result.seconds["total"], 3),
-                               store_bytes=store_size(result.store) if store_size else None,
-                               top_classes=_top(result), warnings=" | ".join(warnings.get(name, ())))
-            report(f"{name}: complete, {row.tiles} tiles in {row.seconds:.1f} s ({result.tiles_per_second:.0f} "
-                   f"tiles/s) -> {result.store}")
+    def prepare_ahead(self, name: str) -> None:
+        """Start preparing tomogram ``name`` on the planning thread."""
+        if name not in self.prepared:
+            self.prepared[name] = self.pool.submit(self.prepare, name)
 
-        def failed(name: str, err: BaseException) -> None:
-            reason = " ".join(str(err).split())
-            summary.failures[name] = err  # type: ignore[assignment]
-            index.update(name, status="failed", error=reason)
-            report(f"{name}: failed: {reason}")
+    def release(self, name: str) -> None:
+        """Release tomogram ``name``'s store lock, if this run holds it."""
+        lock = self.locks.pop(name, None)
+        if lock is not None:
+            lock.release()
 
-        client.subscribe_topic(PROGRESS_TOPIC, lambda event: bars.advance(tiles_bar, event[1]))
-        try:
-            Pipeline(client, names, in_flight=in_flight, start=opened, on_done=done, on_failed=failed,
-                     on_phase=lambda text: bars.update(phases, description=text)).run()
-        finally:
-            client.unsubscribe_topic(PROGRESS_TOPIC)
+    def run(self, client, torch_threads: int | None, *, progress: bool, in_flight: int) -> None:
+        """Run every tomogram of ``todo`` on ``client`` through the pipelined scheduler (:class:`Pipeline`), with
+        the dataset's bars: tomograms, tiles (per batch, as phase-1 tasks report them), the phases in flight."""
+        from tomocam.deploy.cluster import phase1_resources
+        from tomocam.deploy.heap import KeepFreedMemory
+        from tomocam.pipeline.explain_tiles import PROGRESS_TOPIC
+        from tomocam.pipeline.schedule import TomogramRun
+
+        client.register_plugin(KeepFreedMemory())  # before the first task: every worker keeps the memory tasks free
+        resources = phase1_resources(client)
+
+        def open_run(name: str) -> TomogramRun:
+            self.prepare_ahead(name)
+            i = self.todo.index(name)
+            if i + 1 < len(self.todo):
+                self.prepare_ahead(self.todo[i + 1])
+            self.index.update(name, status="running", error="")
+            plan, writer, config = self.prepared.pop(name).result()
+            plan = dataclasses.replace(plan, torch_threads=torch_threads)
+            self.bars.update(tiles, total=(self.bars.tasks[tiles].total or 0) + plan.tile_grid.n_tiles)
+            return TomogramRun(plan, writer, client, resume=config.resume, label_fraction=config.label_fraction,
+                               resources=resources)
+
+        total = len(self.index.rows)
+        with progress_bars(enabled=progress) as self.bars:
+            dataset = self.bars.add_task("dataset: tomograms", total=total)
+            self.bars.update(dataset, completed=total - len(self.todo))
+            tiles = self.bars.add_task("tiles", total=0)
+            phases = self.bars.add_task("", total=None)
+            self._dataset_bar = dataset
+            client.subscribe_topic(PROGRESS_TOPIC, lambda event: self.bars.advance(tiles, event[1]))
+            try:
+                Pipeline(client, self.todo, in_flight=in_flight, start=open_run, on_done=self.done,
+                         on_failed=self.failed, on_phase=lambda text: self.bars.update(phases, description=text)).run()
+            finally:
+                client.unsubscribe_topic(PROGRESS_TOPIC)
+
+    def _report(self, name: str, line: str) -> None:
+        self.release(name)
+        self.bars.advance(self._dataset_bar, 1)
+        if self.log is not None:
+            self.log(f"[{int(self.bars.tasks[self._dataset_bar].completed)}/{len(self.index.rows)}] {line}")
+
+    def done(self, name: str, result: RunSummary) -> None:
+        """Tomogram ``name``'s store is complete: its row, its line."""
+        self.release(name)  # first: the store's size is measured without the lock file
+        self.summary.tiles += result.n_tiles
+        row = self.index.update(name, status="complete", tiles=result.n_tiles,
+                                seconds=round(result.seconds["total"], 3),
+                                store_bytes=self.store_size(result.store) if self.store_size else None,
+                                top_classes=_top(result), warnings=" | ".join(self.warnings.get(name, ())))
+        self._report(name, f"{name}: complete, {row.tiles} tiles in {row.seconds:.1f} s "
+                           f"({result.tiles_per_second:.0f} tiles/s) -> {result.store}")
+
+    def failed(self, name: str, err: BaseException) -> None:
+        """Tomogram ``name`` failed: its row with the one-line reason, its line."""
+        reason = " ".join(str(err).split())
+        self.summary.failures[name] = err  # type: ignore[assignment]
+        self.index.update(name, status="failed", error=reason)
+        self._report(name, f"{name}: failed: {reason}")
+
+    def close(self) -> None:
+        """At the end, or on an interrupt or error: tomograms still running are ``interrupted``, the planning
+        thread ends and every lock this run holds is released."""
+        for future in self.prepared.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        for name in self.todo:
+            if self.index.rows[name].status == "running":
+                self.index.update(name, status="interrupted")
+        for name in list(self.locks):
+            self.release(name)
