@@ -111,3 +111,20 @@ def test_one_tomogram_path_keeps_the_single_store_beside_it_and_no_index(data, t
     open_store(tmp_path / "t.zarr")
     assert "dataset" not in stdout and not list(tmp_path.rglob(INDEX_NAME))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mrc", "t.zarr"]
+
+
+def test_a_full_disk_stops_the_dataset_with_exit_3_and_the_command_that_continues_it(data, tmp_path, monkeypatch,
+                                                                                      capsys):
+    import errno
+
+    def disk_full(writer, *_args):
+        raise OSError(errno.ENOSPC, "No space left on device", writer.path)
+
+    monkeypatch.setattr(pipeline_schedule, "finalize", disk_full)  # the client-side writes of a tomogram's end
+    out = tmp_path / "out"
+    code, _, err = run(monkeypatch, capsys, str(data["folder"]), "--model", str(data["model"]), "-o", str(out),
+                       "--workers", "1", "--no-progress")
+    assert code == 3
+    (line,) = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert "No space left on device" in line and f"dataset '{out}' is incomplete (0 of 2 tomograms complete" in line
+    assert line.endswith("--resume") and [r.status for r in read_index(out)] == ["interrupted", "interrupted"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from tomocam.errors import InputError, Interrupted, OutputError
+from tomocam.errors import ClusterError, InputError, Interrupted, OutputError, TomocamError, os_fault
 from tomocam.pipeline.config import ExplainConfig
 
 
@@ -34,9 +34,8 @@ def explain_dataset_command(
     the command that continues the dataset."""
     from rich.console import Console
 
-    from tomocam.cli.explain import resume_command
     from tomocam.cli.report import disk_usage
-    from tomocam.dataset import INDEX_NAME, explain_dataset, read_index, resolve_dataset
+    from tomocam.dataset import INDEX_NAME, explain_dataset, resolve_dataset
 
     console = Console(stderr=True)
     tomograms = resolve_dataset(inputs, exclude)
@@ -64,12 +63,14 @@ def explain_dataset_command(
                                   cluster=cluster, progress=progress, on_plan=on_plan, log=typer.echo,
                                   store_size=disk_usage, in_flight=in_flight)
     except KeyboardInterrupt:
-        rows = read_index(folder) if folder.is_dir() else []
-        done = sum(r.status == "complete" for r in rows)
-        if not rows:
-            raise Interrupted("stopped before the dataset's index was written; nothing to resume") from None
-        raise Interrupted(f"dataset '{folder.absolute()}' is incomplete ({done} of {len(rows)} tomograms complete, "
-                          f"finished blocks kept); continue with: {resume_command(sys.argv[1:])}") from None
+        raise Interrupted(_continue_message(folder, "is incomplete")) from None
+    except ClusterError as err:  # the worker jobs are gone: what they finished is kept
+        raise ClusterError(f"{err}; {_continue_message(folder, 'is incomplete')}") from None
+    except Exception as err:  # a full disk or an I/O error mid-run: what failed, and how to continue once fixed
+        fault = None if isinstance(err, TomocamError) else os_fault(err)
+        if fault is None:
+            raise
+        raise OutputError(f"{fault}; {_continue_message(folder, 'is incomplete')}") from err
     n = len(summary.rows)
     typer.echo(f"  {'tomograms':<12} {len(summary.complete)} of {n} complete ({summary.reused} kept from an earlier "
                f"run), {len(summary.failed)} failed")
@@ -83,6 +84,19 @@ def explain_dataset_command(
         message = (f"{len(summary.failed)} of {n} tomograms failed ({', '.join(r.name for r in summary.failed)}); "
                    f"their reasons are in {Path(summary.folder) / INDEX_NAME}")
         raise InputError(message) if bad_input else OutputError(message)
+
+
+def _continue_message(folder: Path, state: str) -> str:
+    """How a stopped dataset continues: what its index says is done, and the command (``--resume``)."""
+    from tomocam.cli.explain import resume_command
+    from tomocam.dataset import read_index
+
+    rows = read_index(folder) if folder.is_dir() else []
+    if not rows:
+        return "stopped before the dataset's index was written; nothing to resume"
+    done = sum(r.status == "complete" for r in rows)
+    return (f"dataset '{folder.absolute()}' {state} ({done} of {len(rows)} tomograms complete, finished blocks "
+            f"kept); continue with: {resume_command(sys.argv[1:])}")
 
 
 def _dry_run(tomograms: list[str], config: ExplainConfig) -> None:
