@@ -6,6 +6,7 @@ Kept beside :mod:`tomocam.cli.explain`, which parses the options and hands a dat
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,7 +112,7 @@ def _dry_run(tomograms: list[str], config: ExplainConfig) -> None:
     for path, name in names.items():
         typer.echo(f"  {name + '.zarr':<30} <- {path}")
     first = tomograms[0]
-    cfg = ExplainConfig(**{**config.__dict__, "tomogram": first, "output": store_path(folder, names[first])})
+    cfg = dataclasses.replace(config, tomogram=first, output=store_path(folder, names[first]))
     typer.echo(make_plan(cfg, cfg.output).describe())
     if (folder / "zarr.json").is_file():
         raise OutputError(f"a real run would stop here: output '{folder}' is a zarr store, not a folder")
