@@ -46,8 +46,8 @@ class Pipeline:
 
     ``start(name)`` returns tomogram ``name``'s :class:`TomogramRun`, not yet submitted (it may raise a tomogram
     error: that tomogram fails, the next one starts); ``on_done(name, summary)`` and ``on_failed(name, error)``
-    are called once per tomogram, from the loop's thread or the finalize thread; ``on_phase(text)`` gets the phases
-    of the tomograms in flight whenever one changes.
+    are called once per tomogram, on the loop's thread; ``on_phase(text)`` gets the phases of the tomograms in
+    flight whenever one changes.
     """
 
     def __init__(self, client, names: Sequence[str], *, in_flight: int, start: Callable[[str], Any],
@@ -73,11 +73,15 @@ class Pipeline:
             name = self.queue.popleft()
             try:
                 run = self.start(name)
-                job = Job(name, run)
-                self.jobs.append(job)
-                self._add(job, run.submit(), pending)
             except TOMOGRAM_ERRORS as err:
                 self._drop(name, err)
+                continue
+            job = Job(name, run)
+            self.jobs.append(job)
+            try:
+                self._add(job, run.submit(), pending)
+            except TOMOGRAM_ERRORS as err:  # e.g. a block's peak unreadable on a resume
+                self._drop(name, err, job)
                 continue
             self._show()
             if not job.keys:  # a resumed store with every task done before: finalize only
