@@ -12,7 +12,8 @@ the model included), on ``--device``:
 Columns: ``t/s`` tiles per second of wall time; ``x`` the dataset's rate over one-each's; ``fixed`` seconds per
 tomogram outside its phases: for one-each the mean of (wall - phases), for the dataset the first tomogram's (the
 start: from launch to its completion line, minus its phases) and the median over the others of (time between two
-completion lines - the later one's phases), read from the dataset's log lines as they come; ``run/fwd`` the
+completion lines - the later one's phases; below zero where the pipelining overlaps a tomogram's phases with
+the one before it), read from the dataset's log lines as they come; ``run/fwd`` the
 dataset's wall-time rate over the forward-only rate (a child of its own, right before the dataset run);
 ``/phases`` the dataset's wall-time rate over one-each's rate counted over its phases alone.
 
@@ -77,7 +78,7 @@ def dataset(folder: Path, model: Path, out: Path, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cli(str(folder), "--model", str(model), "-o", str(out), "--device", args.device,
-                                "--batch-size", str(args.batch), "--no-progress"),
+                                "--batch-size", str(args.batch), "--in-flight", str(args.in_flight), "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
@@ -102,6 +103,8 @@ def main() -> None:
     parser.add_argument("--models", default="ceiling,cnn2", help="comma-separated: ceiling, cnn2")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default 32, cuda 256)")
+    parser.add_argument("--in-flight", type=int, default=2, help="the dataset run's --in-flight (default 2; 1: no "
+                        "overlap between tomograms, so 'fixed' is each later tomogram's own cost)")
     parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     args = parser.parse_args()
@@ -143,6 +146,9 @@ def report_row(name: str, single: dict, data: dict, fwd: float | None, n: int) -
         "speedup": (data["tiles"] / data["wall"]) / (single["tiles"] / single["wall"]),
         "dataset_first_fixed_s": done[0] - ph[0] if done else None,
         "dataset_fixed_after_first_s": float(np.median(gaps)) if gaps else None,
+        "dataset_wall_per_tomogram_s": float(np.median(np.diff(done))) if len(done) > 1 else None,
+        "dataset_phases_per_tomogram_s": float(np.median(ph)),
+        "completion_times_s": done, "phase_seconds": ph,
         "dataset_exit_s": data["wall"] - done[-1] if done else None,
         "forward_tiles_per_s": fwd,
         "run_over_forward": (data["tiles"] / data["wall"]) / fwd if fwd else None,
@@ -156,10 +162,11 @@ def print_table(rows: list[dict], args, shape) -> None:
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "no GPU"
     print(f"\ndataset benchmark, tomocam {tomocam.__version__}, {time.strftime('%Y-%m-%d %H:%M')}: "
           f"{rows[0]['tomograms'] if rows else 0} tomograms of {'x'.join(map(str, shape))}, 23 classes, 40^3 tiles, "
-          f"batch {args.batch}, device {args.device} ({gpu}), {os.cpu_count()} CPU cores ({cpu}), torch "
-          f"{torch.__version__}, load average {load:.2f}")
+          f"batch {args.batch}, in flight {args.in_flight}, device {args.device} ({gpu}), {os.cpu_count()} CPU cores "
+          f"({cpu}), torch {torch.__version__}, load average {load:.2f}")
     head = (f"{'model':>8} {'tiles':>6} {'one each s':>10} {'t/s':>6} {'fixed s':>7} {'dataset s':>9} {'t/s':>6} "
-            f"{'x':>5} {'first s':>7} {'fixed s':>7} {'exit s':>6} {'fwd t/s':>7} {'run/fwd':>7} {'/phases':>7}")
+            f"{'x':>5} {'first s':>7} {'per tomo':>8} {'phases':>6} {'fixed s':>7} {'exit s':>6} {'fwd t/s':>7} "
+            f"{'run/fwd':>7} {'/phases':>7}")
     print(head)
     print("-" * len(head))
 
@@ -170,10 +177,13 @@ def print_table(rows: list[dict], args, shape) -> None:
         print(f"{r['model']:>8} {r['tiles']:>6} {r['one_each_wall_s']:>10.1f} {r['one_each_tiles_per_s']:>6.0f} "
               f"{r['one_each_fixed_s']:>7.2f} {r['dataset_wall_s']:>9.1f} {r['dataset_tiles_per_s']:>6.0f} "
               f"{r['speedup']:>5.2f} {f(r['dataset_first_fixed_s'], '>7.2f')} "
+              f"{f(r['dataset_wall_per_tomogram_s'], '>8.2f')} {r['dataset_phases_per_tomogram_s']:>6.2f} "
               f"{f(r['dataset_fixed_after_first_s'], '>7.2f')} {f(r['dataset_exit_s'], '>6.2f')} "
               f"{f(r['forward_tiles_per_s'], '>7.0f')} {f(r['run_over_forward'], '>7.2f')} {r['over_phases']:>7.2f}")
     print("one each: fixed = wall - phases per process; dataset: first = the start and the first tomogram's "
-          "overhead, fixed = per later tomogram (median), exit = after the last completion line")
+          "overhead; per tomo = wall between two completion lines, phases = a tomogram's phase seconds, fixed = "
+          "their difference (medians over the later tomograms: below 0 when a tomogram's phases overlap the one "
+          "before it); exit = after the last completion line")
     ceiling = [r for r in rows if r["model"] == "ceiling"]
     if ceiling:
         us = 1e6 / ceiling[0]["dataset_tiles_per_s"]
