@@ -159,6 +159,10 @@ def report_row(name: str, single: dict, data: dict, fwd: float | None, n: int) -
 def print_table(rows: list[dict], args, shape) -> None:
     load = os.getloadavg()[0]
     cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "no GPU"
     print(f"\ndataset benchmark, tomocam {tomocam.__version__}, {time.strftime('%Y-%m-%d %H:%M')}: "
           f"{rows[0]['tomograms'] if rows else 0} tomograms of {'x'.join(map(str, shape))}, 23 classes, 40^3 tiles, "
