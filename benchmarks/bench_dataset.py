@@ -14,8 +14,11 @@ tomogram outside its phases: for one-each the mean of (wall - phases), for the d
 start: from launch to its completion line, minus its phases) and the median over the others of (time between two
 completion lines - the later one's phases; below zero where the pipelining overlaps a tomogram's phases with
 the one before it), read from the dataset's log lines as they come; ``run/fwd`` the
-dataset's wall-time rate over the forward-only rate (a child of its own, right before the dataset run);
-``/phases`` the dataset's wall-time rate over one-each's rate counted over its phases alone.
+dataset's wall-time rate over the forward-only rate (the mean of a child of its own right before and one right
+after the dataset run: on a shared machine the rate moves with the load, and both are in the JSON);
+``/phases`` the dataset's wall-time rate over one-each's rate counted over its phases alone; ``peak MiB`` the
+largest peak resident memory of a one-each process against the dataset process's (bounded by ``--in-flight``,
+not by the number of tomograms).
 
     python benchmarks/bench_dataset.py                       # 8 tomograms of 96x320x320, both models
     python benchmarks/bench_dataset.py --tomograms 4 --models ceiling
@@ -56,44 +59,52 @@ def phases(store: Path) -> float:
     return float(zarr.open_group(str(store), mode="r").attrs["tomocam"]["timings"]["total"])
 
 
+def run_cli(args: list[str], on_line=None) -> tuple[float, int]:
+    """Run the command line with ``args``; ``on_line(seconds since launch)`` for each stdout line that reports a
+    completed tomogram. Returns its wall seconds and its peak resident memory in MiB (its own, from ``wait4``)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if on_line is not None and line.startswith("[") and ": complete," in line:
+                on_line(time.perf_counter() - t0)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            err.seek(0)
+            sys.exit(f"run failed ({' '.join(args[:3])} ...):\n{err.read()[-3000:]}")
+    return wall, usage.ru_maxrss // 1024
+
+
 def one_each(tomograms: list[Path], model: Path, out: Path, args) -> dict:
-    """Every tomogram in its own process: total wall, total phase seconds, tiles."""
-    wall, phase, tiles = 0.0, 0.0, 0
+    """Every tomogram in its own process: total wall, total phase seconds, tiles, the largest peak memory."""
+    wall, phase, tiles, peak = 0.0, 0.0, 0, 0
     for i, mrc in enumerate(tomograms):
         store = out / f"single{i}.zarr"
-        t0 = time.perf_counter()
-        res = subprocess.run(cli(str(mrc), "--model", str(model), "-o", str(store), "--device", args.device,
-                                 "--batch-size", str(args.batch), "--overwrite", "--no-progress"),
-                             capture_output=True, text=True)
-        wall += time.perf_counter() - t0
-        if res.returncode:
-            sys.exit(f"single run failed:\n{res.stderr[-3000:]}")
+        seconds, mib = run_cli([str(mrc), "--model", str(model), "-o", str(store), "--device", args.device,
+                                "--batch-size", str(args.batch), "--overwrite", "--no-progress"])
+        wall, peak = wall + seconds, max(peak, mib)
         phase += phases(store)
         tiles += int(np.prod(zarr.open_group(str(store), mode="r")["tiles/logits"].shape[:-1]))
-    return {"wall": wall, "phases": phase, "tiles": tiles}
+    return {"wall": wall, "phases": phase, "tiles": tiles, "peak_mib": peak}
 
 
 def dataset(folder: Path, model: Path, out: Path, args) -> dict:
-    """One dataset run: its wall, and the times of its per-tomogram completion lines (seconds after launch)."""
+    """One dataset run: its wall, the times of its per-tomogram completion lines (seconds after launch), its
+    peak memory."""
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cli(str(folder), "--model", str(model), "-o", str(out), "--device", args.device,
-                                "--batch-size", str(args.batch), "--in-flight", str(args.in_flight), "--no-progress"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    done = []
-    for line in proc.stdout:
-        if line.startswith("[") and ": complete," in line:
-            done.append(time.perf_counter() - t0)
-    err = proc.stderr.read() if proc.stderr else ""
-    if proc.wait():
-        sys.exit(f"dataset run failed:\n{err[-3000:]}")
-    wall = time.perf_counter() - t0
+    done: list[float] = []
+    wall, peak = run_cli([str(folder), "--model", str(model), "-o", str(out), "--device", args.device,
+                          "--batch-size", str(args.batch), "--in-flight", str(args.in_flight), "--no-progress"],
+                         on_line=done.append)
     from tomocam.dataset import read_index
 
     rows = read_index(out)
-    return {"wall": wall, "done": done, "phases": [r.seconds for r in rows], "tiles": sum(r.tiles for r in rows)}
+    return {"wall": wall, "done": done, "phases": [r.seconds for r in rows], "tiles": sum(r.tiles for r in rows),
+            "peak_mib": peak}
 
 
 def main() -> None:
@@ -123,10 +134,13 @@ def main() -> None:
         for name in args.models.split(","):
             model = make_model(tmp, name)
             single = one_each(tomograms, model, tmp, args)
-            fwd = run_child(source, model, tmp / "fwd.zarr", args, "respond", True)["forward"] if name == "cnn2" \
-                else None
+            forward = name == "cnn2"  # the forward-only rate just before and just after the dataset run
+            before = run_child(source, model, tmp / "fwd.zarr", args, "respond", True)["forward"] if forward else None
             data = dataset(folder, model, tmp / "out", args)
-            rows.append(report_row(name, single, data, fwd, len(tomograms)))
+            after = run_child(source, model, tmp / "fwd.zarr", args, "respond", True)["forward"] if forward else None
+            fwd = (before + after) / 2 if before and after else None
+            row = report_row(name, single, data, fwd, len(tomograms))
+            rows.append({**row, "forward_before_after": [before, after]})
             print(f"{name}: {json.dumps(rows[-1])}", flush=True)
     print_table(rows, args, shape)
     if args.json:
@@ -153,6 +167,7 @@ def report_row(name: str, single: dict, data: dict, fwd: float | None, n: int) -
         "forward_tiles_per_s": fwd,
         "run_over_forward": (data["tiles"] / data["wall"]) / fwd if fwd else None,
         "over_phases": (data["tiles"] / data["wall"]) / (single["tiles"] / single["phases"]),
+        "one_each_peak_mib": single["peak_mib"], "dataset_peak_mib": data["peak_mib"],
     }
 
 
@@ -170,7 +185,7 @@ def print_table(rows: list[dict], args, shape) -> None:
           f"({cpu}), torch {torch.__version__}, load average {load:.2f}")
     head = (f"{'model':>8} {'tiles':>6} {'one each s':>10} {'t/s':>6} {'fixed s':>7} {'dataset s':>9} {'t/s':>6} "
             f"{'x':>5} {'first s':>7} {'per tomo':>8} {'phases':>6} {'fixed s':>7} {'exit s':>6} {'fwd t/s':>7} "
-            f"{'run/fwd':>7} {'/phases':>7}")
+            f"{'run/fwd':>7} {'/phases':>7} {'peak MiB':>11}")
     print(head)
     print("-" * len(head))
 
@@ -183,11 +198,13 @@ def print_table(rows: list[dict], args, shape) -> None:
               f"{r['speedup']:>5.2f} {f(r['dataset_first_fixed_s'], '>7.2f')} "
               f"{f(r['dataset_wall_per_tomogram_s'], '>8.2f')} {r['dataset_phases_per_tomogram_s']:>6.2f} "
               f"{f(r['dataset_fixed_after_first_s'], '>7.2f')} {f(r['dataset_exit_s'], '>6.2f')} "
-              f"{f(r['forward_tiles_per_s'], '>7.0f')} {f(r['run_over_forward'], '>7.2f')} {r['over_phases']:>7.2f}")
+              f"{f(r['forward_tiles_per_s'], '>7.0f')} {f(r['run_over_forward'], '>7.2f')} {r['over_phases']:>7.2f} "
+              f"{r['one_each_peak_mib']:>5}/{r['dataset_peak_mib']:<5}")
     print("one each: fixed = wall - phases per process; dataset: first = the start and the first tomogram's "
           "overhead; per tomo = wall between two completion lines, phases = a tomogram's phase seconds, fixed = "
           "their difference (medians over the later tomograms: below 0 when a tomogram's phases overlap the one "
-          "before it); exit = after the last completion line")
+          "before it); exit = after the last completion line; peak MiB: the largest one-each process / the dataset "
+          "process")
     ceiling = [r for r in rows if r["model"] == "ceiling"]
     if ceiling:
         us = 1e6 / ceiling[0]["dataset_tiles_per_s"]
