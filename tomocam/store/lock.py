@@ -41,6 +41,10 @@ LOCK_NAME = ".tomocam.lock"
 #: The files of the lock (the lock, and the one a stale lock's taker holds a moment): not part of the store.
 LOCK_FILES = frozenset({LOCK_NAME, LOCK_NAME + ".break"})
 
+# zarr warns about every file in a group that is not a zarr node when it lists the group's members (as the
+# completion check and the reader do); the lock is such a file on purpose, so that warning is not shown for it.
+warnings.filterwarnings("ignore", message=r"Object at \.tomocam\.lock(\.break)? is not recognized")
+
 #: Seconds after which a half-written lock (empty or not JSON: its writer died or the disk filled while writing
 #: it) or a leftover ``.break`` file counts as stale.
 UNREADABLE_STALE_SECONDS = 60.0
