@@ -105,6 +105,8 @@ MORE_POINTS = [
     "labels/segmentation/1/c/#1:5:short",
     "scores/probabilities/c/#1:28:empty",
     "zarr.json#3:28:empty",  # the store's own metadata while it is created
+    "tiles/(logits|label_bounds|respond)/c/#6:2:short",  # a vanished folder (ENOENT)
+    "respond/0/c/#5:30:empty",  # a filesystem remounted read-only (EROFS)
 ]
 
 
