@@ -70,9 +70,12 @@ def _holds_output(path: Path) -> bool:
 
 
 def _clear(path: Path) -> None:
-    """Delete ``path``, or every entry of folder ``path`` but the writer lock's files."""
-    if not path.is_dir():
+    """Delete ``path``; of a folder holding the writer lock, every entry but the lock's files."""
+    if not path.is_dir() or path.is_symlink():
         path.unlink()
+        return
+    if not LOCK_FILES & set(os.listdir(path)):
+        shutil.rmtree(path)
         return
     for entry in path.iterdir():
         if entry.name not in LOCK_FILES:
