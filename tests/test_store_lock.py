@@ -185,7 +185,8 @@ def test_a_lock_of_a_cancelled_slurm_job_is_taken_over(tmp_path, monkeypatch):
     from tomocam.deploy.slurm import job_running
 
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    job = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 120"], capture_output=True, text=True, check=True)
+    job = subprocess.run(["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 120"], capture_output=True,
+                         text=True, check=True, cwd=tmp_path)
     job_id = job.stdout.strip().split(";")[0]
     write_holder(tmp_path / "t.zarr", replace(Holder.this_process(), host="node-9", slurm_job=job_id))
     try:
