@@ -185,7 +185,8 @@ def test_a_lock_of_a_cancelled_slurm_job_is_taken_over(tmp_path, monkeypatch):
     from tomocam.deploy.slurm import job_running
 
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    job = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 120"], capture_output=True, text=True, check=True)
+    job = subprocess.run(["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 120"], capture_output=True,
+                         text=True, check=True, cwd=tmp_path)
     job_id = job.stdout.strip().split(";")[0]
     write_holder(tmp_path / "t.zarr", replace(Holder.this_process(), host="node-9", slurm_job=job_id))
     try:
@@ -199,3 +200,29 @@ def test_a_lock_of_a_cancelled_slurm_job_is_taken_over(tmp_path, monkeypatch):
     assert job_running(job_id) is False and job_running("99999999") is False
     with pytest.warns(UserWarning, match=f"SLURM job {job_id} no longer runs"):
         StoreLock(tmp_path / "t.zarr", job_running=job_running).acquire()
+
+
+def test_the_store_is_created_and_overwritten_around_its_lock(tmp_path):
+    """The folder the lock made is no output yet; creating the store (built beside it, moved into place) and
+    overwriting it keep the run's lock, and a run without a lock still replaces a folder whole."""
+    import numpy as np
+    from explain_models import tiny_cnn_checkpoint, write_mrc
+
+    from tomocam.pipeline import ExplainConfig, make_plan
+    from tomocam.store.create import check_output
+    from tomocam.store.writer import StoreWriter
+
+    mrc = write_mrc(tmp_path / "t.mrc", np.zeros((24, 24, 32), np.float32))
+    store = tmp_path / "t.zarr"
+    plan = make_plan(ExplainConfig(tomogram=str(mrc), output=str(store), model=str(tiny_cnn_checkpoint(
+        tmp_path / "m.pt")), block=2, chunk=8, heatmap_step=1), str(store))
+    for overwrite in (False, True):
+        with StoreLock(store) as me:
+            assert check_output(store, resume=False, overwrite=overwrite) == ("overwrite" if overwrite else "create")
+            (store / "stale-chunk").write_text("x") if overwrite else None
+            StoreWriter.open(plan.store_spec, resume=False, overwrite=overwrite, command="test")
+            assert read_holder(store / LOCK_NAME) == me and (store / "zarr.json").is_file()
+            assert not (store / "stale-chunk").exists() and not Path(f"{store}.partial").exists()
+        assert not (store / LOCK_NAME).exists() and (store / "zarr.json").is_file()
+    with pytest.raises(OutputError, match="exists already"):
+        check_output(store, resume=False, overwrite=False)

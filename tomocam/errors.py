@@ -65,7 +65,7 @@ class StoreLocked(OutputError):
     """Another run holds the store's writer lock (:mod:`tomocam.store.lock`)."""
 
 
-#: What a user can do about each machine fault, by errno; any other errno is reported with the OS's words only.
+#: Each machine fault in a user's words, by errno; any other errno is reported with the OS's words only.
 _FAULT_HINTS = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is exceeded",
@@ -101,7 +101,8 @@ def _errno_of(err: BaseException) -> int | None:
 
 
 def os_fault(err: BaseException) -> OutputError | None:
-    """The OS error behind ``err`` as one :class:`OutputError` carrying its ``errno`` (and ``filename``), or None.
+    """The OS error behind ``err`` as one :class:`OutputError` carrying its ``errno`` (and naming the file in its
+    message), or None when ``err`` carries none.
 
     ``err`` may be an ``OSError``, an exception whose message carries an errno (zarrs reports a full disk as
     ``RuntimeError: No space left on device (os error 28)``), or one that has either among its causes and

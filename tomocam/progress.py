@@ -130,7 +130,7 @@ def _shown_once_started(base: type) -> type:
             task = super().add_task(description, start=False, total=total, completed=completed,
                                     visible=visible and completed > 0, **fields)
             if start:  # the clock runs from now, but the bar waits for work (rich's own start_task)
-                base.start_task(self, task)
+                super().start_task(task)
             return task
 
         def advance(self, task_id: TaskID, advance: float = 1) -> None:

@@ -198,7 +198,9 @@ def explain(
         fault = None if isinstance(err, TomocamError) else os_fault(err)
         if fault is None:
             raise
-        raise OutputError(f"{fault}; {interrupted_message(Path(config.output), sys.argv[1:])}") from err
+        failed = OutputError(f"{fault}; {interrupted_message(Path(config.output), sys.argv[1:])}")
+        failed.errno = fault.errno
+        raise failed from err
     print_summary(summary)
     warn_if_collapsed(summary)
 

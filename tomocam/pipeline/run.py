@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.pipeline.schedule import RunSummary, run_plan
@@ -77,8 +78,15 @@ def explain_tomogram(
     output = str(Path(config.output).expanduser().absolute())
     options: dict[str, Any] = {"resume": config.resume, "label_fraction": config.label_fraction,
                                "progress": progress}
-    check_output(output, resume=config.resume, overwrite=config.overwrite)  # before the lock makes its folder
-    with StoreLock(output, command=config.command, job_running=job_running):
+    lock = StoreLock(output, command=config.command, job_running=job_running)
+    try:
+        check_output(output, resume=config.resume, overwrite=config.overwrite)  # before the lock makes its folder
+    except OutputError:
+        if Path(output).is_dir():  # a run writing it is the better reason to give: StoreLocked names that run
+            with lock:
+                pass
+        raise
+    with lock:
         if client is not None:
             return run_plan(*prepare_run(config, output, cluster, on_plan), client, **options)
         device = worker_device(config, cluster)

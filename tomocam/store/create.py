@@ -63,13 +63,19 @@ def check_output(path: str | Path, *, resume: bool, overwrite: bool) -> OutputAc
 def _holds_output(path: Path) -> bool:
     """Whether ``path`` holds an output: it exists, and is more than a folder holding the writer lock alone
     (:mod:`tomocam.store.lock`: this run's, taken before the first write)."""
-    return path.exists() and not (path.is_dir() and set(os.listdir(path)) <= LOCK_FILES)
+    if not path.exists():
+        return False
+    names = set(os.listdir(path)) if path.is_dir() else set()
+    return not (names and names <= LOCK_FILES)
 
 
 def _clear(path: Path) -> None:
-    """Delete ``path``, or every entry of folder ``path`` but the writer lock's files."""
-    if not path.is_dir():
+    """Delete ``path``; of a folder holding the writer lock, every entry but the lock's files."""
+    if not path.is_dir() or path.is_symlink():
         path.unlink()
+        return
+    if not LOCK_FILES & set(os.listdir(path)):
+        shutil.rmtree(path)
         return
     for entry in path.iterdir():
         if entry.name not in LOCK_FILES:

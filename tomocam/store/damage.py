@@ -28,8 +28,8 @@ ChunkIndex = tuple[int, ...]
 
 def chunk_path(array: zarr.Array, index: ChunkIndex) -> Path:
     """The file of chunk ``index`` of ``array`` (an array of a local store)."""
-    key = array.metadata.encode_chunk_key(index)  # type: ignore[union-attr]
-    return Path(str(array.store_path.store.root)) / array.path / key  # type: ignore[attr-defined]
+    key = array.metadata.encode_chunk_key(index)
+    return Path(str(array.store_path.store.root)) / array.path / key
 
 
 def damaged_chunks(array: zarr.Array) -> list[ChunkIndex]:

@@ -7,15 +7,15 @@ gets it. The other refuses with :class:`tomocam.errors.StoreLocked`, one line na
 
 A lock whose holder is gone is taken over with a warning: the holder ran on this host and its process no longer
 exists, or it ran in a SLURM job that SLURM no longer lists as pending or running (asked through the
-``job_running`` given, :func:`tomocam.deploy.slurm.job_running`), or in an earlier
-run of this same SLURM job before it was requeued. A holder on another host without a SLURM job cannot be
-checked from here: the message says which file to remove once that run is known to be gone. Two runs that find
-the same stale lock at once take turns through a second, short-lived file (``<lock>.break``), so that only one of
-them removes it.
+``job_running`` given, :func:`tomocam.deploy.slurm.job_running`), or in an earlier run of this same SLURM job
+before it was requeued (SLURM starts a requeued job again only once every process of its previous run has
+ended). A holder on another host without a SLURM job cannot be checked from here: the message says which file to
+remove once that run is known to be gone. Two runs that find the same stale lock at once take turns through a
+second, short-lived file (``<lock>.break``), so that only one of them removes it.
 
 Use it as a context manager around everything that writes the store (a dataset run takes one per tomogram)::
 
-    with StoreLock("/data/t.zarr"):
+    with StoreLock("/data/t.zarr", command="tomocam explain ...", job_running=job_running):
         ...  # create, compute, finalize
 """
 
@@ -40,6 +40,10 @@ LOCK_NAME = ".tomocam.lock"
 
 #: The files of the lock (the lock, and the one a stale lock's taker holds a moment): not part of the store.
 LOCK_FILES = frozenset({LOCK_NAME, LOCK_NAME + ".break"})
+
+# zarr warns about every file in a group that is not a zarr node when it lists the group's members (as the
+# completion check and the reader do); the lock is such a file on purpose, so that warning is not shown for it.
+warnings.filterwarnings("ignore", message=r"Object at \.tomocam\.lock(\.break)? is not recognized")
 
 #: Seconds after which a half-written lock (empty or not JSON: its writer died or the disk filled while writing
 #: it) or a leftover ``.break`` file counts as stale.
