@@ -35,7 +35,7 @@ def explain(
         list[str],
         typer.Argument(help="Tomogram to explain (MRC, read lazily), or a dataset: several tomograms, a folder (its "
                             "*.mrc and *.rec files), a quoted glob pattern ('data/TS_*/*.mrc') or a list file "
-                            "(.txt, one path a line).", metavar="TOMOGRAM..."),
+                            "(.txt, one path a line).", metavar="TOMOGRAM"),
     ],
     output: Annotated[
         Path | None,
