@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import pytest
 from explain_models import matched_filter_checkpoint, particles_volume, write_mrc
@@ -128,3 +129,42 @@ def test_a_full_disk_stops_the_dataset_with_exit_3_and_the_command_that_continue
     (line,) = [line for line in err.splitlines() if line.startswith("Error:")]
     assert "No space left on device" in line and f"dataset '{out}' is incomplete (0 of 2 tomograms complete" in line
     assert line.endswith("--resume") and [r.status for r in read_index(out)] == ["interrupted", "interrupted"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_real_run_exits_130_and_its_command_completes_the_dataset(data, tmp_path):
+    """SIGINT to the process group, as Ctrl-C sends it, once the first tomogram is done: the scheduler stops, the
+    index says what is done, the stores' locks are released, and the printed command finishes the dataset."""
+    import os
+    import signal
+    import subprocess
+
+    from explain_models import matched_filter_checkpoint
+
+    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=0.1)  # 0.1 s per batch: stoppable mid-run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"t{i}.mrc").write_bytes((data["folder"] / "a.mrc").read_bytes())
+    tests = str(Path(__file__).parent)
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import explain_models; "
+            "from tomocam.cli.main import main; sys.argv = ['tomocam', 'explain', *sys.argv[1:]]; main()")
+    args = [str(folder), "--model", str(model), "-o", str(tmp_path / "out"), "--workers", "1", "--block", "2",
+            "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-c", code, tests, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("[1/3]"):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    message = [line for line in err.splitlines() if line.startswith("Interrupted:")][0]
+    assert "(1 of 3 tomograms complete" in message
+    assert [r.status for r in read_index(tmp_path / "out")][0] == "complete"
+    assert not list((tmp_path / "out").rglob(".tomocam.lock"))
+    command = shlex.split(message.split("continue with: ")[1])
+    done = subprocess.run([sys.executable, "-c", code, tests, *command[2:]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 complete (1 kept from an earlier run), 0 failed" in done.stdout
