@@ -117,7 +117,9 @@ def test_full_disk_is_one_line_exit_3_and_no_complete_store(tmp_path, model, mon
     mrc = write_mrc(tmp_path / "t.mrc", particles_volume((32, 32, 32), n=2)[0])
     code, _, err = run(monkeypatch, capsys, str(mrc), "--model", str(model), "-o", str(tmp_path / "o.zarr"))
     assert code == 3
-    assert err.strip().splitlines() == [f"Error: No space left on device: {tmp_path / 'o.zarr'}"]
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"Error: the disk is full (No space left on device): '{tmp_path / 'o.zarr'}'; store ")
+    assert "continue with: tomocam explain" in line and line.endswith("--resume")
     assert_no_complete_store(tmp_path / "o.zarr")
 
 

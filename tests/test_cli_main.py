@@ -81,11 +81,54 @@ def test_input_and_output_errors_exit_2_and_3(tmp_path):
     assert result.returncode == 3 and "exists already" in one_red_line(result.stderr)
 
 
+def test_a_nan_tomogram_is_one_line_without_bars_of_phases_that_never_ran(tmp_path):
+    """Progress bars on (the default): the NaN block stops phase 1 before it computed a tile, so no bar is drawn,
+    neither for phase 1 nor for phase 2, and stderr holds the error alone."""
+    volume = particles_volume((32, 32, 32), n=2)[0]
+    volume[0, 0, 0] = np.nan
+    mrc = write_mrc(tmp_path / "nan.mrc", volume)
+    model = matched_filter_checkpoint(tmp_path / "mf.pt")
+    result = tomocam("explain", str(mrc), "--model", str(model), "-o", str(tmp_path / "nan.zarr"), "--workers", "1")
+    assert result.returncode == 2
+    line = one_red_line(result.stderr)
+    assert "NaN or Inf voxels" in line and "phase" not in result.stderr
+
+
 def _done_blocks(store: Path) -> int:
     try:
         return int(np.asarray(zarr.open_array(str(store / "tiles" / "done"), mode="r")[...]).sum())
     except Exception:  # not created yet, or being written
         return 0
+
+
+def test_a_second_run_on_a_store_being_written_is_refused_in_one_line_naming_the_first(tmp_path):
+    """The same command started twice, or with --overwrite beside it: each refused at once (exit 3),
+    naming the run that writes the store, which goes on undisturbed and releases its lock at the end."""
+    model = matched_filter_checkpoint(tmp_path / "slow.pt", delay=1.5)  # 20 batches: 30 s
+    mrc = write_mrc(tmp_path / "t.mrc", particles_volume((40, 40, 48), n=8, seed=2)[0])
+    store = tmp_path / "t.zarr"
+    args = ["explain", str(mrc), "--model", str(model), "-o", str(store), "--block", "2", "--batch-size", "4",
+            "--workers", "1", "--no-progress"]
+    first = subprocess.Popen([sys.executable, "-c", ENTRY, str(TESTS), *args], env=env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while _done_blocks(store) < 1 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        assert first.poll() is None, f"the first run ended too soon: {first.communicate()}"
+        for flags in ([], ["--overwrite"]):
+            start = time.monotonic()
+            second = tomocam(*args, *flags)
+            line = one_red_line(second.stderr)
+            assert second.returncode == 3 and time.monotonic() - start < 60, second.stderr
+            assert "is being written by another run" in line and f"pid {first.pid} on host" in line, line
+            assert first.poll() is None, "the first run was disturbed"
+        _, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert zarr.open_group(str(store), mode="r").attrs["tomocam"]["complete"] is True
+    assert not (store / ".tomocam.lock").exists()
 
 
 @pytest.mark.slow

@@ -60,3 +60,29 @@ def test_progress_line_before_any_rate_is_known():
     with Progress(disable=True) as bars:
         task = bars.add_task("simulating", total=None)
         assert progress_line(bars.tasks[task]) == "simulating: 0"
+
+
+def test_a_bar_is_drawn_only_once_its_phase_started(capsys, monkeypatch):
+    """A run that fails before phase 2 (or whose phase 1 was all resumed) draws no bar for the phase that never
+    ran; a bar appears with its first progress or ``start_task``."""
+    monkeypatch.setenv("TOMOCAM_PROGRESS_SECONDS", "0.02")
+    try:
+        with progress_bars(enabled=True) as bars:
+            p1 = bars.add_task("phase 1: CAMs of tiles", total=10)
+            bars.add_task("phase 2: heatmaps and labels", total=4)
+            resumed = bars.add_task("phase 0: nothing left", total=0)
+            bars.update(resumed, completed=0)
+            bars.advance(p1, 0)  # no work done yet: still hidden
+            import time
+
+            time.sleep(0.1)
+            assert capsys.readouterr().err == ""
+            bars.advance(p1, 3)
+            waiting = bars.add_task("finalize", total=1)
+            bars.start_task(waiting)
+            raise ValueError("NaN voxels in block (0, 0, 0)")
+    except ValueError:
+        pass
+    err = capsys.readouterr().err
+    assert "phase 1: CAMs of tiles" in err and "3/10" in err and "finalize" in err
+    assert "phase 2" not in err and "phase 0" not in err

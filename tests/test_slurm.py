@@ -107,6 +107,44 @@ def test_array_input_by_folder_or_glob_with_excludes_and_a_limit(tmp_path, given
     assert f"ARG {array}" in out.stdout.splitlines()
 
 
+@pytest.mark.parametrize(("per_task", "array"), [("2", "--array=0-1"), ("3", "--array=0-0"), ("1", "--array=0-2")])
+def test_array_per_task_submits_one_task_per_n_tomograms_of_the_frozen_list(tmp_path, per_task, array):
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("a.mrc", "b.mrc", "c.mrc"):
+        (folder / name).write_text("")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# relative to the submitting folder\ntomograms/a.mrc\n\ntomograms/b.mrc\ntomograms/c.mrc\n")
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), "list.txt", str(tmp_path / "out"), "--model",
+                          "m.pt", "--per-task", per_task, "--block", "2"], capture_output=True, text=True,
+                         env=login_env(tmp_path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "tomograms.txt").read_text().split() == [str(folder / f"{n}.mrc") for n in "abc"]
+    args = [line.removeprefix("ARG ") for line in out.stdout.splitlines() if line.startswith("ARG ")]
+    assert array in args
+    script = args.index(str(SCRIPTS / "explain-array.sbatch"))
+    assert args[script + 1:] == [str(tmp_path / "out" / "tomograms.txt"), str(tmp_path / "out"), "--per-task",
+                                 per_task, "--model", "m.pt", "--block", "2"]
+
+
+def test_array_per_task_must_be_a_positive_number(tmp_path):
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), str(tmp_path), str(tmp_path / "out"), "--per-task",
+                          "0"], capture_output=True, text=True, env=login_env(tmp_path))
+    assert out.returncode == 2 and "--per-task needs a positive number, found: '0'" in out.stderr
+
+
+def test_array_template_has_the_settings_resources_and_no_array_range(tmp_path):
+    env = login_env(tmp_path, TOMOCAM_GPUS_PER_NODE="0", TOMOCAM_TIME="15", TOMOCAM_ARRAY_LIMIT="2")
+    out = subprocess.run([str(SCRIPTS / "explain-array.sbatch"), "--template"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    header = [line for line in out.stdout.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --output=tomocam-array-%A_%a.out" in header and "#SBATCH --time=15" in header
+    assert not any("--array" in line for line in header)  # the range depends on the list: given at sbatch
+    assert "sbatch --array=0-9%4 THIS_FILE tomograms.txt OUTDIR" in " ".join(w for w in out.stdout.split() if w != "#")
+    assert not any(line.startswith("ARG") for line in out.stdout.splitlines()), "the template submitted a job"
+
+
 # --- on SLURM --------------------------------------------------------------------------------------------------
 
 
@@ -342,6 +380,41 @@ def test_array_job_explains_each_tomogram_of_a_folder(data, job_env, tmp_path):
 @needs_slurm
 @pytest.mark.slurm
 @pytest.mark.timeout(400)
+def test_array_job_with_several_tomograms_per_task_writes_the_same_stores_and_one_index(data, job_env, tmp_path):
+    outdir = tmp_path / "heatmaps"
+    job = submit("explain-array.sbatch", str(data["tomograms"][0].parent), str(outdir), "--per-task", "2",
+                 "--model", str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=job_env, cwd=tmp_path)
+    assert wait_for(job) == ["COMPLETED"]  # one task for both tomograms
+    log = job_log(tmp_path, f"tomocam-array-{job}_*.out")
+    assert "[2/2] tomo1: complete" in log and log.count("all 1 worker(s) joined") == 1, log[-3000:]
+    for tomogram, reference in zip(data["tomograms"], data["references"]):
+        assert_same_store(outdir / f"{tomogram.stem}.zarr", reference)
+    index = (outdir / "tomocam-dataset.csv").read_text().splitlines()
+    assert [line.split(",")[:3] for line in index[1:]] == [[p.stem, str(p), "complete"] for p in data["tomograms"]]
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_array_template_submitted_with_plain_sbatch_explains_each_listed_tomogram(data, job_env, tmp_path):
+    template = run(str(SCRIPTS / "explain-array.sbatch"), "--template", env=job_env, cwd=tmp_path).stdout
+    script = tmp_path / "my-array.sbatch"
+    script.write_text(template)
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{path}\n" for path in data["tomograms"]))
+    env = {k: v for k, v in job_env.items() if not k.startswith("TOMOCAM_")}
+    env |= {"TOMOCAM_SHARED_DIR": job_env["TOMOCAM_SHARED_DIR"], "TOMOCAM_MEM_PER_WORKER": "600MB"}
+    submitted = run("sbatch", "--array=0-1", str(script), str(listing), str(tmp_path / "out"), "--model",
+                    str(data["checkpoint"]), "--block", BLOCK, "--no-progress", env=env, cwd=tmp_path)
+    job = int(re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1))
+    assert wait_for(job) == ["COMPLETED", "COMPLETED"]
+    for tomogram, reference in zip(data["tomograms"], data["references"]):
+        assert_same_store(tmp_path / "out" / f"{tomogram.stem}.zarr", reference)
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
 def test_multinode_job_runs_scheduler_workers_and_client_as_separate_tasks(data, job_env, tmp_path):
     """Submitted with plain sbatch (no self-submission): the job finds its helpers and settings by itself."""
     out = tmp_path / "tomo0.zarr"
@@ -436,6 +509,44 @@ def test_cluster_slurm_fails_in_bounded_time_with_one_line(data, job_env, tmp_pa
     assert out.stderr.strip().count("\n") == 0 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and time.monotonic() - start < 120
     assert not set(run("squeue", "-h", "-o", "%i").stdout.split()) - before, "worker jobs left behind"
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_cluster_slurm_stops_when_its_worker_jobs_are_lost_and_resumes(data, job_env, tmp_path):
+    """The worker job is cancelled after it joined and computed a block: the client stops in bounded time with one
+    line naming the jobs and the --resume command (not a wait forever), and the resumed store is the reference's."""
+    from tomocam.deploy.cluster import WORKER_JOBS_POLL_SECONDS
+
+    out = tmp_path / "tomo0.zarr"
+    before = set(run("squeue", "-h", "-o", "%i").stdout.split())
+    args = [str(data["tomograms"][0]), "--model", str(data["checkpoint"]), "-o", str(out), "--device", "cpu",
+            "--workers", "1", "--block", BLOCK, "--no-progress"]
+    tomocam_cli = str(Path(sys.executable).parent / "tomocam")
+    client = subprocess.Popen([tomocam_cli, "explain", *args, "--cluster", "slurm"], env=job_env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while blocks_done(out) == 0 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = set(run("squeue", "-h", "-o", "%i").stdout.split()) - before
+        assert workers and client.poll() is None, "the run ended before its worker job could be cancelled"
+        run("scancel", *workers)
+        cancelled = time.monotonic()
+        _, stderr = client.communicate(timeout=4 * WORKER_JOBS_POLL_SECONDS + 60)
+    finally:
+        client.kill()
+    assert time.monotonic() - cancelled < 3 * WORKER_JOBS_POLL_SECONDS + 20
+    assert client.returncode == 4, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "every SLURM worker job" in lines[0] and "continue with: tomocam explain" in lines[0]
+    assert "--resume" in lines[0]
+    assert zarr.open_group(out, mode="r").attrs["tomocam"].get("complete") is not True
+    resumed = run(tomocam_cli, "explain", *args, "--resume", env=job_env, cwd=tmp_path)
+    assert "blocks computed" in resumed.stdout and " 0 resumed" not in resumed.stdout
+    assert_same_store(out, data["references"][0])
 
 
 @needs_slurm

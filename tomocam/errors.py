@@ -7,6 +7,11 @@ say what was expected and what was found; the CLI prints them as one red line an
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+from collections.abc import Iterator
+
 
 class TomocamError(Exception):
     """Base class of every error that tomocam raises on purpose."""
@@ -48,3 +53,82 @@ class Interrupted(TomocamError):
     """A run was stopped by Ctrl-C or SIGINT; the message says what was kept and how to continue."""
 
     exit_code = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
+
+
+class ClusterError(TomocamError, RuntimeError):
+    """The cluster a run depends on is gone: every SLURM worker job ended while work was left."""
+
+    exit_code = 4
+
+
+class StoreLocked(OutputError):
+    """Another run holds the store's writer lock (:mod:`tomocam.store.lock`)."""
+
+
+#: Each machine fault in a user's words, by errno; any other errno is reported with the OS's words only.
+_FAULT_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EIO: "the storage reported an I/O error",
+    errno.EROFS: "the filesystem is read-only",
+    errno.ENOENT: "a file or folder vanished or is missing",
+}
+
+#: How an errno travels inside another exception's message: Rust's ``io::Error`` (zarrs: ``No space left on device
+#: (os error 28)``, or its debug form ``Os { code: 28, ... }``) and Python's ``OSError`` text (``[Errno 28] ...``).
+_ERRNO_IN_TEXT = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)|\[Errno (\d+)\]")
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """``err``, its causes and contexts, and the members of exception groups, each once, depth first."""
+    seen: set[int] = set()
+    stack = [err]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(getattr(current, "exceptions", ()) or ())  # an ExceptionGroup (zarr's async writes)
+        stack.extend(e for e in (current.__context__, current.__cause__) if e is not None)
+
+
+def _errno_of(err: BaseException) -> int | None:
+    if isinstance(err, OSError) and err.errno:
+        return err.errno
+    match = _ERRNO_IN_TEXT.search(str(err))
+    return int(next(g for g in match.groups() if g)) if match else None
+
+
+def os_fault(err: BaseException) -> OutputError | None:
+    """The OS error behind ``err`` as one :class:`OutputError` carrying its ``errno`` (and naming the file in its
+    message), or None when ``err`` carries none.
+
+    ``err`` may be an ``OSError``, an exception whose message carries an errno (zarrs reports a full disk as
+    ``RuntimeError: No space left on device (os error 28)``), or one that has either among its causes and
+    contexts, as a Dask worker's exception re-raised by the client has. The errors are recognised by the errno
+    they carry, not by their type, so a library that changes its exception classes is still understood.
+    """
+    for cause in _causes(err):
+        number = _errno_of(cause)
+        if number is None:
+            continue
+        filename = getattr(cause, "filename", None) if isinstance(cause, OSError) else None
+        reason = os.strerror(number)
+        hint = _FAULT_HINTS.get(number)
+        where = f": '{filename}'" if filename else ""
+        fault = OutputError(f"{hint} ({reason}){where}" if hint else f"{reason}{where}")
+        fault.errno = number  # strerror and filename stay unset: they would replace the message in str()
+        return fault
+    if isinstance(err, OSError):  # an OSError without an errno: its own words
+        return OutputError(str(err))
+    return None
+
+
+def warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 line: str | None = None) -> str:
+    """A warning as one line, ``Warning: <message> (<category>)``: a replacement for
+    :func:`warnings.formatwarning`, which quotes the library's source file and line, a detail that tells a user
+    of the command line nothing."""
+    text = " ".join(str(message).split())
+    return f"Warning: {text} ({category.__name__})\n"

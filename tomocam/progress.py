@@ -4,6 +4,10 @@ On a terminal they are live bars. Where stderr is not a terminal (a batch job's 
 only when the job ends, so instead every running task prints one line every ``TOMOCAM_PROGRESS_SECONDS`` seconds
 (default 30): done/total, rate and time left, then the bars once at the end.
 
+A bar is drawn from the moment its task has work done (an ``advance``, an ``update`` with ``completed``) or is
+started with ``start_task``, not when it is added: a run that fails before a phase begins (a NaN tomogram stops
+phase 1 at its first block) shows no bar for that phase, and a phase with nothing left to do (all resumed) none.
+
 ``rich`` is imported when a bar is made, not when this module is, so the command line starts fast; a disabled
 display (:class:`Counts`) imports nothing: rich's import takes 0.25 s of the interpreter, which an explain run
 without bars would otherwise spend beside its first phase-1 task (0.42 instead of 0.19 s, ceiling model).
@@ -62,6 +66,9 @@ class Counts:
         if total is not None:
             self.tasks[task].total = total
 
+    def start_task(self, task: TaskID) -> None:
+        """Nothing to draw: as rich's ``start_task``, for the same calls on either display."""
+
 
 @overload
 def progress_bars(*fields: str, enabled: Literal[True] = True) -> Progress: ...
@@ -99,8 +106,10 @@ def progress_bars(*fields: str, enabled: bool = True) -> Progress | Counts:
     )
     console = Console(stderr=True)
     if not console.is_terminal:
-        return _with_lines(Progress)(*columns, console=console, interval=float(os.environ.get(INTERVAL_ENV, 30)))
-    return Progress(*columns, console=console)
+        return _with_lines(_shown_once_started(Progress))(
+            *columns, console=console, interval=float(os.environ.get(INTERVAL_ENV, 30))
+        )
+    return _shown_once_started(Progress)(*columns, console=console)
 
 
 def progress_line(task: Task) -> str:
@@ -110,6 +119,36 @@ def progress_line(task: Task) -> str:
     left = task.time_remaining
     eta = f", ETA {int(left) // 3600}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d}" if left is not None else ""
     return f"{task.description}: {done}{rate}{eta}"
+
+
+def _shown_once_started(base: type) -> type:
+    """``base`` (rich's Progress) whose tasks are hidden until work is done on them or they are started."""
+
+    class StartedProgress(base):
+        def add_task(self, description: str, start: bool = True, total: float | None = 100.0, completed: float = 0,
+                     visible: bool = True, **fields: Any) -> TaskID:
+            task = super().add_task(description, start=False, total=total, completed=completed,
+                                    visible=visible and completed > 0, **fields)
+            if start:  # the clock runs from now, but the bar waits for work (rich's own start_task)
+                super().start_task(task)
+            return task
+
+        def advance(self, task_id: TaskID, advance: float = 1) -> None:
+            super().advance(task_id, advance)
+            if advance:
+                super().update(task_id, visible=True)
+
+        def update(self, task_id: TaskID, *, completed: float | None = None, advance: float | None = None,
+                   visible: bool | None = None, **kwargs: Any) -> None:
+            if visible is None and (completed or advance):
+                visible = True
+            super().update(task_id, completed=completed, advance=advance, visible=visible, **kwargs)
+
+        def start_task(self, task_id: TaskID) -> None:
+            super().start_task(task_id)
+            super().update(task_id, visible=True)
+
+    return StartedProgress
 
 
 def _with_lines(base: type) -> type:
@@ -135,7 +174,7 @@ def _with_lines(base: type) -> type:
         def _print_lines(self) -> None:
             while not self._stopped.wait(self._interval):
                 with self._lock:
-                    lines = [progress_line(t) for t in self.tasks if t.started and not t.finished]
+                    lines = [progress_line(t) for t in self.tasks if t.visible and t.started and not t.finished]
                 for line in lines:
                     self.console.print(line, highlight=False, soft_wrap=True)
 

@@ -58,11 +58,11 @@ tomocam_submit() {
     exec sbatch "${options[@]}" "$script" "$@"
 }
 
-# tomocam_template SCRIPT KIND: print a batch script whose #SBATCH header holds SCRIPT's own lines and the
+# tomocam_template SCRIPT KIND [NOTE]: print a batch script whose #SBATCH header holds SCRIPT's own lines and the
 # resources of the settings (tomocam slurm sbatch-options KIND), for a user to edit and submit with plain sbatch;
-# its body runs SCRIPT's job part. Exits.
+# its body runs SCRIPT's job part. NOTE, if given, is printed as more comment lines (how to submit it). Exits.
 tomocam_template() {
-    local script=$1 kind=$2 name options=()
+    local script=$1 kind=$2 note=${3:-} name options=()
     name=$(basename "$script")
     tomocam_settings
     mapfile -t options < <(tomocam slurm sbatch-options "$kind")
@@ -78,6 +78,11 @@ tomocam_template() {
 # earlier one), then submit with plain sbatch:   sbatch THIS_FILE [the arguments of $name]
 # One Dask worker runs per task: keep --ntasks-per-node equal to the GPUs per node and TOMOCAM_GPUS_PER_NODE below
 # equal to them too (0, and no --gpus option, for CPU-only jobs). The other settings are read when the job starts.
+EOF
+    if [[ -n $note ]]; then
+        echo "$note" | fold -s -w 114 | sed 's/^/# /; s/ *$//'
+    fi
+    cat <<EOF
 export TOMOCAM_GPUS_PER_NODE=$TOMOCAM_GPUS_PER_NODE
 export TOMOCAM_SLURM_DIR=$(printf %q "$TOMOCAM_SLURM_DIR")
 export TOMOCAM_IN_JOB=1

@@ -1,4 +1,9 @@
-"""``tomocam explain TOMOGRAM``: Respond-CAM (and Grad-CAM) heatmaps of every class over a whole tomogram."""
+"""``tomocam explain TOMOGRAM...``: Respond-CAM (and Grad-CAM) heatmaps of every class over whole tomograms.
+
+One tomogram path is today's run into one store (default ``<tomogram>.zarr``); several paths, a folder, a quoted
+glob pattern or a list file make a dataset (:mod:`tomocam.dataset`): one store per tomogram in the output folder
+and an index beside them, on one cluster.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Annotated
 import typer
 
 from tomocam.device import DEVICE_HELP
-from tomocam.errors import Interrupted, OutputError
+from tomocam.errors import ClusterError, InputError, Interrupted, OutputError, TomocamError, os_fault
 from tomocam.explain.methods import AUTOCAST_DTYPES, METHODS
 
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
@@ -26,15 +31,20 @@ class Cluster(str, Enum):
 
 
 def explain(
-    tomogram: Annotated[
-        Path, typer.Argument(help="Tomogram to explain, read lazily: an MRC file, an OME-Zarr image (OME-NGFF 0.4 "
-                                  "or 0.5), or a copick project's copick_config.json (with --run, --tomo-type, "
-                                  "--voxel-spacing).")
+    tomograms: Annotated[
+        list[str],
+        typer.Argument(help="Tomogram to explain, read lazily: an MRC file, an OME-Zarr image (OME-NGFF 0.4 or 0.5), "
+                            "or a copick project's copick_config.json (with --run, --tomo-type, --voxel-spacing); or "
+                            "a dataset: several tomograms, a folder (its *.mrc and *.rec files), a quoted glob "
+                            "pattern ('data/TS_*/*.mrc'), a list file (.txt, one path a line), or a copick project "
+                            "without --run (every run).", metavar="TOMOGRAM"),
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr (an "
-                                                         "OME-Zarr input: <image>_tomocam.zarr; a copick run: "
-                                                         "<run>_<tomo-type>.zarr here).")
+        Path | None,
+        typer.Option("--output", "-o", help="Output OME-Zarr store. Default: <tomogram>.zarr (an OME-Zarr input: "
+                                            "<image>_tomocam.zarr; a copick run: <run>_<tomo-type>.zarr here). For a "
+                                            "dataset: the folder of its stores (<name>.zarr) and index "
+                                            "(tomocam-dataset.csv)."),
     ] = None,
     level: Annotated[int, typer.Option(min=0, help="Pyramid level of an OME-Zarr tomogram (0: the finest).")] = 0,
     run: Annotated[str | None, typer.Option(help="copick run of the tomogram.")] = None,
@@ -42,6 +52,16 @@ def explain(
     voxel_spacing: Annotated[
         float | None, typer.Option(help="copick voxel spacing of the tomogram, angstrom.")
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="File-name pattern left out of folders and glob patterns (repeat). Default: *_mask.mrc."),
+    ] = None,
+    in_flight: Annotated[
+        int,
+        typer.Option(min=1, help="A dataset's tomograms started and not finished at once: the next one's phase 1 "
+                                 "starts when the previous one's is done, beside its stitching and finalize. "
+                                 "Memory grows with it."),
+    ] = 2,
     model: Annotated[
         Path | None, typer.Option(help="tomocam checkpoint (.pt). Default: the bundled model.")
     ] = None,
@@ -75,8 +95,9 @@ def explain(
         Path | None, typer.Option(help="Join a running Dask cluster through its scheduler file.")
     ] = None,
     cluster: Annotated[Cluster, typer.Option(help="local, or slurm to submit worker jobs.")] = Cluster.local,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same store (a dataset: keep "
+                                               "its complete stores, continue the others).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store (a dataset: its stores).")] = False,
     voxel_size: Annotated[
         float | None, typer.Option(help="Voxel size in angstrom, overriding the MRC header.")
     ] = None,
@@ -98,25 +119,36 @@ def explain(
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit without computing anything.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Explain a whole tomogram: class-wise heatmaps of every class into one OME-Zarr store.
+    """Explain whole tomograms: class-wise heatmaps of every class into one OME-Zarr store per tomogram.
 
     Tiles the tomogram, computes all-class CAMs of every tile on Dask workers and stitches them into one store
-    (heatmaps in score units, per-tile scores, a label image, provenance).
+    (heatmaps in score units, per-tile scores, a label image, provenance). A dataset runs on one cluster whose
+    workers stay warm; a tomogram that fails is recorded in the index with its reason while the others go on.
+    Exit code 0 only when every tomogram succeeded, 2 when an input was bad, 130 when interrupted.
     """
     from rich.console import Console
 
     from tomocam.cli.report import print_summary, warn_if_collapsed
+    from tomocam.dataset import DEFAULT_EXCLUDE, is_dataset
     from tomocam.models import bundled_model_path
     from tomocam.pipeline import ExplainConfig, explain_tomogram, make_plan
     from tomocam.read import locate_tomogram
     from tomocam.store.create import check_output
 
     console = Console(stderr=True)
-    source = locate_tomogram(tomogram, level=level, run=run, tomo_type=tomo_type, voxel_spacing=voxel_spacing)
-    output = output if output is not None else default_output(tomogram, run, tomo_type)
-    src, out = Path(source).absolute(), output.absolute()
-    if out == src or out in src.parents or src in out.parents:
-        raise OutputError(f"output '{output}' would replace the tomogram '{source}'; choose another with --output")
+    dataset = is_dataset(tomograms, run=run)
+    if dataset and output is None:
+        raise InputError("a dataset (several tomograms, a folder, a glob pattern, a list file or a copick project's "
+                         "runs) needs an output folder: pass --output FOLDER")
+    tomogram = Path(tomograms[0])
+    source = str(tomogram)  # a dataset resolves its tomograms itself
+    if not dataset:
+        source = locate_tomogram(tomogram, level=level, run=run, tomo_type=tomo_type, voxel_spacing=voxel_spacing)
+        output = output if output is not None else default_output(tomogram, run, tomo_type)
+        src, out = Path(source).absolute(), output.absolute()
+        if out == src or out in src.parents or src in out.parents:
+            raise OutputError(f"output '{output}' would replace the tomogram '{source}'; choose another with --output")
+    assert output is not None
     config = ExplainConfig(
         tomogram=source,
         output=str(output),
@@ -139,6 +171,15 @@ def explain(
         overwrite=overwrite,
         command=" ".join(["tomocam", *sys.argv[1:]]),
     )
+    if dataset:
+        from tomocam.cli.explain_dataset import explain_dataset_command
+
+        explain_dataset_command(
+            tomograms, config, exclude=tuple(exclude) if exclude is not None else DEFAULT_EXCLUDE, workers=workers,
+            scheduler_file=str(scheduler_file) if scheduler_file else None, cluster=cluster.value, progress=progress,
+            dry_run=dry_run, in_flight=in_flight, level=level, tomo_type=tomo_type, voxel_spacing=voxel_spacing,
+        )
+        return
     if dry_run:
         typer.echo(make_plan(config, str(Path(config.output).absolute())).describe())
         try:  # the check every real run makes first
@@ -170,6 +211,15 @@ def explain(
         )
     except KeyboardInterrupt:
         raise Interrupted(interrupted_message(Path(config.output), sys.argv[1:])) from None
+    except ClusterError as err:  # the worker jobs are gone: what they finished is kept
+        raise ClusterError(f"{err}; {interrupted_message(Path(config.output), sys.argv[1:])}") from None
+    except Exception as err:  # a full disk or an I/O error mid-run: what failed, and how to continue once fixed
+        fault = None if isinstance(err, TomocamError) else os_fault(err)
+        if fault is None:
+            raise
+        failed = OutputError(f"{fault}; {interrupted_message(Path(config.output), sys.argv[1:])}")
+        failed.errno = fault.errno
+        raise failed from err
     print_summary(summary)
     warn_if_collapsed(summary)
 

@@ -8,13 +8,14 @@ libraries inside their bodies so that ``tomocam --help`` stays fast. Errors deri
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated, NoReturn
 
 import typer
 
 from tomocam import __version__
 from tomocam.cli import demo, evaluate, explain, export, extract, info, picks, render, simulate, slurm, train
-from tomocam.errors import Interrupted, OutputError, TomocamError
+from tomocam.errors import Interrupted, TomocamError, os_fault, warning_line
 
 app = typer.Typer(
     name="tomocam",
@@ -90,21 +91,19 @@ def main() -> None:
     """Entry point of the console script.
 
     Exit codes: 0 success; 2 usage or input error; 3 output or OS error (exists already, not writable, disk
-    full); 130 interrupted. Every error is one red line on stderr; ``--debug`` shows the traceback instead.
+    full, I/O error, locked by another run; :func:`tomocam.errors.os_fault` finds the OS error also inside
+    another exception); 4 the cluster's workers were lost; 130 interrupted. Every error is one red line on
+    stderr; ``--debug`` shows the traceback instead. Library warnings are one line each (no source line).
     Typer run with ``standalone_mode=False`` returns the exit code of ``--help``/``--version``/``typer.Exit``
     and turns Ctrl-C outside a command's own handling into exit code 130.
     """
+    warnings.formatwarning = warning_line
     try:
         code = app(prog_name="tomocam", standalone_mode=False)
     except TomocamError as err:
         if _DEBUG:
             raise
         _fail(str(err), err.exit_code, "Interrupted" if isinstance(err, Interrupted) else "Error")
-    except OSError as err:  # a full disk, a vanished or unreadable file: what the OS said, in one line
-        if _DEBUG:
-            raise
-        where = f": {err.filename}" if err.filename else ""
-        _fail(f"{err.strerror or err}{where}", OutputError.exit_code)
     except KeyboardInterrupt:
         code = INTERRUPTED
     except Exception as err:
@@ -113,7 +112,10 @@ def main() -> None:
         if _is_abort(err):
             code = INTERRUPTED
         else:
-            raise
+            fault = os_fault(err)  # a full disk, an I/O error, a vanished file: also inside zarrs' or a worker's error
+            if fault is None or _DEBUG:
+                raise
+            _fail(str(fault), fault.exit_code)
     if code == INTERRUPTED:
         typer.secho("Interrupted.", fg=typer.colors.RED, err=True)
     sys.exit(code if isinstance(code, int) else 0)

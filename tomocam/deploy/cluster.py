@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tomocam.deploy.warmup import worker_preloads
-from tomocam.errors import InputError
+from tomocam.errors import ClusterError, InputError
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _wait_for_slurm_workers(client, cluster, poll: float = 1.0, submit_timeout: 
         ids = [str(job.job_id) for job in cluster.workers.values() if getattr(job, "job_id", None)]
         if not ids and time.monotonic() - start > submit_timeout:
             raise InputError(f"no SLURM worker job was submitted within {submit_timeout:.0f} s")
-        if ids and not active_jobs(ids):
+        if ids and active_jobs(ids) == set():
             time.sleep(poll)  # a worker may have joined just before its job was listed as ended
             if client.scheduler_info(n_workers=-1)["workers"]:
                 return
@@ -129,6 +129,75 @@ def _wait_for_slurm_workers(client, cluster, poll: float = 1.0, submit_timeout: 
         time.sleep(poll)
 
 
+#: Seconds between two looks at the SLURM queue while a ``--cluster slurm`` run works: a run whose worker jobs have
+#: all ended stops within about two of these (squeue is cheap, but sites ask for no more than a few calls a minute).
+WORKER_JOBS_POLL_SECONDS = 15.0
+
+
+class WorkerJobsWatch:
+    """Watches the worker jobs of a running ``--cluster slurm`` run from a daemon thread.
+
+    Dask waits forever for workers that will never come back: the tasks of a worker whose job was cancelled, ran
+    out of time or lost its node go back to the scheduler, which holds them for the next worker. When on two looks
+    in a row SLURM lists none of the worker jobs as pending or running and the scheduler has no worker left, the
+    watch cancels every task of the client, so that whatever the run waits on fails at once, and records why
+    (:attr:`lost`); :func:`connect` then raises :class:`ClusterError` with that one line. SLURM not answering is
+    never taken for jobs having ended. What the run wrote stays, for ``--resume``.
+    """
+
+    def __init__(self, client, cluster, poll: float = WORKER_JOBS_POLL_SECONDS) -> None:
+        self.client, self.cluster, self.poll = client, cluster, poll
+        self.lost: str | None = None
+        self._seen: set[str] = set()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tomocam-worker-jobs", daemon=True)
+
+    def __enter__(self) -> WorkerJobsWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def all_gone(self) -> list[str] | None:
+        """Every worker job's id seen so far when all have ended and no worker is connected, else None.
+
+        The ids are remembered: dask-jobqueue forgets a job some seconds after its worker left.
+        """
+        from tomocam.deploy.slurm import active_jobs
+
+        jobs = list(self.cluster.workers.values())
+        ids = [str(job.job_id) for job in jobs if getattr(job, "job_id", None)]
+        self._seen.update(ids)
+        if not self._seen or len(ids) < len(jobs):  # a job is being submitted
+            return None
+        seen = sorted(self._seen, key=lambda i: (len(i), i))
+        if active_jobs(seen) != set() or self.client.scheduler_info(n_workers=-1)["workers"]:
+            return None
+        return seen
+
+    def _watch(self) -> None:
+        from distributed import Future
+
+        looks = 0
+        while not self._stopped.wait(self.poll):
+            try:
+                ids = self.all_gone()
+            except Exception:  # the client is closing: the run is over anyway
+                return
+            looks = looks + 1 if ids else 0
+            if ids and looks >= 2:
+                self.lost = (
+                    f"every SLURM worker job ({', '.join(ids)}) ended while the run still had work (cancelled, out of "
+                    f"time or a failed node; see slurm-<job id>.out in {os.getcwd()})"
+                )
+                keys = list(self.client.futures)
+                self.client.cancel([Future(key, self.client) for key in keys], reason="worker jobs lost",
+                                   msg=self.lost)
+                return
+
+
 @contextlib.contextmanager
 def connect(
     *, device: str, workers: int | None = None, scheduler_file: str | None = None, cluster: str | None = None
@@ -137,7 +206,8 @@ def connect(
 
     ``scheduler_file`` joins a running cluster; ``cluster="slurm"`` asks SLURM for ``workers`` worker jobs
     (default one per GPU of a node) built from the SLURM settings, CPU workers when ``device`` is ``cpu``, after
-    checking that SLURM would accept them, and fails with one line if they end before a worker joins; otherwise a
+    checking that SLURM would accept them, and fails with one line if they end before a worker joins, or later if
+    they all end while the run works (:class:`WorkerJobsWatch`); otherwise a
     local cluster: one worker per GPU on ``cuda``, else ``workers`` CPU workers (default one per 8 cores)
     sharing the cores between torch threads.
     """
@@ -161,7 +231,13 @@ def connect(
             slurm.scale(jobs=workers or workers_per_node({**settings, **overrides}))
             with Client(slurm) as client:
                 _wait_for_slurm_workers(client, slurm)
-                yield client, ClusterInfo("slurm", len(slurm.worker_spec), None)
+                with WorkerJobsWatch(client, slurm) as watch:
+                    try:
+                        yield client, ClusterInfo("slurm", len(slurm.worker_spec), None)
+                    except Exception as err:
+                        if watch.lost is None:
+                            raise
+                        raise ClusterError(watch.lost) from err
         return
     if cluster not in (None, "local"):
         raise InputError(f"unknown --cluster '{cluster}'; expected local or slurm")

@@ -360,10 +360,25 @@ def check_submittable(job_script: str) -> None:
         )
 
 
-def active_jobs(job_ids: list[str]) -> set[str]:
-    """The jobs of ``job_ids`` that SLURM still has pending or running (``squeue``); ended ones are left out."""
+def active_jobs(job_ids: list[str]) -> set[str] | None:
+    """The jobs of ``job_ids`` that SLURM still has pending or running (``squeue``); ended ones are left out.
+
+    None when SLURM cannot be asked (no ``squeue``, or no answer from the controller), which callers must not
+    take for "every job ended": a controller busy for a minute is common on a large cluster.
+    """
     if not job_ids:
         return set()
-    out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
-                         timeout=60)
-    return set(out.stdout.split()) & set(job_ids)  # an ended job purged from the controller is an error: none left
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # every job ended long enough ago to be purged ("Invalid job id"), or no controller
+        return set() if "invalid job id" in out.stderr.lower() else None
+    return set(out.stdout.split()) & set(job_ids)
+
+
+def job_running(job_id: str) -> bool | None:
+    """Whether SLURM still has job ``job_id`` pending or running; None when SLURM cannot be asked."""
+    active = active_jobs([job_id])
+    return None if active is None else job_id in active

@@ -66,7 +66,11 @@ def warm_up() -> str:
 
 
 def dask_setup(worker) -> None:  # noqa: ARG001  (Dask passes the worker)
-    """Dask's preload hook, run as the worker starts: the warm-up."""
+    """Dask's preload hook, run as the worker starts: the warm-up, and warnings as one line, as the client shows
+    them (:func:`tomocam.errors.warning_line`)."""
+    from tomocam.errors import warning_line
+
+    warnings.formatwarning = warning_line
     warnings.filterwarnings("ignore", message=CUBLAS_CONTEXT_WARNING)
     try:
         logger.debug("worker warmed up on %s", warm_up())

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tomocam.errors import OutputError
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.pipeline.plan import Plan, make_plan
 from tomocam.pipeline.schedule import RunSummary, run_plan
 from tomocam.store.create import check_output
+from tomocam.store.lock import StoreLock
 from tomocam.store.writer import StoreWriter
 
 
@@ -64,19 +66,32 @@ def explain_tomogram(
     store created in a thread beside it: new workers import torch and warm their device up
     (:mod:`tomocam.deploy.warmup`) meanwhile, so a run pays the longer of the two, not both.
     ``on_plan(plan)`` is called once the plan is made (the CLI prints warnings there).
+
+    The run holds the store's writer lock (:class:`tomocam.store.lock.StoreLock`) from before its first write to
+    its end, failed or interrupted included: a second run on the same output stops at once, naming this one.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from tomocam.deploy.cluster import connect
+    from tomocam.deploy.slurm import job_running
 
     output = str(Path(config.output).expanduser().absolute())
     options: dict[str, Any] = {"resume": config.resume, "label_fraction": config.label_fraction,
                                "progress": progress}
-    if client is not None:
-        return run_plan(*prepare_run(config, output, cluster, on_plan), client, **options)
-    device = worker_device(config, cluster)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-plan") as pool:
-        planned = pool.submit(prepare_run, config, output, cluster, on_plan)
-        with connect(device=device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl, info):
-            plan, writer = planned.result()
-            return run_plan(dataclasses.replace(plan, torch_threads=info.torch_threads), writer, cl, **options)
+    lock = StoreLock(output, command=config.command, job_running=job_running)
+    try:
+        check_output(output, resume=config.resume, overwrite=config.overwrite)  # before the lock makes its folder
+    except OutputError:
+        if Path(output).is_dir():  # a run writing it is the better reason to give: StoreLocked names that run
+            with lock:
+                pass
+        raise
+    with lock:
+        if client is not None:
+            return run_plan(*prepare_run(config, output, cluster, on_plan), client, **options)
+        device = worker_device(config, cluster)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tomocam-plan") as pool:
+            planned = pool.submit(prepare_run, config, output, cluster, on_plan)
+            with connect(device=device, workers=workers, scheduler_file=scheduler_file, cluster=cluster) as (cl, info):
+                plan, writer = planned.result()
+                return run_plan(dataclasses.replace(plan, torch_threads=info.torch_threads), writer, cl, **options)

@@ -31,6 +31,7 @@ from tomocam.store.layout import (
     n_levels_for,
     tile_chunk_shape,
 )
+from tomocam.store.lock import LOCK_FILES
 from tomocam.store.manifest import update_attrs
 from tomocam.store.ome import dimension_names
 from tomocam.store.spec import StoreSpec
@@ -46,7 +47,7 @@ def check_output(path: str | Path, *, resume: bool, overwrite: bool) -> OutputAc
     first); so is a path whose nearest existing folder cannot be written to.
     """
     path = Path(path).expanduser().absolute()
-    if path.exists():
+    if _holds_output(path):
         if resume:
             if not (path / "zarr.json").is_file():
                 raise OutputError(f"cannot resume '{path}': it is not a zarr store")
@@ -57,7 +58,38 @@ def check_output(path: str | Path, *, resume: bool, overwrite: bool) -> OutputAc
     folder = next(p for p in path.parents if p.exists())  # the missing folders below it are created
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write output '{path}': folder '{folder}' is not writable")
-    return "overwrite" if path.exists() else "create"
+    return "overwrite" if _holds_output(path) else "create"
+
+
+def _holds_output(path: Path) -> bool:
+    """Whether ``path`` holds an output: it exists, and is more than a folder holding the writer lock alone
+    (:mod:`tomocam.store.lock`: this run's, taken before the first write)."""
+    if not path.exists():
+        return False
+    names = set(os.listdir(path)) if path.is_dir() else set()
+    return not (names and names <= LOCK_FILES)
+
+
+def _clear(path: Path) -> None:
+    """Delete ``path``; of a folder holding the writer lock, every entry but the lock's files."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink()
+        return
+    if not LOCK_FILES & set(os.listdir(path)):
+        shutil.rmtree(path)
+        return
+    for entry in path.iterdir():
+        if entry.name not in LOCK_FILES:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _move_into_place(built: str, path: str) -> None:
+    """Move the store folder ``built`` to ``path``, whole; a folder at ``path`` holding only the writer lock
+    (see :func:`_holds_output`) gives its lock to the store first."""
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            os.replace(os.path.join(path, name), os.path.join(built, name))
+    os.replace(built, path)
 
 
 def prepare_output(path: str | Path, *, resume: bool, overwrite: bool) -> str:
@@ -69,7 +101,7 @@ def prepare_output(path: str | Path, *, resume: bool, overwrite: bool) -> str:
         return str(path)
     if action == "overwrite":
         try:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _clear(path)
         except OSError as err:
             raise OutputError(f"cannot remove existing output '{path}': {err.strerror}") from None
     parent = path.parent
@@ -235,7 +267,7 @@ def open_or_create(spec: StoreSpec, *, resume: bool, command: str) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     root = create_root(partial, provenance(spec, command))
     _create_arrays(root, spec)
-    os.replace(partial, spec.path)
+    _move_into_place(partial, spec.path)
 
 
 #: zarr-python writes a file as ``<stem>.<32 hex digits>.partial`` and renames it into place; a run killed between

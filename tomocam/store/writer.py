@@ -20,6 +20,7 @@ import zarr
 from tomocam.classes import background_indices
 from tomocam.store import ome
 from tomocam.store.create import heatmap_levels, label_levels, open_or_create, phase2_arrays, prepare_output
+from tomocam.store.damage import damaged_chunks, remove_chunks
 from tomocam.store.layout import LABEL_BOUNDS, atomic_writes
 from tomocam.store.manifest import (
     forget_whole,
@@ -57,7 +58,42 @@ class StoreWriter:
         array empty, or on ``resume`` check that the store there belongs to ``spec``; ``command`` is recorded."""
         prepare_output(spec.path, resume=resume, overwrite=overwrite)
         open_or_create(spec, resume=resume, command=command)
-        return cls(spec)
+        writer = cls(spec)
+        if resume:
+            writer.drop_damaged_chunks()
+        return writer
+
+    def drop_damaged_chunks(self) -> dict[str, int]:
+        """Remove the chunks a failed write left (:mod:`tomocam.store.damage`: empty, short, undecodable), so that
+        they read as absent, and undo what they stood for; returns ``{array: chunks removed}``.
+
+        A block whose tile chunks were damaged loses its ``done`` marker (recomputed), and every damaged array
+        is forgotten from the manifest, with everything derived from ``tiles/`` when a tile array was damaged, so
+        the manifest never lists an array holding such a chunk. Markers and manifest change before any chunk is
+        removed: a run stopped in between leaves blocks to recompute, never a block marked done without its data.
+        """
+        spec, root = self.spec, self._root()
+        names = [f"tiles/{n}" for n in root["tiles"].array_keys()] + phase2_arrays(spec)
+        names += [name for name in SCORES if name in root]
+        found = {name: damaged_chunks(root[name]) for name in names}
+        found = {name: chunks for name, chunks in found.items() if chunks}
+        if not found:
+            return {}
+        with atomic_writes():
+            done = root["tiles/done"]
+        nd = len(spec.block)
+        for name, chunks in found.items():
+            if not name.startswith("tiles/") or name == "tiles/done":
+                continue
+            edges = root[name].chunks[:nd]
+            for index in chunks:  # the blocks holding the chunk's tiles
+                done[tuple(slice(i * e // b, -(-(i + 1) * e // b)) for i, e, b in zip(index, edges, spec.block))] = 0
+        derived = [n for n in whole_arrays(spec.path) if not n.startswith("tiles/")] if any(
+            n.startswith("tiles/") for n in found) else []
+        forget_whole(spec.path, *found, *derived)
+        for name, chunks in found.items():
+            remove_chunks(root[name], chunks)
+        return {name: len(chunks) for name, chunks in found.items()}
 
     @property
     def path(self) -> str:
