@@ -216,35 +216,37 @@ class CopickExport:
     added: list[str]
 
 
-def export_copick(
+@dataclass
+class _ExportPlan:
+    """What an export writes, found from the store and the project before anything is written."""
+
+    project: WritableProject
+    voxel_size: float
+    method: str
+    classes: list[str]  # the store's classes that get picks and labels (background left out)
+    objects: dict[str, dict[str, Any]]  # class -> its pickable object in the config
+    added: list[str]  # objects added to the config
+    radii: dict[str, float]  # class -> pick radius, angstrom, for the classes that get picks
+    features: list[str]  # classes whose heatmaps become the feature map
+    targets: list[tuple[str, Path]]  # (a class, "labels" or "features"; its final path)
+
+
+def _plan_export(
     store: ExplainStore,
     project: WritableProject,
     run: str,
+    session: str,
     *,
-    session: str = "0",
-    tomo_type: str | None = None,
-    voxel_size: float | None = None,
-    method: str | None = None,
-    feature_classes: Sequence[str] = (),
-    picks: bool = True,
-    labels: bool = True,
-    radius: float | None = None,
-    threshold: float | None = None,
-    add_objects: bool = False,
-    float16: bool = False,
-    overwrite: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> CopickExport:
-    """Write the store's picks, label image and the heatmaps of ``feature_classes`` into ``run`` of ``project``.
-
-    Picks and labels cover every class of the store but the background ones; each must map to a pickable object
-    (:func:`match_objects`; ``add_objects`` adds the missing ones to the config). Picks are written for particle
-    objects, with ``radius`` (angstrom) or else the object's own radius, and ``threshold`` (default: chosen per
-    class from the data). ``voxel_size`` (default the store's) must be the store's; ``tomo_type`` names the
-    tomogram the features go beside (default: the one the store explains, or the only one). Every check runs and
-    every target is refused if it exists (unless ``overwrite``) before anything is written.
-    """
-    say = progress or (lambda _: None)
+    tomo_type: str | None,
+    voxel_size: float | None,
+    method: str | None,
+    feature_classes: Sequence[str],
+    picks: bool,
+    labels: bool,
+    radius: float | None,
+    add_objects: bool,
+) -> _ExportPlan:
+    """Check every choice of :func:`export_copick` against the store and the project; its targets."""
     check_name("session", session)
     if radius is not None and radius <= 0:
         raise InputError(f"--radius must be > 0 angstrom, found {radius:g}")
@@ -276,53 +278,103 @@ def export_copick(
     if no_radius:
         raise InputError(f"copick object {no_radius[0]!r} has no radius in {project.config_path}; give --radius "
                          "(angstrom) to pick particles")
-    radii = {c: float(r) for c, r in given.items() if r is not None}
-
     targets: list[tuple[str, Path]] = [(c, project.picks_path(run, USER, session, objects[c]["name"])) for c in picked]
     if labels:
         targets.append(("labels", project.segmentation_path(run, vs, USER, session, SEGMENTATION)))
     if features and tomogram is not None:
         feature = check_name("feature", f"{USER}-{session}-{method}")
         targets.append(("features", project.features_path(run, vs, tomogram[0], feature)))
-    existing = [str(p) for _, p in targets if p.exists()]
+    radii = {c: float(r) for c, r in given.items() if r is not None}
+    return _ExportPlan(project, vs, method, classes, objects, added, radii, features, targets)
+
+
+def _write_target(
+    store: ExplainStore,
+    plan: _ExportPlan,
+    what: str,
+    path: Path,
+    *,
+    run: str,
+    session: str,
+    threshold: float | None,
+    float16: bool,
+    say: Callable[[str], None],
+) -> float | None:
+    """Write one target of ``plan`` to ``path`` (its staging place); the threshold used for a class's picks."""
+    provenance = {"version": tomocam.__version__, "store": str(Path(store.path).absolute()), "method": plan.method}
+    if what == "labels":
+        lut = np.zeros(len(store.classes) + 1, np.int64)
+        for c in plan.classes:
+            lut[store.classes.index(c) + 1] = _label(plan.objects[c])
+        say(f"labels -> {path.name}")
+        write_segmentation(store, lut, path, plan.voxel_size, {
+            **provenance, "labels": {c: int(lut[store.classes.index(c) + 1]) for c in plan.classes}})
+        return None
+    if what == "features":
+        say(f"features of {', '.join(plan.features)} -> {path.name}")
+        write_features(store, plan.method, plan.features, path, plan.voxel_size, float16=float16,
+                       provenance=provenance)
+        return None
+    table = pick_store(store, method=plan.method, classes=[what], threshold=threshold, radius=plan.radii[what])
+    say(f"{len(table)} picks of {what}" + (f" -> {path.name}" if len(table) else ": no file"))
+    frame = table.assign(tomogram=run, **{"class": plan.objects[what]["name"]})
+    # An empty table names no run or object, so a class without picks gets no file (and loses one an earlier
+    # export wrote).
+    if len(frame):
+        write_particles(frame, path, "copick", tomograms={run: TomogramInfo(run, store.shape, plan.voxel_size)},
+                        user_id=USER, session_id=session, overwrite=True)
+    return float(table.attrs["thresholds"][what])
+
+
+def export_copick(
+    store: ExplainStore,
+    project: WritableProject,
+    run: str,
+    *,
+    session: str = "0",
+    tomo_type: str | None = None,
+    voxel_size: float | None = None,
+    method: str | None = None,
+    feature_classes: Sequence[str] = (),
+    picks: bool = True,
+    labels: bool = True,
+    radius: float | None = None,
+    threshold: float | None = None,
+    add_objects: bool = False,
+    float16: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> CopickExport:
+    """Write the store's picks, label image and the heatmaps of ``feature_classes`` into ``run`` of ``project``.
+
+    Picks and labels cover every class of the store but the background ones; each must map to a pickable object
+    (:func:`match_objects`; ``add_objects`` adds the missing ones to the config). Picks are written for particle
+    objects, with ``radius`` (angstrom) or else the object's own radius, and ``threshold`` (default: chosen per
+    class from the data). ``voxel_size`` (default the store's) must be the store's; ``tomo_type`` names the
+    tomogram the features go beside (default: the one the store explains, or the only one). Every check runs and
+    every target is refused if it exists (unless ``overwrite``) before anything is written; each is written under
+    a hidden staging name and renamed into place once all are written.
+    """
+    say = progress or (lambda _: None)
+    plan = _plan_export(store, project, run, session, tomo_type=tomo_type, voxel_size=voxel_size, method=method,
+                        feature_classes=feature_classes, picks=picks, labels=labels, radius=radius,
+                        add_objects=add_objects)
+    existing = [str(p) for _, p in plan.targets if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"copick export target exists already: {', '.join(existing)}; pass --overwrite to replace")
-
-    provenance = {"version": tomocam.__version__, "store": str(Path(store.path).absolute()), "method": method}
-    tomogram_info = TomogramInfo(run, store.shape, vs)
     staging = Staging(session)
     thresholds: dict[str, float] = {}
     try:
-        for what, final in targets:
-            if what == "labels":
-                lut = np.zeros(len(store.classes) + 1, np.int64)
-                for c in classes:
-                    lut[store.classes.index(c) + 1] = _label(objects[c])
-                say(f"labels -> {final.name}")
-                write_segmentation(store, lut, staging.path(final), vs, {
-                    **provenance, "labels": {c: int(lut[store.classes.index(c) + 1]) for c in classes}})
-            elif what == "features":
-                say(f"features of {', '.join(features)} -> {final.name}")
-                write_features(store, method, features, staging.path(final), vs, float16=float16,
-                               provenance=provenance)
-            else:
-                table = pick_store(store, method=method, classes=[what], threshold=threshold,
-                                   radius=radii[what])
-                thresholds[what] = float(table.attrs["thresholds"][what])
-                say(f"{len(table)} picks of {what}" + (f" -> {final.name}" if len(table) else ": no file"))
-                frame = table.assign(tomogram=run, **{"class": objects[what]["name"]})
-                # An empty table names no run or object, so a class without picks gets no file (and loses one
-                # an earlier export wrote).
-                if len(frame):
-                    write_particles(frame, staging.path(final), "copick", tomograms={run: tomogram_info},
-                                    user_id=USER, session_id=session, overwrite=True)
-                else:
-                    staging.path(final)
-        if added:
-            project.save()
-        _ensure_folder(project.overlay_run(run))
-        if any(what == "features" for what, _ in targets):
-            _ensure_folder(project.overlay_run(run) / voxel_folder(vs))
+        for what, final in plan.targets:
+            used = _write_target(store, plan, what, staging.path(final), run=run, session=session,
+                                 threshold=threshold, float16=float16, say=say)
+            if used is not None:
+                thresholds[what] = used
+        if plan.added:
+            plan.project.save()
+        _ensure_folder(plan.project.overlay_run(run))
+        if any(what == "features" for what, _ in plan.targets):
+            _ensure_folder(plan.project.overlay_run(run) / voxel_folder(plan.voxel_size))
         staging.commit()
     except OutputError:
         staging.abort()
@@ -333,4 +385,4 @@ def export_copick(
     except BaseException:
         staging.abort()
         raise
-    return CopickExport([p for _, p in targets if p.exists()], thresholds, added)
+    return CopickExport([p for _, p in plan.targets if p.exists()], thresholds, plan.added)
