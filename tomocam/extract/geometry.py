@@ -17,7 +17,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from tomocam.errors import InputError
-from tomocam.models.inputs import InputSpec
+from tomocam.models.inputs import InputSpec, model_input_for, tile_for_model
 
 
 def box_spec(input_size: int, model_voxel: float, tomogram_voxel: Sequence[float], *, invert: bool) -> InputSpec:
@@ -28,9 +28,8 @@ def box_spec(input_size: int, model_voxel: float, tomogram_voxel: Sequence[float
     Raises :class:`InputError` where explain would resample such a tile to another size than ``input_size``
     (a model voxel much finer than the tomogram's), since the boxes would then differ from explain's tiles.
     """
-    ratio = [model_voxel / v for v in tomogram_voxel]  # tomogram voxels per model voxel
-    tile = tuple(max(1, round(input_size * r)) for r in ratio)
-    size = tuple(max(1, round(t / r)) for t, r in zip(tile, ratio))
+    tile = tile_for_model(input_size, model_voxel, tomogram_voxel)
+    size = model_input_for(tile, model_voxel, tomogram_voxel)
     if size != (input_size,) * len(tile):
         raise InputError(
             f"boxes of {input_size} voxels at {model_voxel:g} A are {tile} voxels of a tomogram at "

@@ -28,6 +28,17 @@ class InputSpec:
     invert: bool = False
 
 
+def tile_for_model(input_size: int, model_voxel: float, tomogram_voxel: Sequence[float]) -> tuple[int, ...]:
+    """The tile, in tomogram voxels per axis, that covers a model input of ``input_size`` voxels at
+    ``model_voxel`` angstrom in a tomogram of ``tomogram_voxel`` (per axis) angstrom."""
+    return tuple(max(1, round(input_size * (model_voxel / v))) for v in tomogram_voxel)
+
+
+def model_input_for(tile: Sequence[int], model_voxel: float, tomogram_voxel: Sequence[float]) -> tuple[int, ...]:
+    """The model-input size a ``tile`` of tomogram voxels is resampled to: the same extent at ``model_voxel``."""
+    return tuple(max(1, round(t / (model_voxel / v))) for t, v in zip(tile, tomogram_voxel))
+
+
 def cut_tiles(volume: Tensor, starts: Tensor | Sequence[Sequence[int]], tile: Sequence[int]) -> Tensor:
     """Tiles of ``volume`` ``(*s)`` starting at ``starts`` ``(n, nd)`` (voxel indices into ``volume``):
     ``(n, *tile)`` on ``volume``'s device, a copy.

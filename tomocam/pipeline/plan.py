@@ -17,7 +17,7 @@ import numpy as np
 from tomocam.classes import class_indices
 from tomocam.device import local_worker_device, one_torch_thread
 from tomocam.errors import InputError, LayerError
-from tomocam.models.inputs import InputSpec, prepare
+from tomocam.models.inputs import InputSpec, model_input_for, prepare, tile_for_model
 from tomocam.pipeline.config import ExplainConfig
 from tomocam.read import Tomogram, open_tomogram
 from tomocam.store.layout import HeatmapSampling, native_step
@@ -186,10 +186,9 @@ def open_inputs(config: ExplainConfig) -> OpenedInputs:
     layer = config.layer or meta.cam_layer or getattr(model, "default_cam_layer", "")
     if not layer:
         raise LayerError(f"model '{config.model}' names no default layer; choose one with --layer")
-    ratio = tuple(meta.voxel_size / v for v in tomo.voxel_size)  # tomogram voxels per model voxel, (z, y, x)
-    tile = config.tile or tuple(max(1, round(meta.input_size * r)) for r in ratio)
+    tile = config.tile or tile_for_model(meta.input_size, meta.voxel_size, tomo.voxel_size)
     grid = TileGrid.build(tomo.shape, tile, config.stride)
-    model_input = tuple(max(1, round(t / r)) for t, r in zip(grid.tile, ratio))
+    model_input = model_input_for(grid.tile, meta.voxel_size, tomo.voxel_size)
     return OpenedInputs(tomo, model, meta, layer, tuple(dict.fromkeys(config.methods)),
                         class_indices(config.classes, meta.classes), grid, model_input)
 
