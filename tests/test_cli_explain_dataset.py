@@ -168,3 +168,31 @@ def test_ctrl_c_of_a_real_run_exits_130_and_its_command_completes_the_dataset(da
     done = subprocess.run([sys.executable, "-c", code, tests, *command[2:]], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "3 of 3 complete (1 kept from an earlier run), 0 failed" in done.stdout
+
+
+def test_a_copick_project_without_run_explains_every_run_into_run_named_stores(data, tmp_path, monkeypatch, capsys):
+    import json
+
+    import numpy as np
+    from test_read_omezarr import write_ngff
+
+    root = tmp_path / "proj"
+    volumes = {name: particles_volume((32, 32, 32), n=2, seed=i)[0] for i, name in enumerate(["TS-1", "TS-2"])}
+    for name, vol in volumes.items():
+        image = root / "ExperimentRuns" / name / "VoxelSpacing10.000" / "wbp.zarr"
+        image.parent.mkdir(parents=True)
+        write_ngff(image, vol, "0.4")
+    config = root / "copick_config.json"
+    config.write_text(json.dumps({"name": "p", "pickable_objects": [], "overlay_root": f"local://{root}"}))
+    out = tmp_path / "out"
+    code, _, err = run(monkeypatch, capsys, str(config), "--tomo-type", "wbp", "--voxel-spacing", "10", "--model",
+                       str(data["model"]), "-o", str(out), "--workers", "1", "--no-progress")
+    assert code == 0, err
+    assert [(r.name, r.status) for r in read_index(out)] == [("TS-1_wbp", "complete"), ("TS-2_wbp", "complete")]
+    write_mrc(tmp_path / "ts1.mrc", volumes["TS-1"])
+    mrc = tmp_path / "ts1.zarr"
+    code, _, err = run(monkeypatch, capsys, str(tmp_path / "ts1.mrc"), "--model", str(data["model"]), "-o", str(mrc),
+                       "--workers", "1", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_allclose(open_store(out / "TS-1_wbp.zarr").heatmap("respond")[...],
+                               open_store(mrc).heatmap("respond")[...], rtol=1e-5, atol=1e-6)

@@ -60,3 +60,49 @@ def test_one_tomogram_path_is_not_a_dataset_but_a_folder_pattern_list_or_several
     (tree / "list.txt").write_text("b.mrc\n")
     for inputs in ([str(tree)], [f"{tree}/*.mrc"], [str(tree / "list.txt")], [str(tree / "b.mrc")] * 2):
         assert is_dataset(inputs), inputs
+
+
+def _ome_image(path: Path, levels: int = 2) -> Path:
+    """A small OME-NGFF 0.5 image (zarr v3) with ``levels`` levels, written with zarr alone."""
+    import numpy as np
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    datasets = []
+    for level in range(levels):
+        group.create_array(str(level), data=np.zeros((8 >> level,) * 3, np.float32))
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale",
+                                                                            "scale": [10.0 * 2**level] * 3}]})
+    axes = [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    return path
+
+
+def test_ome_zarr_images_are_tomograms_of_a_folder_and_one_alone_is_no_dataset(tmp_path):
+    (tmp_path / "a.mrc").write_bytes(b"")
+    image = _ome_image(tmp_path / "b.zarr")
+    (tmp_path / "notes").mkdir()
+    assert not is_dataset([str(image)])
+    assert is_dataset([str(tmp_path)])
+    assert resolve_dataset([str(tmp_path)]) == [str(tmp_path / "a.mrc"), str(image)]
+    assert resolve_dataset([str(tmp_path)], level=1) == [str(tmp_path / "a.mrc"), str(image / "1")]
+
+
+def test_a_copick_project_without_run_is_a_dataset_of_its_runs(tmp_path):
+    import json
+
+    from tomocam.dataset import store_names
+
+    root = tmp_path / "proj"
+    for run in ("TS_01", "TS_02"):
+        _ome_image(root / "ExperimentRuns" / run / "VoxelSpacing10.000" / "wbp.zarr")
+    (root / "ExperimentRuns" / "TS_03").mkdir(parents=True)  # no tomogram: kept, for the run to report
+    config = root / "copick_config.json"
+    config.write_text(json.dumps({"name": "p", "pickable_objects": [], "overlay_root": f"local://{root}"}))
+    assert is_dataset([str(config)]) and not is_dataset([str(config)], run="TS_01")
+    paths = resolve_dataset([str(config)], tomo_type="wbp", voxel_spacing=10)
+    assert paths == [str(root / "ExperimentRuns" / r / "VoxelSpacing10.000" / "wbp.zarr")
+                     for r in ("TS_01", "TS_02", "TS_03")]
+    assert list(store_names(paths).values()) == ["TS_01_wbp", "TS_02_wbp", "TS_03_wbp"]
+    with pytest.raises(InputError, match="--tomo-type and --voxel-spacing"):
+        resolve_dataset([str(config)])

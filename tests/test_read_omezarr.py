@@ -174,6 +174,16 @@ def test_copick_project_tomogram_by_run_type_and_spacing(tmp_path):
         locate_tomogram(config, run="TS1")
 
 
+def test_copick_roots_given_as_file_urls_are_local_folders(tmp_path):
+    vol = volume()
+    config = copick_project(tmp_path, vol)
+    data = json.loads(config.read_text())
+    data = {**data, **{k: v.replace("local://", "file://") for k, v in data.items() if k.endswith("_root")}}
+    config.write_text(json.dumps(data))
+    assert CopickProject.open(config).tomogram("TS1", "wbp", 10) == \
+        tmp_path / "static/ExperimentRuns/TS1/VoxelSpacing10.000/wbp.zarr"
+
+
 def _explain(client, model, tomogram: str, out: Path):
     config = ExplainConfig(tomogram=tomogram, output=str(out), model=str(model), methods=("respond", "gradcam"),
                            block=2)

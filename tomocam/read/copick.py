@@ -63,9 +63,10 @@ class CopickProject:
 
 
 def _local_root(url: str, config: Path) -> Path:
-    """The folder of a copick root URL: ``local:///abs/path`` or a plain path (relative to the config's folder)."""
-    if "://" in url and not url.startswith(LOCAL):
+    """The folder of a copick root URL: ``local:///abs/path``, ``file:///abs/path`` (fsspec's name for the same)
+    or a plain path (relative to the config's folder)."""
+    if "://" in url and not url.startswith((LOCAL, "file://")):
         raise InputError(f"copick config '{config}' has root '{url}'; tomocam reads local projects only "
                          f"('{LOCAL}/path')")
-    path = Path(url.removeprefix(LOCAL))
+    path = Path(url.removeprefix(LOCAL).removeprefix("file://"))
     return path if path.is_absolute() else config.parent / path
